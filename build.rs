@@ -1,0 +1,46 @@
+//! Compiles the Microvium engine from the pinned npm package together with
+//! this project's port header and C glue (c/), then lets napi-build set up
+//! the Node-API link flags.
+
+use std::path::PathBuf;
+
+fn main() {
+    napi_build::setup();
+
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let engine_dir = manifest.join("node_modules/microvium/dist-c");
+    if !engine_dir.join("microvium.c").exists() {
+        panic!(
+            "{} not found: run `npm install` first (the engine comes from the \
+             npm package `microvium`, pinned in devDependencies)",
+            engine_dir.display()
+        );
+    }
+
+    let mut build = cc::Build::new();
+    build
+        .file(manifest.join("c/engine.c"))
+        // c/ first, so the engine's `#include "microvium_port.h"` finds ours.
+        .include(manifest.join("c"))
+        .include(&engine_dir)
+        .flag_if_supported("-std=gnu11")
+        // The engine's own code triggers these; they are not ours to fix.
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-sign-compare")
+        .flag_if_supported("-Wno-unused-function")
+        .flag_if_supported("-Wno-implicit-fallthrough")
+        .flag_if_supported("-Wno-missing-field-initializers");
+    if std::env::var("PROFILE").as_deref() == Ok("release") {
+        build.opt_level(2);
+    }
+    if std::env::var("MICROVIUM_ASAN").is_ok() {
+        build.flag("-fsanitize=address").flag("-fno-omit-frame-pointer");
+    }
+    build.compile("microvium_engine");
+
+    for f in ["c/engine.c", "c/engine.h", "c/microvium_port.h"] {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    println!("cargo:rerun-if-changed={}", engine_dir.join("microvium.c").display());
+    println!("cargo:rerun-if-env-changed=MICROVIUM_ASAN");
+}

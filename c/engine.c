@@ -1,0 +1,450 @@
+/*
+ * The C side of the engine binding.
+ *
+ * This file compiles the engine itself (microvium.c from the pinned npm
+ * package, found through the include path; nothing is copied here) in the
+ * same translation unit as the small amount of glue that has to be C:
+ *
+ *   - the fatal-error boundary: setjmp at every entry from Rust into the
+ *     engine, longjmp from MVM_FATAL_ERROR, so a fatal error ends the engine
+ *     call with an error code instead of ending the process;
+ *   - the allocator hooks of the port (collection detection, a one-block
+ *     cache for the per-call virtual stack);
+ *   - helpers that need the engine's internal layout (value kinds the public
+ *     API does not distinguish, class construction, promises).
+ *
+ * Rust never calls an mvm_* function directly: everything goes through a
+ * glue_* function below, so every engine frame on the C stack is below a
+ * boundary. The only frames a longjmp skips are engine frames and the
+ * glue function's own.
+ */
+#include <setjmp.h>
+#include "microvium_port.h"
+#include "microvium.c"
+#include "engine.h"
+
+static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
+                                            mvm_Value* ctor, mvm_Value* proto);
+
+/* ------------------------------------------------------------------------ */
+/* The fatal-error boundary                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct Boundary {
+  jmp_buf jump;
+  struct Boundary* outer;
+  int fatal_code;
+} Boundary;
+
+/* Innermost active boundary of this thread (each Node.js thread runs its own
+ * VMs, so boundaries never cross threads). */
+static _Thread_local Boundary* innermost_boundary = NULL;
+
+_Noreturn void glue_fatal_error(void* vm, int e) {
+  (void)vm;
+  Boundary* b = innermost_boundary;
+  if (!b) {
+    /* Unreachable by construction (every engine entry is guarded); abort
+     * rather than continue running a corrupted engine. */
+    abort();
+  }
+  b->fatal_code = e;
+  longjmp(b->jump, 1);
+}
+
+/*
+ * GUARD runs `statement` inside a boundary. On a fatal error the function
+ * returns GLUE_FATAL_BASE + code. Locals written inside `statement` are not
+ * read after a longjmp, so none needs to be volatile.
+ */
+#define GUARD(statement)                                          \
+  Boundary boundary;                                              \
+  boundary.outer = innermost_boundary;                            \
+  boundary.fatal_code = 0;                                        \
+  if (setjmp(boundary.jump)) {                                    \
+    innermost_boundary = boundary.outer;                          \
+    return GLUE_FATAL_BASE + boundary.fatal_code;                 \
+  }                                                               \
+  innermost_boundary = &boundary;                                 \
+  statement;                                                      \
+  innermost_boundary = boundary.outer;
+
+/*
+ * Some engine internals used by the host between calls (object creation,
+ * property access) push temporaries on the VM's stack, which only exists
+ * while a call is active. WITH_STACK gives them one, as mvm_call does, and
+ * frees it again if it was created here.
+ */
+#define WITH_STACK(vm, err, statement)                              \
+  do {                                                              \
+    bool created_stack = !(vm)->stack;                              \
+    if (created_stack) {                                            \
+      err = vm_createStackAndRegisters(vm);                         \
+      if (err) break;                                               \
+    }                                                               \
+    statement;                                                      \
+    if (created_stack && (vm)->stack) {                             \
+      vm_free(vm, (vm)->stack);                                     \
+      (vm)->stack = NULL;                                           \
+    }                                                               \
+  } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Allocator hooks                                                          */
+/* ------------------------------------------------------------------------ */
+
+#define STACK_BLOCK_SIZE (sizeof(vm_TsStack) + MVM_STACK_SIZE)
+
+void* glue_malloc(size_t size, void* context) {
+  GlueContext* ctx = (GlueContext*)context;
+  /* The engine mallocs and frees its virtual stack around every outermost
+   * call; keeping the last block saves two allocator round trips per call. */
+  if (ctx && size == STACK_BLOCK_SIZE && ctx->spare_stack) {
+    void* p = ctx->spare_stack;
+    ctx->spare_stack = NULL;
+    return p;
+  }
+  void* p = malloc(size);
+  if (p && ctx) ctx->allocated_blocks++;
+  return p;
+}
+
+void glue_free(void* ptr, void* context) {
+  GlueContext* ctx = (GlueContext*)context;
+  if (!ptr) return;
+  if (ctx && ctx->vm) {
+    mvm_VM* vm = ctx->vm;
+    if (ptr == (void*)vm) {
+      /* mvm_free releasing the VM struct itself; nothing may read it after. */
+    } else if (ptr == (void*)vm->stack) {
+      if (!ctx->spare_stack) {
+        ctx->spare_stack = ptr;
+        return;
+      }
+    } else {
+      /* The collector frees every old heap bucket at the end of a cycle:
+       * objects may have moved, so host-side address maps are stale. */
+      ctx->gc_epoch++;
+    }
+  }
+  if (ctx) ctx->allocated_blocks--;
+  free(ptr);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Guarded engine entry points                                              */
+/* ------------------------------------------------------------------------ */
+
+int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size,
+                 mvm_TfResolveImport resolve) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  mvm_VM* vm = NULL;
+  GUARD(err = mvm_restore(&vm, (MVM_LONG_PTR_TYPE)bytes, size, ctx, resolve));
+  if (err == MVM_E_SUCCESS) ctx->vm = vm;
+  return err;
+}
+
+void glue_free_vm(GlueContext* ctx) {
+  if (ctx->vm) {
+    mvm_VM* vm = ctx->vm;
+    /* A fatal error may have left a stack allocated; mvm_free frees it. */
+    mvm_free(vm);
+    ctx->vm = NULL;
+  }
+  free(ctx->spare_stack);
+  ctx->spare_stack = NULL;
+}
+
+int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
+              mvm_Value* out_result, mvm_Value* args, uint8_t arg_count) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  if (this_value) {
+    GUARD(err = mvm_callEx(ctx->vm, func, *this_value, out_result, args, arg_count));
+  } else {
+    GUARD(err = mvm_call(ctx->vm, func, out_result, args, arg_count));
+  }
+  return err;
+}
+
+/*
+ * First half of `new Class(...args)` from the host. The engine only offers
+ * `new` as an opcode, so this does what its SUB_NEW does before the call:
+ * read the class's prototype (and the prototype's internal-slot template)
+ * and allocate the instance. The host then calls `*ctor` with the instance
+ * as `this`; the instance is the result, as in the engine.
+ *
+ * `target` holds the class on entry and the instance on return; `ctor`
+ * receives the constructor; `proto` is scratch. All three point into
+ * registered handles, so they stay valid across collections.
+ */
+int glue_construct(GlueContext* ctx, mvm_Value* target, mvm_Value* ctor, mvm_Value* proto) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(WITH_STACK(ctx->vm, err, err = glue_construct_unguarded(ctx->vm, target, ctor, proto)));
+  return err;
+}
+
+static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
+                                            mvm_Value* ctor, mvm_Value* proto) {
+  mvm_Value cls = *target;
+  if (deepTypeOf(vm, cls) != TC_REF_CLASS) return MVM_E_USING_NEW_ON_NON_CLASS;
+  LongPtr lpClass = DynamicPtr_decode_long(vm, cls);
+  *ctor = READ_FIELD_2(lpClass, TsClass, constructorFunc);
+  Value protoKey = getBuiltin(vm, BIN_STR_PROTOTYPE);
+  if (protoKey == VM_VALUE_UNDEFINED) return MVM_E_CLASS_PROTOTYPE_MUST_BE_NULL_OR_OBJECT;
+  *proto = protoKey;
+  mvm_TeError err = getProperty(vm, target, proto, proto);
+  if (err) return err;
+
+  TeTypeCode tc = deepTypeOf(vm, *proto);
+  uint16_t slot_count = 0;
+  if (tc == TC_REF_PROPERTY_LIST) {
+    Value* pProto = (Value*)ShortPtr_decode(vm, *proto);
+    if ((vm_getAllocationSize(pProto) >= 4) &&
+        (pProto[VM_OIS_PROTO_SLOT_MAGIC_KEY] == VM_PROTO_SLOT_MAGIC_KEY_VALUE)) {
+      slot_count = VirtualInt14_decode(vm, pProto[VM_OIS_PROTO_SLOT_COUNT]);
+    }
+  } else if (tc != TC_VAL_NULL) {
+    return MVM_E_CLASS_PROTOTYPE_MUST_BE_NULL_OR_OBJECT;
+  }
+
+  Value* pObject = mvm_allocate(vm, sizeof(TsPropertyList) + slot_count * sizeof(Value), TC_REF_PROPERTY_LIST);
+  Value* p = pObject;
+  *p++ = VM_VALUE_NULL;   /* dpNext */
+  *p++ = *proto;          /* dpProto (re-read: the allocation may have moved it) */
+  if (slot_count) {
+    Value* pProto = (Value*)ShortPtr_decode(vm, *proto);
+    Value* src = &pProto[4];
+    while (slot_count--) *p++ = *src++;
+  }
+  *target = ShortPtr_encode(vm, pObject);
+  return MVM_E_SUCCESS;
+}
+
+int glue_new_string(GlueContext* ctx, const char* utf8, size_t size, mvm_Value* out) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  if (size > MAX_ALLOCATION_SIZE - 1) return MVM_E_ALLOCATION_TOO_LARGE;
+  GUARD(WITH_STACK(ctx->vm, err, *out = mvm_newString(ctx->vm, utf8, size)));
+  return err;
+}
+
+int glue_new_number(GlueContext* ctx, double value, mvm_Value* out) {
+  GUARD(*out = mvm_newNumber(ctx->vm, value));
+  return MVM_E_SUCCESS;
+}
+
+int glue_new_int32(GlueContext* ctx, int32_t value, mvm_Value* out) {
+  GUARD(*out = mvm_newInt32(ctx->vm, value));
+  return MVM_E_SUCCESS;
+}
+
+int glue_new_uint8array(GlueContext* ctx, const uint8_t* data, size_t size, mvm_Value* out) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  if (size > MAX_ALLOCATION_SIZE) return MVM_E_ALLOCATION_TOO_LARGE;
+  GUARD(WITH_STACK(ctx->vm, err, *out = mvm_uint8ArrayFromBytes(ctx->vm, data, size)));
+  return err;
+}
+
+/* A plain object with the engine's default (null) prototype. */
+int glue_new_object(GlueContext* ctx, mvm_Value* out) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(WITH_STACK(ctx->vm, err, *out = vm_objectCreate(ctx->vm, VM_VALUE_NULL, 0)));
+  return err;
+}
+
+int glue_new_array(GlueContext* ctx, uint16_t capacity, mvm_Value* out) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(WITH_STACK(ctx->vm, err, *out = vm_newArray(ctx->vm, capacity)));
+  return err;
+}
+
+/* Object, key and result must be handle slots: getProperty can allocate. */
+int glue_get_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* out) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(WITH_STACK(ctx->vm, err, err = getProperty(ctx->vm, object, key, out)));
+  return err;
+}
+
+int glue_set_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* value) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(WITH_STACK(ctx->vm, err, err = setProperty(ctx->vm, object, key, value)));
+  return err;
+}
+
+/* Replaces *inout (an object) with a fixed-length array of its own keys. */
+int glue_object_keys(GlueContext* ctx, mvm_Value* inout) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(WITH_STACK(ctx->vm, err, err = vm_objectKeys(ctx->vm, inout)));
+  return err;
+}
+
+int glue_run_gc(GlueContext* ctx, bool squeeze) {
+  GUARD(mvm_runGC(ctx->vm, squeeze));
+  return MVM_E_SUCCESS;
+}
+
+int glue_create_snapshot(GlueContext* ctx, void** out_data, size_t* out_size) {
+  GUARD(*out_data = mvm_createSnapshot(ctx->vm, out_size));
+  return MVM_E_SUCCESS;
+}
+
+void glue_free_snapshot(void* data) { free(data); }
+
+int glue_resolve_export(GlueContext* ctx, uint16_t id, mvm_Value* out) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(err = mvm_resolveExports(ctx->vm, &id, out, 1));
+  return err;
+}
+
+/* Only called on string values, which the engine reads without allocating. */
+int glue_string_utf8(GlueContext* ctx, mvm_Value value, const char** out_ptr, size_t* out_size) {
+  GUARD(*out_ptr = mvm_toStringUtf8(ctx->vm, value, out_size));
+  return MVM_E_SUCCESS;
+}
+
+double glue_to_float64(GlueContext* ctx, mvm_Value value) {
+  return mvm_toFloat64(ctx->vm, value);
+}
+
+/* The bytes of a Uint8Array, which may live in the heap or (for arrays the
+ * compiler placed there) in the snapshot's read-only section. Writable only
+ * in the first case. */
+int glue_uint8array_bytes(GlueContext* ctx, mvm_Value value, uint8_t** out_data, size_t* out_size,
+                          bool* out_writable) {
+  mvm_VM* vm = ctx->vm;
+  if (deepTypeOf(vm, value) != TC_REF_UINT8_ARRAY) return MVM_E_TYPE_ERROR;
+  LongPtr lp = DynamicPtr_decode_long(vm, value);
+  uint16_t headerWord = readAllocationHeaderWord_long(lp);
+  *out_size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(headerWord);
+  *out_data = (uint8_t*)MVM_LONG_PTR_TRUNCATE(lp);
+  *out_writable = Value_isShortPtr(value);
+  return MVM_E_SUCCESS;
+}
+
+void glue_get_memory_stats(GlueContext* ctx, mvm_TsMemoryStats* out) {
+  mvm_getMemoryStats(ctx->vm, out);
+}
+
+void glue_stop_after(GlueContext* ctx, int32_t n) { mvm_stopAfterNInstructions(ctx->vm, n); }
+int32_t glue_instructions_remaining(GlueContext* ctx) { return mvm_getInstructionCountRemaining(ctx->vm); }
+uint16_t glue_current_address(GlueContext* ctx) { return mvm_getCurrentAddress(ctx->vm); }
+
+int glue_set_breakpoint(GlueContext* ctx, uint16_t address) {
+  GUARD(mvm_dbg_setBreakpoint(ctx->vm, address));
+  return MVM_E_SUCCESS;
+}
+void glue_remove_breakpoint(GlueContext* ctx, uint16_t address) {
+  mvm_dbg_removeBreakpoint(ctx->vm, address);
+}
+void glue_set_breakpoint_callback(GlueContext* ctx, mvm_TfBreakpointCallback cb) {
+  mvm_dbg_setBreakpointCallback(ctx->vm, cb);
+}
+
+void glue_handle_init(GlueContext* ctx, mvm_Handle* handle) {
+  mvm_initializeHandle(ctx->vm, handle);
+}
+
+void* glue_get_context(mvm_VM* vm) { return mvm_getContext(vm); }
+
+/* ------------------------------------------------------------------------ */
+/* Value kinds                                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Finer than mvm_typeOf: the host must tell apart fixed-length arrays
+ * (read-only from the host), host function references (which go back to the
+ * original host function), promises, and -0/NaN/int/float numbers.
+ */
+int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra) {
+  mvm_VM* vm = ctx->vm;
+  TeTypeCode tc = deepTypeOf(vm, value);
+  *out_extra = 0;
+  switch (tc) {
+    case TC_VAL_UNDEFINED: case TC_VAL_DELETED: return GLUE_KIND_UNDEFINED;
+    case TC_VAL_NULL: return GLUE_KIND_NULL;
+    case TC_VAL_TRUE: *out_extra = 1; return GLUE_KIND_BOOLEAN;
+    case TC_VAL_FALSE: return GLUE_KIND_BOOLEAN;
+    case TC_VAL_INT14: case TC_REF_INT32: case TC_REF_FLOAT64:
+    case TC_VAL_NAN: case TC_VAL_NEG_ZERO: return GLUE_KIND_NUMBER;
+    case TC_REF_STRING: case TC_REF_INTERNED_STRING:
+    case TC_VAL_STR_LENGTH: case TC_VAL_STR_PROTO: return GLUE_KIND_STRING;
+    case TC_REF_FUNCTION: case TC_REF_CLOSURE: case TC_VAL_NO_OP_FUNC: return GLUE_KIND_FUNCTION;
+    case TC_REF_HOST_FUNC: {
+      LongPtr lp = DynamicPtr_decode_long(vm, value);
+      uint16_t index = READ_FIELD_2(lp, TsHostFunc, indexInImportTable);
+      *out_extra = vm_getHostFunctionId(vm, index);
+      return GLUE_KIND_HOST_FUNCTION;
+    }
+    case TC_REF_CLASS: return GLUE_KIND_CLASS;
+    case TC_REF_PROPERTY_LIST: {
+      Value* p = (Value*)ShortPtr_decode(vm, value);
+      if (vm_getAllocationSize(p) >= 4 * sizeof(Value) &&
+          p[VM_OIS_PROTO] == getBuiltin(vm, BIN_PROMISE_PROTOTYPE) &&
+          p[VM_OIS_PROTO] != VM_VALUE_UNDEFINED) {
+        return GLUE_KIND_PROMISE;
+      }
+      return GLUE_KIND_OBJECT;
+    }
+    case TC_REF_ARRAY: return GLUE_KIND_ARRAY;
+    case TC_REF_FIXED_LENGTH_ARRAY: return GLUE_KIND_FIXED_ARRAY;
+    case TC_REF_UINT8_ARRAY: return GLUE_KIND_UINT8_ARRAY;
+    default: return GLUE_KIND_OTHER;
+  }
+}
+
+/* The prototype of a plain object (for class instances), or null. */
+mvm_Value glue_object_proto(GlueContext* ctx, mvm_Value value) {
+  mvm_VM* vm = ctx->vm;
+  if (deepTypeOf(vm, value) != TC_REF_PROPERTY_LIST) return VM_VALUE_NULL;
+  LongPtr lp = DynamicPtr_decode_long(vm, value);
+  return READ_FIELD_2(lp, TsPropertyList, dpProto);
+}
+
+/* The static-members object of a class. */
+mvm_Value glue_class_statics(GlueContext* ctx, mvm_Value value) {
+  mvm_VM* vm = ctx->vm;
+  if (deepTypeOf(vm, value) != TC_REF_CLASS) return VM_VALUE_UNDEFINED;
+  LongPtr lp = DynamicPtr_decode_long(vm, value);
+  return READ_FIELD_2(lp, TsClass, staticProps);
+}
+
+/* Array length without allocating; fixed-length arrays included. */
+int glue_array_length(GlueContext* ctx, mvm_Value value) {
+  mvm_VM* vm = ctx->vm;
+  TeTypeCode tc = deepTypeOf(vm, value);
+  if (tc == TC_REF_ARRAY) {
+    LongPtr lp = DynamicPtr_decode_long(vm, value);
+    return VirtualInt14_decode(vm, READ_FIELD_2(lp, TsArray, viLength));
+  }
+  if (tc == TC_REF_FIXED_LENGTH_ARRAY) {
+    void* p = ShortPtr_decode(vm, value);
+    return vm_getAllocationSize(p) / 2;
+  }
+  return -1;
+}
+
+/* Whether a guest value is the empty "deleted" marker (array holes). */
+bool glue_is_deleted(mvm_Value value) { return value == VM_VALUE_DELETED; }
+
+mvm_Value glue_undefined(void) { return VM_VALUE_UNDEFINED; }
+mvm_Value glue_null(void) { return VM_VALUE_NULL; }
+mvm_Value glue_bool(bool b) { return b ? VM_VALUE_TRUE : VM_VALUE_FALSE; }
+
+/* A guest reference to the host function `host_function_id`, which must be
+ * one of the snapshot's imports (the engine calls imports by table index). */
+int glue_new_host_function(GlueContext* ctx, uint16_t host_function_id, mvm_Value* out) {
+  mvm_VM* vm = ctx->vm;
+  uint16_t count = getSectionSize(vm, BCS_IMPORT_TABLE) / sizeof(vm_TsImportTableEntry);
+  uint16_t index;
+  for (index = 0; index < count; index++) {
+    if (vm_getHostFunctionId(vm, index) == host_function_id) break;
+  }
+  if (index == count) return MVM_E_UNRESOLVED_IMPORT;
+  volatile uint16_t found = index; /* read after setjmp */
+  TsHostFunc* p = NULL;
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(WITH_STACK(vm, err, p = (TsHostFunc*)mvm_allocate(vm, sizeof(TsHostFunc), TC_REF_HOST_FUNC)));
+  if (err) return err;
+  p->indexInImportTable = found;
+  *out = ShortPtr_encode(vm, p);
+  return MVM_E_SUCCESS;
+}
