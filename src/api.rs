@@ -1,0 +1,566 @@
+//! The native functions the JS layer (lib/) calls. Each takes the VM's core
+//! object first; guest values are addressed by their handle slot, which the
+//! JS layer got from the proxy factory.
+
+use crate::engine::{self, kind, Value};
+use crate::errors;
+use crate::js::{CallInfo, Env, JsResult, JsValue, Pending, Type};
+use crate::membrane::{self, property_key, to_guest, to_host, Rooted};
+use crate::runtime;
+use crate::snapshot;
+use crate::vm::{self, VmState, Wrapped};
+use napi::sys;
+use std::rc::Rc;
+
+type Body = fn(Env, &CallInfo) -> JsResult<JsValue>;
+
+/// Common entry of every native function: records the env, catches panics
+/// (a panic must never unwind into Node), maps errors to a pending exception.
+fn entry(raw_env: sys::napi_env, info: sys::napi_callback_info, body: Body) -> sys::napi_value {
+    runtime::set_env(raw_env);
+    let env = Env(raw_env);
+    let outcome = std::panic::catch_unwind(|| -> JsResult<JsValue> {
+        let ci = env.call_info(info, 6)?;
+        body(env, &ci)
+    });
+    match outcome {
+        Ok(Ok(v)) => v,
+        Ok(Err(Pending)) => std::ptr::null_mut(),
+        Err(_) => {
+            if !env.is_exception_pending() {
+                env.throw_error("@microvium/runtime: internal error (panic)");
+            }
+            std::ptr::null_mut()
+        }
+    }
+}
+
+macro_rules! native {
+    ($($name:ident => $body:path),* $(,)?) => {
+        $(
+            unsafe extern "C" fn $name(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+                entry(env, info, $body)
+            }
+        )*
+        pub const FUNCTIONS: &[(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value)] = &[
+            $((stringify!($name), $name)),*
+        ];
+    };
+}
+
+native! {
+    init => init_impl,
+    restore => restore_impl,
+    exportIds => export_ids_impl,
+    getExport => get_export_impl,
+    requiredEngineVersion => required_version_impl,
+    get => get_impl,
+    set => set_impl,
+    has => has_impl,
+    ownKeys => own_keys_impl,
+    length => length_impl,
+    proto => proto_impl,
+    construct => construct_impl,
+    u8Slice => u8_slice_impl,
+    u8Set => u8_set_impl,
+    u8Length => u8_length_impl,
+    createSnapshot => create_snapshot_impl,
+    runGC => run_gc_impl,
+    memoryStats => memory_stats_impl,
+    stopAfter => stop_after_impl,
+    remaining => remaining_impl,
+    setBreakpoint => set_breakpoint_impl,
+    removeBreakpoint => remove_breakpoint_impl,
+    setBreakpointCallback => set_breakpoint_callback_impl,
+    currentAddress => current_address_impl,
+    dispose => dispose_impl,
+    status => status_impl,
+    liveHandles => live_handles_impl,
+}
+
+fn arg(env: Env, ci: &CallInfo, i: usize) -> JsValue {
+    ci.args.get(i).copied().unwrap_or_else(|| env.undefined())
+}
+
+/// The VM behind a core object, checked usable from this thread.
+fn core(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
+    let vm = core_any(env, ci)?;
+    vm.check_usable(env)?;
+    Ok(vm)
+}
+
+/// The VM behind a core object, in any state.
+fn core_any(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
+    match membrane::unwrap(env, arg(env, ci, 0)) {
+        Some(Wrapped::Core(vm)) => Ok(vm.clone()),
+        _ => Err(env.throw_type_error("Microvium: expected a VM")),
+    }
+}
+
+fn slot_arg(env: Env, ci: &CallInfo, vm: &VmState, i: usize) -> JsResult<u32> {
+    let s = env.get_f64(arg(env, ci, i))? as u32;
+    if !vm.handles.borrow().is_live(s) {
+        return Err(env.throw_error("Microvium: stale guest value"));
+    }
+    Ok(s)
+}
+
+fn int_arg(env: Env, ci: &CallInfo, i: usize) -> JsResult<f64> {
+    let v = arg(env, ci, i);
+    if env.type_of(v)? != Type::Number {
+        return Err(env.throw_type_error("Microvium: expected a number"));
+    }
+    env.get_f64(v)
+}
+
+fn init_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    runtime::set_helpers(env, [arg(env, ci, 0), arg(env, ci, 1), arg(env, ci, 2)])?;
+    Ok(env.undefined())
+}
+
+/// restore(core, bytes: Uint8Array, importIds: number[], importFns: Function[])
+fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let core = arg(env, ci, 0);
+    let bytes = env
+        .uint8_bytes(arg(env, ci, 1))
+        .ok_or_else(|| env.throw_type_error("Microvium snapshot must be a Uint8Array"))?
+        .to_vec();
+    let info = match snapshot::validate(&bytes) {
+        Ok(i) => i,
+        Err(snapshot::Invalid(errno, detail)) => return Err(errors::throw(env, errno, Some(&detail))),
+    };
+    let ids = arg(env, ci, 2);
+    let fns = arg(env, ci, 3);
+    let n = env.array_length(ids)?;
+    let mut imports = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let id = env.get_f64(env.get_element(ids, i)?)? as u16;
+        imports.push((id, env.get_element(fns, i)?));
+    }
+    let state = vm::restore(env, bytes, imports, info)?;
+    membrane::wrap_core(env, core, state)?;
+    Ok(env.undefined())
+}
+
+fn export_ids_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_any(env, ci)?;
+    let a = env.array(vm.export_ids.len())?;
+    for (i, id) in vm.export_ids.iter().enumerate() {
+        env.set_element(a, i as u32, env.int32(*id as i32))?;
+    }
+    Ok(a)
+}
+
+fn get_export_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let id = int_arg(env, ci, 1)?;
+    if !(0.0..=65535.0).contains(&id) || id.fract() != 0.0 || !vm.export_ids.contains(&(id as u16)) {
+        return Ok(env.undefined());
+    }
+    let mut out = engine::UNDEFINED;
+    let ctx = vm.ctx();
+    // SAFETY: ctx is live; out is a local.
+    vm.engine_op(|| unsafe { engine::glue_resolve_export(ctx, id as u16, &mut out) })
+        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+    to_host(env, &vm, out)
+}
+
+fn required_version_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_any(env, ci)?;
+    env.string(vm.required_version.as_bytes())
+}
+
+/// Reads property `key` of the guest value in `slot` into a rooted result.
+fn get_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> JsResult<Rooted<'a>> {
+    let k = property_key(env, vm, key)?;
+    let obj = { let v = vm.handles.borrow().get(slot); Rooted::new(vm, v) };
+    let out = Rooted::new(vm, engine::UNDEFINED);
+    let ctx = vm.ctx();
+    let (o, kp, r) = (obj.raw(), k.raw(), out.raw());
+    // SAFETY: rooted slot pointers, taken after the last allocation of a slot.
+    vm.engine_op(|| unsafe { engine::glue_get_property(ctx, o, kp, r) })
+        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+    Ok(out)
+}
+
+fn get_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let out = get_property(env, &vm, slot, arg(env, ci, 2))?;
+    let v = out.get();
+    if v == 0x19 {
+        // VM_VALUE_DELETED: an array hole reads as undefined.
+        return Ok(env.undefined());
+    }
+    to_host(env, &vm, v)
+}
+
+fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    // Convert the value first: if it cannot cross, nothing changes.
+    let value = to_guest(env, &vm, arg(env, ci, 3))?;
+    let k = property_key(env, &vm, arg(env, ci, 2))?;
+    let obj = { let v = vm.handles.borrow().get(slot); Rooted::new(&vm, v) };
+    let ctx = vm.ctx();
+    let (o, kp, x) = (obj.raw(), k.raw(), value.raw());
+    // SAFETY: rooted slot pointers.
+    vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) })
+        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+    Ok(env.boolean(true))
+}
+
+/// Own keys of a guest object as a host array of strings.
+fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
+    let ctx = vm.ctx();
+    let value = vm.handles.borrow().get(slot);
+    let mut extra = 0;
+    // SAFETY: ctx is live.
+    let k = unsafe { engine::glue_kind(ctx, value, &mut extra) };
+    if k == kind::ARRAY || k == kind::FIXED_ARRAY || k == kind::UINT8_ARRAY {
+        // SAFETY: as above.
+        let n = if k == kind::UINT8_ARRAY { uint8_len(vm, value) } else { unsafe { engine::glue_array_length(ctx, value) }.max(0) as usize };
+        let a = env.array(n)?;
+        for i in 0..n {
+            env.set_element(a, i as u32, env.string(i.to_string().as_bytes())?)?;
+        }
+        return Ok(a);
+    }
+    if k != kind::OBJECT && k != kind::PROMISE {
+        return env.array(0);
+    }
+    let keys = Rooted::new(vm, value);
+    let kp = keys.raw();
+    // SAFETY: rooted slot pointer.
+    vm.engine_op(|| unsafe { engine::glue_object_keys(ctx, kp) })
+        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+    // SAFETY: keys now holds a fixed-length array.
+    let n = unsafe { engine::glue_array_length(ctx, keys.get()) }.max(0) as u32;
+    let a = env.array(n as usize)?;
+    for i in 0..n {
+        let idx = Rooted::new(vm, engine::int14_encode(i as i32).unwrap_or(engine::UNDEFINED));
+        let out = Rooted::new(vm, engine::UNDEFINED);
+        let (kp, ip, op) = (keys.raw(), idx.raw(), out.raw());
+        // SAFETY: rooted slot pointers.
+        vm.engine_op(|| unsafe { engine::glue_get_property(ctx, kp, ip, op) })
+            .map_err(|f| membrane::throw_failure(env, vm, f))?;
+        let key = out.get();
+        let host = match engine::int14_decode(key) {
+            Some(i) => env.string(i.to_string().as_bytes())?,
+            None => to_host(env, vm, key)?,
+        };
+        env.set_element(a, i, host)?;
+    }
+    Ok(a)
+}
+
+fn own_keys_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    keys_of(env, &vm, slot)
+}
+
+fn has_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let key = arg(env, ci, 2);
+    let keys = keys_of(env, &vm, slot)?;
+    let n = env.array_length(keys)?;
+    let wanted = match env.type_of(key)? {
+        Type::Number => env.string(crate::number_format::js_number_to_string(env.get_f64(key)?).as_bytes())?,
+        _ => key,
+    };
+    for i in 0..n {
+        if env.strict_equals(env.get_element(keys, i)?, wanted) {
+            return Ok(env.boolean(true));
+        }
+    }
+    Ok(env.boolean(false))
+}
+
+fn uint8_len(vm: &VmState, value: Value) -> usize {
+    let mut data = std::ptr::null_mut();
+    let mut size = 0usize;
+    let mut writable = false;
+    // SAFETY: value is a Uint8Array of this engine; nothing is written.
+    unsafe { engine::glue_uint8array_bytes(vm.ctx(), value, &mut data, &mut size, &mut writable) };
+    size
+}
+
+fn length_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let value = vm.handles.borrow().get(slot);
+    let mut extra = 0;
+    // SAFETY: ctx is live.
+    let k = unsafe { engine::glue_kind(vm.ctx(), value, &mut extra) };
+    let n = if k == kind::UINT8_ARRAY {
+        uint8_len(&vm, value) as i32
+    } else {
+        // SAFETY: ctx is live.
+        unsafe { engine::glue_array_length(vm.ctx(), value) }
+    };
+    Ok(env.int32(n))
+}
+
+/// The host value of a class instance's guest prototype, or null for plain
+/// objects (which report Object.prototype in the JS layer).
+fn proto_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let value = vm.handles.borrow().get(slot);
+    // SAFETY: ctx is live.
+    let p = unsafe { engine::glue_object_proto(vm.ctx(), value) };
+    if p == engine::NULL || p == engine::UNDEFINED {
+        return Ok(env.null());
+    }
+    to_host(env, &vm, p)
+}
+
+/// construct(core, classSlot, ...args)
+fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let args = &ci.args[2.min(ci.args.len())..];
+    if args.len() > 126 {
+        return Err(errors::throw(env, errors::E_TOO_MANY_ARGUMENTS, None));
+    }
+    let mut rooted = Vec::with_capacity(args.len());
+    for a in args {
+        rooted.push(to_guest(env, &vm, *a)?);
+    }
+    let instance = { let v = vm.handles.borrow().get(slot); Rooted::new(&vm, v) };
+    let ctor = Rooted::new(&vm, engine::UNDEFINED);
+    let scratch = Rooted::new(&vm, engine::UNDEFINED);
+    let ctx = vm.ctx();
+    let (ip, cp, sp) = (instance.raw(), ctor.raw(), scratch.raw());
+    // SAFETY: rooted slot pointers.
+    vm.engine_op(|| unsafe { engine::glue_construct(ctx, ip, cp, sp) })
+        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+    membrane::invoke(env, &vm, &ctor, Some(&instance), &rooted)?;
+    to_host(env, &vm, instance.get())
+}
+
+/// The bytes of the guest Uint8Array in `slot`, and whether they may be
+/// written (they may not when the compiler put the array in the snapshot's
+/// read-only section).
+fn u8_bytes<'a>(env: Env, vm: &VmState, slot: u32) -> JsResult<(&'a mut [u8], bool)> {
+    let value = vm.handles.borrow().get(slot);
+    let mut data = std::ptr::null_mut();
+    let mut size = 0usize;
+    let mut writable = false;
+    // SAFETY: ctx is live.
+    let code = unsafe { engine::glue_uint8array_bytes(vm.ctx(), value, &mut data, &mut size, &mut writable) };
+    if code != 0 {
+        return Err(errors::throw(env, code, None));
+    }
+    if size == 0 {
+        return Ok((&mut [], writable));
+    }
+    // SAFETY: the engine reports `size` bytes at `data` inside its heap or
+    // snapshot; callers use the slice before anything can allocate in the
+    // guest, and write only when `writable`.
+    Ok((unsafe { std::slice::from_raw_parts_mut(data, size) }, writable))
+}
+
+fn u8_length_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    Ok(env.int32(u8_bytes(env, &vm, slot)?.0.len() as i32))
+}
+
+/// u8Slice(core, slot, begin, end): a copy, with begin/end already
+/// normalised by the JS layer.
+fn u8_slice_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let (bytes, _) = u8_bytes(env, &vm, slot)?;
+    let begin = (int_arg(env, ci, 2)? as usize).min(bytes.len());
+    let end = (int_arg(env, ci, 3)? as usize).clamp(begin, bytes.len());
+    let copy = bytes[begin..end].to_vec();
+    env.uint8array_from(&copy)
+}
+
+/// u8Set(core, slot, source: Uint8Array, offset), bounds checked in JS.
+fn u8_set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let source = env
+        .uint8_bytes(arg(env, ci, 2))
+        .ok_or_else(|| env.throw_type_error("Microvium: expected a Uint8Array"))?
+        .to_vec();
+    let offset = int_arg(env, ci, 3)? as usize;
+    let (bytes, writable) = u8_bytes(env, &vm, slot)?;
+    if !writable {
+        return Err(errors::throw(env, 10, Some("this Uint8Array is in the snapshot's read-only memory")));
+    }
+    if offset > bytes.len() || source.len() > bytes.len() - offset {
+        return Err(env.throw_range_error("offset is out of bounds"));
+    }
+    bytes[offset..offset + source.len()].copy_from_slice(&source);
+    Ok(env.undefined())
+}
+
+fn create_snapshot_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let mut data = std::ptr::null_mut();
+    let mut size = 0usize;
+    let ctx = vm.ctx();
+    // SAFETY: ctx is live; out-pointers to locals.
+    vm.engine_op(|| unsafe { engine::glue_create_snapshot(ctx, &mut data, &mut size) })
+        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+    if data.is_null() {
+        return Err(env.throw_error("Microvium: snapshot creation failed"));
+    }
+    // SAFETY: the engine malloc'd `size` bytes at `data`; freed right after.
+    let copy = unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec();
+    // SAFETY: data came from the engine's malloc.
+    unsafe { engine::glue_free_snapshot(data) };
+    env.uint8array_from(&copy)
+}
+
+fn run_gc_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let squeeze = env.type_of(arg(env, ci, 1))? == Type::Boolean && env.get_bool(arg(env, ci, 1))?;
+    let ctx = vm.ctx();
+    // SAFETY: ctx is live.
+    vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, squeeze) })
+        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+    Ok(env.undefined())
+}
+
+fn memory_stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let mut s = engine::MemoryStats::default();
+    // SAFETY: ctx is live; s is a local of the mirrored layout.
+    unsafe { engine::glue_get_memory_stats(vm.ctx(), &mut s) };
+    let o = env.object()?;
+    for (name, v) in [
+        ("totalSize", s.total_size),
+        ("fragmentCount", s.fragment_count),
+        ("coreSize", s.core_size),
+        ("importTableSize", s.import_table_size),
+        ("globalVariablesSize", s.global_variables_size),
+        ("registersSize", s.registers_size),
+        ("stackHeight", s.stack_height),
+        ("stackAllocatedCapacity", s.stack_allocated_capacity),
+        ("stackHighWaterMark", s.stack_high_water_mark),
+        ("virtualHeapUsed", s.virtual_heap_used),
+        ("virtualHeapHighWaterMark", s.virtual_heap_high_water_mark),
+        ("virtualHeapAllocatedCapacity", s.virtual_heap_allocated_capacity),
+    ] {
+        env.set_named(o, name, env.double(v as f64))?;
+    }
+    Ok(o)
+}
+
+fn stop_after_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let n = int_arg(env, ci, 1)?;
+    let n = if n < 0.0 { -1 } else { n.min(i32::MAX as f64) as i32 };
+    // SAFETY: ctx is live.
+    unsafe { engine::glue_stop_after(vm.ctx(), n) };
+    Ok(env.undefined())
+}
+
+fn remaining_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    // SAFETY: ctx is live.
+    Ok(env.int32(unsafe { engine::glue_instructions_remaining(vm.ctx()) }))
+}
+
+fn address_arg(env: Env, ci: &CallInfo) -> JsResult<u16> {
+    let a = int_arg(env, ci, 1)?;
+    if !(0.0..=65535.0).contains(&a) || a.fract() != 0.0 {
+        return Err(env.throw_range_error("bytecode address must be an integer from 0 to 65535"));
+    }
+    Ok(a as u16)
+}
+
+fn set_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let a = address_arg(env, ci)?;
+    let ctx = vm.ctx();
+    // SAFETY: ctx is live.
+    vm.engine_op(|| unsafe { engine::glue_set_breakpoint(ctx, a) })
+        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+    Ok(env.undefined())
+}
+
+fn remove_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let a = address_arg(env, ci)?;
+    // SAFETY: ctx is live.
+    unsafe { engine::glue_remove_breakpoint(vm.ctx(), a) };
+    Ok(env.undefined())
+}
+
+unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, address: u16) {
+    // SAFETY: as in host_function_trampoline.
+    let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
+    let Some(env) = runtime::current_env() else { return };
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the active call holds the state alive.
+        let vm = unsafe { &*vm_ptr };
+        let Some(cb) = env.ref_value(vm.breakpoint.get()) else { return };
+        let scope = env.open_scope();
+        let undefined = env.undefined();
+        if env.call(cb, undefined, &[env.int32(address as i32)]).is_err() {
+            // The engine cannot unwind from a breakpoint: stop the guest at
+            // the next instruction with the gas counter and report the
+            // callback's exception to the host caller.
+            let e = env.take_exception();
+            vm.set_breakpoint_error(env, e);
+            // SAFETY: ctx is live during the call.
+            unsafe { engine::glue_stop_after(vm.ctx(), 0) };
+        }
+        env.close_scope(scope);
+    }));
+}
+
+fn set_breakpoint_callback_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let cb = arg(env, ci, 1);
+    let old = vm.breakpoint.replace(std::ptr::null_mut());
+    env.delete_ref(old);
+    if env.type_of(cb)? == Type::Function {
+        // Weak: the JS layer holds the callback strongly on the core object.
+        vm.breakpoint.set(env.new_ref(cb, 0)?);
+        // SAFETY: ctx is live.
+        unsafe { engine::glue_set_breakpoint_callback(vm.ctx(), Some(breakpoint_trampoline)) };
+    } else {
+        // SAFETY: ctx is live.
+        unsafe { engine::glue_set_breakpoint_callback(vm.ctx(), None) };
+    }
+    Ok(env.undefined())
+}
+
+fn current_address_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    // SAFETY: ctx is live.
+    Ok(env.int32(unsafe { engine::glue_current_address(vm.ctx()) } as i32))
+}
+
+fn dispose_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_any(env, ci)?;
+    vm.dispose(env);
+    Ok(env.undefined())
+}
+
+/// 'live', 'disposed' or 'poisoned'
+fn status_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_any(env, ci)?;
+    let s = match vm.status() {
+        vm::Status::Live => "live",
+        vm::Status::Disposed => "disposed",
+        vm::Status::Poisoned(_) => "poisoned",
+    };
+    env.string(s.as_bytes())
+}
+
+/// Number of rooted slots (for leak tests).
+fn live_handles_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_any(env, ci)?;
+    let n = vm.handles.borrow().live();
+    Ok(env.int32(n as i32))
+}

@@ -1,0 +1,455 @@
+//! Thin, safe wrappers over the raw Node-API calls this addon uses.
+//!
+//! The hot paths (calls into the guest, property access through proxies) use
+//! Node-API directly rather than napi-rs's typed layer: one `napi_value` per
+//! argument and no intermediate conversions. All raw `sys` calls live here;
+//! each wrapper checks the status and turns a failure into `Err(Pending)`
+//! with a JavaScript exception pending.
+
+use napi::sys;
+use std::ffi::c_void;
+use std::os::raw::c_char;
+use std::ptr;
+
+pub use sys::{napi_env as RawEnv, napi_ref as RawRef, napi_value as JsValue};
+
+/// A JavaScript exception is pending on the env; return to JavaScript.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending;
+pub type JsResult<T> = Result<T, Pending>;
+
+#[derive(Clone, Copy)]
+pub struct Env(pub RawEnv);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    Undefined,
+    Null,
+    Boolean,
+    Number,
+    String,
+    Symbol,
+    Object,
+    Function,
+    External,
+    BigInt,
+}
+
+impl Env {
+    #[inline]
+    fn ok(self, status: sys::napi_status) -> JsResult<()> {
+        if status == sys::Status::napi_ok {
+            return Ok(());
+        }
+        // A pending exception explains the failure; otherwise raise one.
+        if !self.is_exception_pending() {
+            let msg = format!("Node-API call failed (status {status})\0");
+            // SAFETY: msg is NUL-terminated; env is the current thread's env.
+            unsafe { sys::napi_throw_error(self.0, ptr::null(), msg.as_ptr() as *const c_char) };
+        }
+        Err(Pending)
+    }
+
+    pub fn is_exception_pending(self) -> bool {
+        let mut r = false;
+        // SAFETY: valid env, out-pointer to a local.
+        unsafe { sys::napi_is_exception_pending(self.0, &mut r) };
+        r
+    }
+
+    pub fn take_exception(self) -> JsValue {
+        let mut v = ptr::null_mut();
+        // SAFETY: valid env, out-pointer to a local.
+        unsafe { sys::napi_get_and_clear_last_exception(self.0, &mut v) };
+        v
+    }
+
+    pub fn throw(self, value: JsValue) -> Pending {
+        // SAFETY: value is a live napi_value of this env.
+        unsafe { sys::napi_throw(self.0, value) };
+        Pending
+    }
+
+    pub fn throw_type_error(self, message: &str) -> Pending {
+        let m = format!("{message}\0");
+        // SAFETY: NUL-terminated message.
+        unsafe { sys::napi_throw_type_error(self.0, ptr::null(), m.as_ptr() as *const c_char) };
+        Pending
+    }
+
+    pub fn throw_range_error(self, message: &str) -> Pending {
+        let m = format!("{message}\0");
+        // SAFETY: NUL-terminated message.
+        unsafe { sys::napi_throw_range_error(self.0, ptr::null(), m.as_ptr() as *const c_char) };
+        Pending
+    }
+
+    pub fn throw_error(self, message: &str) -> Pending {
+        let m = format!("{message}\0");
+        // SAFETY: NUL-terminated message.
+        unsafe { sys::napi_throw_error(self.0, ptr::null(), m.as_ptr() as *const c_char) };
+        Pending
+    }
+
+    pub fn type_of(self, v: JsValue) -> JsResult<Type> {
+        let mut t = 0;
+        // SAFETY: v is a live value of this env.
+        self.ok(unsafe { sys::napi_typeof(self.0, v, &mut t) })?;
+        use sys::ValueType::*;
+        Ok(match t {
+            napi_undefined => Type::Undefined,
+            napi_null => Type::Null,
+            napi_boolean => Type::Boolean,
+            napi_number => Type::Number,
+            napi_string => Type::String,
+            napi_symbol => Type::Symbol,
+            napi_object => Type::Object,
+            napi_function => Type::Function,
+            napi_external => Type::External,
+            _ => Type::BigInt,
+        })
+    }
+
+    pub fn undefined(self) -> JsValue {
+        let mut v = ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_get_undefined(self.0, &mut v) };
+        v
+    }
+
+    pub fn null(self) -> JsValue {
+        let mut v = ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_get_null(self.0, &mut v) };
+        v
+    }
+
+    pub fn boolean(self, b: bool) -> JsValue {
+        let mut v = ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_get_boolean(self.0, b, &mut v) };
+        v
+    }
+
+    pub fn int32(self, i: i32) -> JsValue {
+        let mut v = ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_create_int32(self.0, i, &mut v) };
+        v
+    }
+
+    pub fn double(self, d: f64) -> JsValue {
+        let mut v = ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_create_double(self.0, d, &mut v) };
+        v
+    }
+
+    pub fn string(self, s: &[u8]) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: s is a valid byte slice of the given length.
+        self.ok(unsafe {
+            sys::napi_create_string_utf8(self.0, s.as_ptr() as *const c_char, s.len() as isize, &mut v)
+        })?;
+        Ok(v)
+    }
+
+    pub fn get_bool(self, v: JsValue) -> JsResult<bool> {
+        let mut b = false;
+        // SAFETY: out-pointer to a local.
+        self.ok(unsafe { sys::napi_get_value_bool(self.0, v, &mut b) })?;
+        Ok(b)
+    }
+
+    pub fn get_f64(self, v: JsValue) -> JsResult<f64> {
+        let mut d = 0.0;
+        // SAFETY: out-pointer to a local.
+        self.ok(unsafe { sys::napi_get_value_double(self.0, v, &mut d) })?;
+        Ok(d)
+    }
+
+    /// UTF-8 contents of a JS string, into `buf` (reused by the caller).
+    /// Lone surrogates become U+FFFD, as in any UTF-8 conversion.
+    pub fn get_string_into(self, v: JsValue, buf: &mut Vec<u8>) -> JsResult<()> {
+        let mut len = 0usize;
+        // SAFETY: a null buffer asks for the length only.
+        self.ok(unsafe { sys::napi_get_value_string_utf8(self.0, v, ptr::null_mut(), 0, &mut len) })?;
+        buf.clear();
+        buf.reserve(len + 1);
+        let mut written = 0usize;
+        // SAFETY: buf has capacity for len + 1 bytes (terminator included).
+        self.ok(unsafe {
+            sys::napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr() as *mut c_char, len + 1, &mut written)
+        })?;
+        // SAFETY: Node-API wrote `written` initialised bytes.
+        unsafe { buf.set_len(written) };
+        Ok(())
+    }
+
+    pub fn get_string(self, v: JsValue) -> JsResult<String> {
+        let mut buf = Vec::new();
+        self.get_string_into(v, &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    pub fn object(self) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        self.ok(unsafe { sys::napi_create_object(self.0, &mut v) })?;
+        Ok(v)
+    }
+
+    pub fn array(self, len: usize) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        self.ok(unsafe { sys::napi_create_array_with_length(self.0, len, &mut v) })?;
+        Ok(v)
+    }
+
+    pub fn get_named(self, obj: JsValue, name: &str) -> JsResult<JsValue> {
+        let n = format!("{name}\0");
+        let mut v = ptr::null_mut();
+        // SAFETY: NUL-terminated name; obj is a live value.
+        self.ok(unsafe { sys::napi_get_named_property(self.0, obj, n.as_ptr() as *const c_char, &mut v) })?;
+        Ok(v)
+    }
+
+    pub fn set_named(self, obj: JsValue, name: &str, value: JsValue) -> JsResult<()> {
+        let n = format!("{name}\0");
+        // SAFETY: NUL-terminated name; live values.
+        self.ok(unsafe { sys::napi_set_named_property(self.0, obj, n.as_ptr() as *const c_char, value) })
+    }
+
+    pub fn get_property(self, obj: JsValue, key: JsValue) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: live values.
+        self.ok(unsafe { sys::napi_get_property(self.0, obj, key, &mut v) })?;
+        Ok(v)
+    }
+
+    pub fn get_element(self, obj: JsValue, i: u32) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: live values.
+        self.ok(unsafe { sys::napi_get_element(self.0, obj, i, &mut v) })?;
+        Ok(v)
+    }
+
+    pub fn set_element(self, obj: JsValue, i: u32, value: JsValue) -> JsResult<()> {
+        // SAFETY: live values.
+        self.ok(unsafe { sys::napi_set_element(self.0, obj, i, value) })
+    }
+
+    pub fn is_array(self, v: JsValue) -> bool {
+        let mut r = false;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_is_array(self.0, v, &mut r) };
+        r
+    }
+
+    pub fn array_length(self, v: JsValue) -> JsResult<u32> {
+        let mut n = 0;
+        // SAFETY: out-pointer to a local.
+        self.ok(unsafe { sys::napi_get_array_length(self.0, v, &mut n) })?;
+        Ok(n)
+    }
+
+    pub fn is_error(self, v: JsValue) -> bool {
+        let mut r = false;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_is_error(self.0, v, &mut r) };
+        r
+    }
+
+    pub fn is_promise(self, v: JsValue) -> bool {
+        let mut r = false;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_is_promise(self.0, v, &mut r) };
+        r
+    }
+
+    /// Bytes of a Uint8Array or Buffer; None for anything else.
+    pub fn uint8_bytes<'a>(self, v: JsValue) -> Option<&'a [u8]> {
+        let mut is_ta = false;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_is_typedarray(self.0, v, &mut is_ta) };
+        if !is_ta {
+            return None;
+        }
+        let mut ty = 0;
+        let mut len = 0usize;
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut ab = ptr::null_mut();
+        let mut offset = 0usize;
+        // SAFETY: v is a typed array; out-pointers to locals.
+        let st = unsafe { sys::napi_get_typedarray_info(self.0, v, &mut ty, &mut len, &mut data, &mut ab, &mut offset) };
+        if st != sys::Status::napi_ok || ty != sys::TypedarrayType::uint8_array {
+            return None;
+        }
+        if len == 0 || data.is_null() {
+            return Some(&[]);
+        }
+        // SAFETY: Node-API reports `len` bytes at `data`, alive while `v` is
+        // (the caller uses the slice before returning to JavaScript).
+        Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
+    }
+
+    pub fn is_typed_array(self, v: JsValue) -> bool {
+        let mut r = false;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_is_typedarray(self.0, v, &mut r) };
+        r
+    }
+
+    /// Bytes of an ArrayBuffer; None for anything else.
+    pub fn arraybuffer_bytes<'a>(self, v: JsValue) -> Option<&'a [u8]> {
+        let mut is_ab = false;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_is_arraybuffer(self.0, v, &mut is_ab) };
+        if !is_ab {
+            return None;
+        }
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: v is an ArrayBuffer.
+        unsafe { sys::napi_get_arraybuffer_info(self.0, v, &mut data, &mut len) };
+        if len == 0 || data.is_null() {
+            return Some(&[]);
+        }
+        // SAFETY: as for uint8_bytes.
+        Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
+    }
+
+    pub fn uint8array_from(self, bytes: &[u8]) -> JsResult<JsValue> {
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut ab = ptr::null_mut();
+        // SAFETY: out-pointers to locals.
+        self.ok(unsafe { sys::napi_create_arraybuffer(self.0, bytes.len(), &mut data, &mut ab) })?;
+        if !bytes.is_empty() {
+            // SAFETY: Node allocated bytes.len() writable bytes at data.
+            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data as *mut u8, bytes.len()) };
+        }
+        let mut v = ptr::null_mut();
+        // SAFETY: ab is the buffer just created.
+        self.ok(unsafe { sys::napi_create_typedarray(self.0, sys::TypedarrayType::uint8_array, bytes.len(), ab, 0, &mut v) })?;
+        Ok(v)
+    }
+
+    pub fn own_enumerable_string_keys(self, obj: JsValue) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: live object.
+        self.ok(unsafe {
+            sys::napi_get_all_property_names(
+                self.0,
+                obj,
+                sys::KeyCollectionMode::own_only,
+                sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+                sys::KeyConversion::numbers_to_strings,
+                &mut v,
+            )
+        })?;
+        Ok(v)
+    }
+
+    pub fn prototype_of(self, obj: JsValue) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: live object.
+        self.ok(unsafe { sys::napi_get_prototype(self.0, obj, &mut v) })?;
+        Ok(v)
+    }
+
+    pub fn strict_equals(self, a: JsValue, b: JsValue) -> bool {
+        let mut r = false;
+        // SAFETY: live values.
+        unsafe { sys::napi_strict_equals(self.0, a, b, &mut r) };
+        r
+    }
+
+    pub fn call(self, func: JsValue, this: JsValue, args: &[JsValue]) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: args are live values of this env.
+        self.ok(unsafe { sys::napi_call_function(self.0, this, func, args.len(), args.as_ptr(), &mut v) })?;
+        Ok(v)
+    }
+
+    /// A native function whose callback receives `data`.
+    pub fn function(self, name: &str, cb: sys::napi_callback, data: *mut c_void) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: name bytes and length are valid; cb is an extern "C" callback.
+        self.ok(unsafe {
+            sys::napi_create_function(self.0, name.as_ptr() as *const c_char, name.len() as isize, cb, data, &mut v)
+        })?;
+        Ok(v)
+    }
+
+    pub fn new_ref(self, v: JsValue, count: u32) -> JsResult<RawRef> {
+        let mut r = ptr::null_mut();
+        // SAFETY: live value.
+        self.ok(unsafe { sys::napi_create_reference(self.0, v, count, &mut r) })?;
+        Ok(r)
+    }
+
+    /// The referenced value, or None if a weak reference's target is gone.
+    pub fn ref_value(self, r: RawRef) -> Option<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: r is a reference created on this env and not yet deleted
+        // (callers keep that invariant).
+        let st = unsafe { sys::napi_get_reference_value(self.0, r, &mut v) };
+        if st != sys::Status::napi_ok || v.is_null() {
+            None
+        } else {
+            Some(v)
+        }
+    }
+
+    pub fn delete_ref(self, r: RawRef) {
+        if !r.is_null() {
+            // SAFETY: r was created on this env and is deleted exactly once.
+            unsafe { sys::napi_delete_reference(self.0, r) };
+        }
+    }
+
+    pub fn open_scope(self) -> sys::napi_handle_scope {
+        let mut s = ptr::null_mut();
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_open_handle_scope(self.0, &mut s) };
+        s
+    }
+
+    pub fn close_scope(self, s: sys::napi_handle_scope) {
+        // SAFETY: s was opened on this env by open_scope, innermost first.
+        unsafe { sys::napi_close_handle_scope(self.0, s) };
+    }
+
+    pub fn adjust_external_memory(self, delta: i64) {
+        let mut out = 0i64;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_adjust_external_memory(self.0, delta, &mut out) };
+    }
+}
+
+/// Arguments of a native callback: up to `N` inline.
+pub struct CallInfo {
+    pub this: JsValue,
+    pub data: *mut c_void,
+    pub args: Vec<JsValue>,
+}
+
+impl Env {
+    pub fn call_info(self, info: sys::napi_callback_info, inline: usize) -> JsResult<CallInfo> {
+        let mut argc = inline;
+        let mut args = vec![ptr::null_mut(); inline];
+        let mut this = ptr::null_mut();
+        let mut data = ptr::null_mut();
+        // SAFETY: args has room for argc values.
+        self.ok(unsafe { sys::napi_get_cb_info(self.0, info, &mut argc, args.as_mut_ptr(), &mut this, &mut data) })?;
+        if argc > inline {
+            args.resize(argc, ptr::null_mut());
+            let mut argc2 = argc;
+            // SAFETY: args now has room for argc values.
+            self.ok(unsafe { sys::napi_get_cb_info(self.0, info, &mut argc2, args.as_mut_ptr(), &mut this, &mut data) })?;
+        } else {
+            args.truncate(argc);
+        }
+        Ok(CallInfo { this, data, args })
+    }
+}

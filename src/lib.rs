@@ -1,0 +1,55 @@
+//! @microvium/runtime: a Node.js native addon that runs Microvium snapshots.
+//!
+//! Layout:
+//! - `engine`: FFI to the engine and its C glue (c/engine.c, c/engine.h).
+//! - `snapshot`: validation of snapshot bytes before the engine sees them.
+//! - `vm`: one VM's state and lifetime (live, poisoned, disposed).
+//! - `handles`: GC roots for guest values the host holds.
+//! - `membrane`: how values cross between host and guest, and calls.
+//! - `api`: the native functions the JS layer (lib/) calls.
+//! - `errors`: engine error codes and MicroviumError.
+//! - `js`: safe wrappers over the raw Node-API calls.
+//! - `runtime`: per-thread state (env, JS helpers, nesting depth).
+//! - `number_format`: JavaScript number-to-string for the engine.
+
+mod api;
+mod engine;
+mod errors;
+mod handles;
+mod js;
+mod membrane;
+mod number_format;
+mod runtime;
+mod snapshot;
+mod vm;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+#[napi(module_exports)]
+pub fn module_exports(exports: Object, env: Env) -> Result<()> {
+    let raw_env = env.raw();
+    runtime::set_env(raw_env);
+    let e = js::Env(raw_env);
+    let target = exports.raw();
+    for (name, f) in api::FUNCTIONS {
+        let func = e
+            .function(name, Some(*f), std::ptr::null_mut())
+            .map_err(|_| Error::from_reason(format!("cannot create native function {name}")))?;
+        e.set_named(target, name, func)
+            .map_err(|_| Error::from_reason(format!("cannot export native function {name}")))?;
+    }
+    let version = e
+        .string(snapshot::ENGINE_VERSION.as_bytes())
+        .map_err(|_| Error::from_reason("cannot create engine version string"))?;
+    e.set_named(target, "engineVersion", version)
+        .map_err(|_| Error::from_reason("cannot export engine version"))?;
+    Ok(())
+}
+
+/// The engine version this addon was built with (also exported as the
+/// `engineVersion` string).
+#[napi]
+pub fn get_engine_version() -> String {
+    snapshot::ENGINE_VERSION.to_string()
+}

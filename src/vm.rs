@@ -1,0 +1,417 @@
+//! One restored VM: its engine instance, snapshot bytes, handle table, the
+//! imports it calls, and its lifetime (live, poisoned by a fatal error,
+//! disposed).
+//!
+//! `VmState` is shared (`Rc`) by the JavaScript "core" object of the VM and
+//! by every host value that represents a guest value (each holds a `GuestRef`
+//! through `napi_wrap`). The engine is freed on `dispose()` or when the last
+//! of them is garbage collected, whichever comes first; after `dispose()` the
+//! state stays behind as a tombstone so late uses get a clear error.
+
+use crate::engine::{self, Failure, GlueContext, Value};
+use crate::errors;
+use crate::handles::{HandleTable, Slot};
+use crate::js::{Env, JsResult, JsValue, Pending, RawRef};
+use crate::runtime::{self, DepthGuard};
+use std::cell::{Cell, RefCell};
+use std::ffi::c_void;
+use std::rc::Rc;
+use std::thread::ThreadId;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Status {
+    Live,
+    /// A fatal engine error (its code) left the engine in an unknown state.
+    Poisoned(i32),
+    Disposed,
+}
+
+pub struct VmState {
+    ctx: *mut GlueContext,
+    /// The engine reads bytecode in place, so the bytes live as long as it.
+    _snapshot: Box<[u8]>,
+    pub handles: RefCell<HandleTable>,
+    /// Import id → weak reference to the host function. The functions are
+    /// held strongly by the JavaScript core object, so a weak reference here
+    /// keeps the VM collectable even when an import closes over the VM.
+    imports: Vec<(u16, RawRef)>,
+    pub breakpoint: Cell<RawRef>,
+    status: Cell<Status>,
+    thread: ThreadId,
+    /// Engine calls in progress on this VM (re-entrant calls nest).
+    active: Cell<u32>,
+    /// Slot releases that arrived (from finalizers) while the handle table
+    /// was borrowed; applied at the next operation.
+    pending_releases: RefCell<Vec<(Slot, u32, RawRef)>>,
+    /// The last exception a host function threw into the guest: the original
+    /// JavaScript value and the slot of its guest copy. If the guest does not
+    /// catch it, the host caller gets the original back.
+    host_exception: RefCell<Option<(RawRef, Slot)>>,
+    pub core: Cell<RawRef>,
+    /// An exception thrown by the breakpoint callback, with the gas setting
+    /// to restore: the engine cannot unwind from a breakpoint, so the call is
+    /// stopped by the gas counter and the exception rethrown to the host.
+    breakpoint_error: RefCell<Option<(RawRef, i32)>>,
+    pub export_ids: Vec<u16>,
+    pub required_version: String,
+    /// Reused UTF-8 buffer for strings going into the guest.
+    pub string_buf: RefCell<Vec<u8>>,
+}
+
+/// What `napi_wrap` attaches to JavaScript objects made by this addon.
+pub enum Wrapped {
+    /// The per-VM core object of the JS layer.
+    Core(Rc<VmState>),
+    /// A host value that represents a rooted guest value.
+    Guest(GuestRef),
+}
+
+pub struct GuestRef {
+    pub vm: Rc<VmState>,
+    pub slot: Slot,
+    pub generation: u32,
+    /// The weak reference that napi_wrap returned; deleted on finalize.
+    pub host_ref: RawRef,
+}
+
+impl VmState {
+    pub fn ctx(&self) -> *mut GlueContext {
+        self.ctx
+    }
+
+    pub fn gc_epoch(&self) -> u32 {
+        // SAFETY: ctx is a live allocation owned by this state; the engine
+        // writes it only while this thread is inside an engine call.
+        unsafe { (*self.ctx).gc_epoch }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.get()
+    }
+
+    /// Checks that the VM may be used now, from this thread.
+    pub fn check_usable(&self, env: Env) -> JsResult<()> {
+        if std::thread::current().id() != self.thread {
+            return Err(env.throw_error(
+                "Microvium VM used from a thread other than the one that created it; each VM belongs to its creating thread",
+            ));
+        }
+        match self.status.get() {
+            Status::Live => {
+                self.apply_pending_releases(env);
+                Ok(())
+            }
+            Status::Disposed => Err(env.throw_error("Microvium VM has been disposed")),
+            Status::Poisoned(code) => Err(errors::throw(
+                env,
+                errors::E_FATAL,
+                Some(&format!(
+                    "the VM is unusable after a fatal engine error ({})",
+                    errors::name(code)
+                )),
+            )),
+        }
+    }
+
+    pub fn import_function(&self, env: Env, id: u16) -> Option<JsValue> {
+        let r = self.imports.iter().find(|(i, _)| *i == id)?.1;
+        env.ref_value(r)
+    }
+
+    /// The import id of `f`, if it is one of this VM's imports.
+    pub fn import_id_of(&self, env: Env, f: JsValue) -> Option<u16> {
+        for (id, r) in &self.imports {
+            if let Some(v) = env.ref_value(*r) {
+                if env.strict_equals(v, f) {
+                    return Some(*id);
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs one engine entry with the nesting limits, activity count and
+    /// fatal-error bookkeeping. `f` returns the glue's status code.
+    pub fn engine_call(&self, env: Env, f: impl FnOnce() -> i32) -> Result<(), CallFailure> {
+        let Some(_depth) = DepthGuard::enter() else {
+            return Err(CallFailure::Thrown(errors::throw(
+                env,
+                errors::E_STACK_OVERFLOW,
+                Some(&format!(
+                    "host/guest calls nested more than {} levels deep (or too much native stack)",
+                    runtime::MAX_DEPTH
+                )),
+            )));
+        };
+        self.active.set(self.active.get() + 1);
+        let code = f();
+        self.active.set(self.active.get() - 1);
+        let result = engine::check(code);
+        if let Err(Failure::Fatal(c)) = result {
+            if self.status.get() == Status::Live {
+                self.status.set(Status::Poisoned(c));
+            }
+        }
+        self.free_engine_if_idle_and_finished();
+        result.map_err(CallFailure::Engine)
+    }
+
+    /// Like engine_call for calls that cannot run guest code (allocation of
+    /// strings, objects...): no nesting check.
+    pub fn engine_op(&self, f: impl FnOnce() -> i32) -> Result<(), Failure> {
+        self.active.set(self.active.get() + 1);
+        let code = f();
+        self.active.set(self.active.get() - 1);
+        let result = engine::check(code);
+        if let Err(Failure::Fatal(c)) = result {
+            if self.status.get() == Status::Live {
+                self.status.set(Status::Poisoned(c));
+            }
+        }
+        result
+    }
+
+    pub fn dispose(&self, env: Env) {
+        if self.status.get() != Status::Disposed {
+            self.status.set(Status::Disposed);
+            if let Some((r, _)) = self.host_exception.borrow_mut().take() {
+                env.delete_ref(r);
+            }
+        }
+        self.free_engine_if_idle_and_finished();
+    }
+
+    /// Frees the engine once the VM is disposed and no engine call is on
+    /// the stack (a host function may dispose the VM that called it).
+    fn free_engine_if_idle_and_finished(&self) {
+        if self.status.get() == Status::Disposed && self.active.get() == 0 {
+            // SAFETY: no engine frame of this VM is on the stack (active is
+            // 0), and glue_free_vm is idempotent (it clears ctx->vm).
+            unsafe { engine::glue_free_vm(self.ctx) };
+        }
+    }
+
+    pub fn is_engine_freed(&self) -> bool {
+        // SAFETY: ctx is owned by this state.
+        unsafe { (*self.ctx).vm.is_null() }
+    }
+
+    pub fn stash_host_exception(&self, env: Env, exception: JsValue, slot: Slot) {
+        let old = self.host_exception.borrow_mut().take();
+        if let Some((r, s)) = old {
+            env.delete_ref(r);
+            self.handles.borrow_mut().release(s);
+        }
+        if let Ok(r) = env.new_ref(exception, 1) {
+            *self.host_exception.borrow_mut() = Some((r, slot));
+        } else {
+            self.handles.borrow_mut().release(slot);
+        }
+    }
+
+    /// If `thrown` is the guest copy of a host function's exception, the
+    /// original host exception.
+    pub fn original_host_exception(&self, env: Env, thrown: Value) -> Option<JsValue> {
+        let stash = self.host_exception.borrow();
+        let (r, slot) = stash.as_ref()?;
+        if self.handles.borrow().get(*slot) == thrown {
+            env.ref_value(*r)
+        } else {
+            None
+        }
+    }
+
+    /// Drops the host-exception stash once no call is active.
+    pub fn clear_host_exception_if_idle(&self, env: Env) {
+        if self.active.get() == 0 {
+            if let Some((r, s)) = self.host_exception.borrow_mut().take() {
+                env.delete_ref(r);
+                self.handles.borrow_mut().release(s);
+            }
+        }
+    }
+
+    pub fn set_breakpoint_error(&self, env: Env, exception: JsValue) {
+        // SAFETY: ctx is live during the call that hit the breakpoint.
+        let previous = unsafe { engine::glue_instructions_remaining(self.ctx) };
+        if let Ok(r) = env.new_ref(exception, 1) {
+            if let Some((old, _)) = self.breakpoint_error.borrow_mut().replace((r, previous)) {
+                env.delete_ref(old);
+            }
+        }
+    }
+
+    /// The breakpoint callback's exception, if one stopped the call; the gas
+    /// counter is restored.
+    pub fn take_breakpoint_error(&self, env: Env) -> Option<JsValue> {
+        let (r, previous) = self.breakpoint_error.borrow_mut().take()?;
+        if !self.is_engine_freed() {
+            // SAFETY: the engine is live.
+            unsafe { engine::glue_stop_after(self.ctx, if previous < 0 { -1 } else { previous }) };
+        }
+        let v = env.ref_value(r);
+        env.delete_ref(r);
+        v
+    }
+
+    pub fn queue_release(&self, env: Env, slot: Slot, generation: u32, host_ref: RawRef) {
+        match self.handles.try_borrow_mut() {
+            Ok(mut h) => {
+                if h.is_live(slot) && h.meta(slot).generation == generation {
+                    h.release(slot);
+                }
+                drop(h);
+                env.delete_ref(host_ref);
+            }
+            Err(_) => self.pending_releases.borrow_mut().push((slot, generation, host_ref)),
+        }
+    }
+
+    fn apply_pending_releases(&self, env: Env) {
+        let pending = std::mem::take(&mut *self.pending_releases.borrow_mut());
+        if pending.is_empty() {
+            return;
+        }
+        let mut h = self.handles.borrow_mut();
+        for (slot, generation, host_ref) in pending {
+            if h.is_live(slot) && h.meta(slot).generation == generation {
+                h.release(slot);
+            }
+            env.delete_ref(host_ref);
+        }
+    }
+}
+
+impl Drop for VmState {
+    fn drop(&mut self) {
+        // SAFETY: the last owner is going away; no engine call can be active
+        // (every active call holds an Rc). ctx came from Box::into_raw.
+        unsafe {
+            engine::glue_free_vm(self.ctx);
+            drop(Box::from_raw(self.ctx));
+        }
+        if let Some(env) = runtime::current_env() {
+            if std::thread::current().id() == self.thread {
+                for (_, r) in &self.imports {
+                    env.delete_ref(*r);
+                }
+                env.delete_ref(self.breakpoint.get());
+                env.delete_ref(self.core.get());
+                if let Some((r, _)) = self.host_exception.borrow_mut().take() {
+                    env.delete_ref(r);
+                }
+            }
+        }
+    }
+}
+
+/// How an engine entry failed.
+pub enum CallFailure {
+    /// The engine returned an error (or fatal error) code.
+    Engine(Failure),
+    /// A JavaScript exception is already pending.
+    Thrown(Pending),
+}
+
+thread_local! {
+    /// Import ids the snapshot asked for that the host did not provide,
+    /// collected by `resolve_import` during a restore.
+    static RESOLVE: RefCell<(Vec<u16>, Vec<u16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+unsafe extern "C" fn resolve_import(
+    id: u16,
+    _context: *mut c_void,
+    out: *mut Option<engine::HostFunction>,
+) -> i32 {
+    let provided = RESOLVE.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.0.contains(&id) {
+            true
+        } else {
+            r.1.push(id);
+            false
+        }
+    });
+    // SAFETY: the engine passes a valid out-pointer.
+    unsafe { *out = Some(crate::membrane::host_function_trampoline) };
+    if provided {
+        0
+    } else {
+        errors::E_UNRESOLVED_IMPORT
+    }
+}
+
+/// Restores a VM from validated snapshot bytes. `imports` are (id, function)
+/// pairs already checked by the caller.
+pub fn restore(
+    env: Env,
+    bytes: Vec<u8>,
+    imports: Vec<(u16, JsValue)>,
+    info: crate::snapshot::SnapshotInfo,
+) -> JsResult<Rc<VmState>> {
+    let missing: Vec<u16> = info.import_ids.iter().copied().filter(|id| !imports.iter().any(|(i, _)| i == id)).collect();
+    if !missing.is_empty() {
+        let list = missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        return Err(errors::throw(
+            env,
+            errors::E_UNRESOLVED_IMPORT,
+            Some(&format!("the snapshot imports host function id {list}, which is missing from the imports")),
+        ));
+    }
+    let mut import_refs = Vec::with_capacity(imports.len());
+    for (id, f) in &imports {
+        import_refs.push((*id, env.new_ref(*f, 0)?));
+    }
+    let snapshot = bytes.into_boxed_slice();
+    let ctx = Box::into_raw(Box::new(GlueContext {
+        vm: std::ptr::null_mut(),
+        host: std::ptr::null(),
+        spare_stack: std::ptr::null_mut(),
+        gc_epoch: 0,
+        allocated_blocks: 0,
+    }));
+    let state = Rc::new(VmState {
+        ctx,
+        _snapshot: snapshot,
+        handles: RefCell::new(HandleTable::new()),
+        imports: import_refs,
+        breakpoint: Cell::new(std::ptr::null_mut()),
+        status: Cell::new(Status::Live),
+        thread: std::thread::current().id(),
+        active: Cell::new(0),
+        pending_releases: RefCell::new(Vec::new()),
+        host_exception: RefCell::new(None),
+        core: Cell::new(std::ptr::null_mut()),
+        breakpoint_error: RefCell::new(None),
+        export_ids: info.export_ids,
+        required_version: info.required_version,
+        string_buf: RefCell::new(Vec::new()),
+    });
+    // SAFETY: ctx is a fresh allocation; the Rc keeps the state at a fixed
+    // address for as long as the engine (which ctx belongs to) lives.
+    unsafe { (*ctx).host = Rc::as_ptr(&state) as *const c_void };
+    RESOLVE.with(|r| {
+        let mut r = r.borrow_mut();
+        r.0 = imports.iter().map(|(i, _)| *i).collect();
+        r.1.clear();
+    });
+    let snapshot_ptr = state._snapshot.as_ptr();
+    let snapshot_len = state._snapshot.len();
+    // SAFETY: the snapshot bytes are owned by the state and outlive the
+    // engine instance; ctx is valid.
+    let code = unsafe { engine::glue_restore(ctx, snapshot_ptr, snapshot_len, resolve_import) };
+    match engine::check(code) {
+        Ok(()) => Ok(state),
+        Err(Failure::Error(e)) => {
+            let detail = if e == errors::E_UNRESOLVED_IMPORT {
+                let missing = RESOLVE.with(|r| r.borrow().1.clone());
+                Some(format!("missing import id {:?}", missing))
+            } else {
+                None
+            };
+            Err(errors::throw(env, e, detail.as_deref()))
+        }
+        Err(Failure::Fatal(e)) => Err(errors::throw(env, e, Some("fatal error while restoring the snapshot"))),
+    }
+}
