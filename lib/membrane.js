@@ -1,0 +1,225 @@
+'use strict';
+// The JS half of the membrane: host values for guest objects, arrays,
+// classes and Uint8Arrays. The native side decides when a new host value is
+// needed (it keeps one per guest value, for identity) and calls makeValue;
+// every trap goes back to the native side with (core, slot).
+
+const util = require('node:util');
+const native = require('../binding.js');
+
+// Must match engine::kind in src/engine.rs.
+const KIND = {
+  FUNCTION: 5, OBJECT: 6, ARRAY: 7, UINT8_ARRAY: 8, CLASS: 9, FIXED_ARRAY: 10, PROMISE: 12,
+};
+
+const CORE = Symbol('microvium.core');
+const SLOT = Symbol('microvium.slot');
+const PROXY = Symbol('microvium.proxy');
+
+function hidden(target, key, value) {
+  // Configurable, so proxy invariants do not force ownKeys to report it.
+  Object.defineProperty(target, key, { value, writable: true, enumerable: false, configurable: true });
+}
+
+function isOwnGuestKey(target, key) {
+  const core = target[CORE];
+  const slot = target[SLOT];
+  if (Array.isArray(target)) {
+    const i = typeof key === 'string' && /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : -1;
+    return i >= 0 && i < native.length(core, slot);
+  }
+  return native.has(core, slot, key);
+}
+
+// Reads fall back to the host prototype the proxy reports (Object.prototype
+// or Array.prototype), so p.toString(), arr.map(...) and friends work.
+function fallback(target, key) {
+  return Array.isArray(target) ? Array.prototype[key] : Object.prototype[key];
+}
+
+const objectHandler = {
+  get(target, key) {
+    if (typeof key === 'symbol') {
+      if (key === Symbol.iterator && Array.isArray(target)) return Array.prototype[Symbol.iterator];
+      return key === Symbol.toStringTag ? undefined : fallback(target, key);
+    }
+    const core = target[CORE];
+    const slot = target[SLOT];
+    if (key === 'length' && Array.isArray(target)) return native.length(core, slot);
+    const v = native.get(core, slot, key);
+    if (v === undefined) {
+      const proto = Array.isArray(target) ? Array.prototype : Object.prototype;
+      if (key in proto && !isOwnGuestKey(target, key)) return proto[key];
+    }
+    return v;
+  },
+  set(target, key, value) {
+    if (typeof key === 'symbol') {
+      throw new TypeError('Cannot set a symbol-keyed property on a Microvium object');
+    }
+    native.set(target[CORE], target[SLOT], key, value);
+    return true;
+  },
+  has(target, key) {
+    if (typeof key === 'symbol') return key in fallback(target, 'constructor').prototype;
+    if (key === 'length' && Array.isArray(target)) return true;
+    return isOwnGuestKey(target, key) || key in (Array.isArray(target) ? Array.prototype : Object.prototype);
+  },
+  ownKeys(target) {
+    const keys = native.ownKeys(target[CORE], target[SLOT]);
+    if (Array.isArray(target)) keys.push('length');
+    return keys;
+  },
+  getOwnPropertyDescriptor(target, key) {
+    if (typeof key === 'symbol') return undefined;
+    if (Array.isArray(target) && key === 'length') {
+      return { value: native.length(target[CORE], target[SLOT]), writable: true, enumerable: false, configurable: false };
+    }
+    if (!isOwnGuestKey(target, key)) return undefined;
+    return { value: native.get(target[CORE], target[SLOT], key), writable: true, enumerable: true, configurable: true };
+  },
+  defineProperty(target, key, descriptor) {
+    if (!('value' in descriptor) || typeof key === 'symbol') {
+      throw new TypeError('Microvium objects only support plain data properties');
+    }
+    native.set(target[CORE], target[SLOT], key, descriptor.value);
+    return true;
+  },
+  deleteProperty() {
+    throw new TypeError('Microvium objects do not support deleting properties from the host');
+  },
+  getPrototypeOf(target) {
+    if (Array.isArray(target)) return Array.prototype;
+    const proto = native.proto(target[CORE], target[SLOT]);
+    return proto === null ? Object.prototype : proto;
+  },
+  setPrototypeOf() {
+    return false;
+  },
+};
+
+// util.inspect formats a proxy's target, not what the traps return, so the
+// target carries a custom inspector that reads the guest through the proxy.
+function inspectGuest(depth, options, inspect) {
+  const proxy = this; // Node calls the inspector with the proxy itself as `this`
+  let copy;
+  try {
+    if (Array.isArray(this)) {
+      copy = Array.from({ length: proxy.length }, (_, i) => proxy[i]);
+    } else {
+      copy = {};
+      for (const k of Reflect.ownKeys(proxy)) copy[k] = proxy[k];
+    }
+  } catch (e) {
+    return '[Microvium value: ' + (e && e.message) + ']';
+  }
+  return inspect(copy, { ...options, depth: options.depth === null ? null : options.depth - 1 });
+}
+
+function makeObject(kind, core, slot) {
+  const target = kind === KIND.OBJECT || kind === KIND.PROMISE ? {} : [];
+  hidden(target, CORE, core);
+  hidden(target, SLOT, slot);
+  hidden(target, util.inspect.custom, inspectGuest);
+  const proxy = new Proxy(target, objectHandler);
+  hidden(target, PROXY, proxy);
+  return proxy;
+}
+
+const classHandler = {
+  get(target, key) {
+    if (typeof key === 'symbol') return Function.prototype[key];
+    return native.get(target[CORE], target[SLOT], key);
+  },
+  set(target, key, value) {
+    if (typeof key === 'symbol') {
+      throw new TypeError('Cannot set a symbol-keyed property on a Microvium class');
+    }
+    native.set(target[CORE], target[SLOT], key, value);
+    return true;
+  },
+  has(target, key) {
+    if (typeof key === 'symbol') return key in Function.prototype;
+    return native.has(target[CORE], target[SLOT], key);
+  },
+  construct(target, args) {
+    return native.construct(target[CORE], target[SLOT], ...args);
+  },
+  apply() {
+    throw new TypeError("Class constructor cannot be invoked without 'new'");
+  },
+};
+
+function makeClass(core, slot) {
+  // A plain function: it is constructible, and its `prototype` is writable,
+  // so the get trap may report the guest's prototype object.
+  const target = function MicroviumClass() {};
+  hidden(target, CORE, core);
+  hidden(target, SLOT, slot);
+  return new Proxy(target, classHandler);
+}
+
+class MicroviumUint8Array {
+  #core;
+  #slot;
+  constructor(core, slot) {
+    this.#core = core;
+    this.#slot = slot;
+  }
+  get length() {
+    return native.u8Length(this.#core, this.#slot);
+  }
+  slice(begin, end) {
+    const len = this.length;
+    const rel = (x, dflt) => {
+      if (x === undefined) return dflt;
+      let n = Math.trunc(Number(x));
+      if (Number.isNaN(n)) n = 0;
+      return n < 0 ? Math.max(len + n, 0) : Math.min(n, len);
+    };
+    const b = rel(begin, 0);
+    const e = rel(end, len);
+    return native.u8Slice(this.#core, this.#slot, b, Math.max(e, b));
+  }
+  set(array, offset = 0) {
+    const off = Math.trunc(Number(offset));
+    if (!(off >= 0)) throw new RangeError('offset is out of bounds');
+    const source = array instanceof Uint8Array ? array : Uint8Array.from(array);
+    if (off + source.length > this.length) throw new RangeError('offset is out of bounds');
+    native.u8Set(this.#core, this.#slot, source, off);
+  }
+  *[Symbol.iterator]() {
+    yield* this.slice();
+  }
+  [util.inspect.custom](depth, options, inspect) {
+    return 'MicroviumUint8Array(' + this.length + ') ' + inspect(Array.from(this.slice()), options);
+  }
+}
+
+function makeValue(kind, core, slot) {
+  switch (kind) {
+    case KIND.CLASS: return makeClass(core, slot);
+    case KIND.UINT8_ARRAY: return new MicroviumUint8Array(core, slot);
+    default: return makeObject(kind, core, slot);
+  }
+}
+
+// Objects that may be deep-copied into the guest return null; anything else
+// returns the name of its type, for the TypeError.
+const UNCOPYABLE = [
+  ['Map', util.types.isMap], ['Set', util.types.isSet], ['WeakMap', util.types.isWeakMap],
+  ['WeakSet', util.types.isWeakSet], ['Promise', util.types.isPromise], ['Date', util.types.isDate],
+  ['RegExp', util.types.isRegExp], ['ArrayBuffer', util.types.isAnyArrayBuffer],
+  ['DataView', util.types.isDataView], ['Proxy', util.types.isProxy],
+  ['boxed primitive', util.types.isBoxedPrimitive], ['WeakRef', (v) => v instanceof WeakRef],
+];
+
+function classify(value) {
+  if (util.types.isTypedArray(value)) return value.constructor.name;
+  for (const [name, test] of UNCOPYABLE) {
+    if (test(value)) return name;
+  }
+  return null;
+}
+
+module.exports = { makeValue, classify, MicroviumUint8Array, KIND };

@@ -1,0 +1,135 @@
+'use strict';
+// The VM class: argument checking and the public surface. The engine, the
+// handles and the value conversions are native (src/); this file only
+// shapes them into the API of API.md.
+
+const native = require('./native');
+
+const DISPOSE = Symbol.dispose || Symbol.for('nodejs.dispose');
+
+function toSnapshotBytes(snapshot) {
+  if (snapshot instanceof Uint8Array) return snapshot;
+  if (snapshot instanceof ArrayBuffer) return new Uint8Array(snapshot);
+  if (Array.isArray(snapshot)) {
+    for (const b of snapshot) {
+      if (!Number.isInteger(b) || b < 0 || b > 255) {
+        throw new TypeError('Microvium snapshot array must contain only bytes (integers 0 to 255)');
+      }
+    }
+    return Uint8Array.from(snapshot);
+  }
+  const type = snapshot === null ? 'null' : typeof snapshot;
+  throw new TypeError(`Microvium snapshot must be a Uint8Array, Buffer, ArrayBuffer or array of bytes, not ${type}`);
+}
+
+function normaliseImports(imports) {
+  if (imports === undefined || imports === null) return [[], []];
+  if (typeof imports !== 'object') {
+    throw new TypeError('Microvium imports must be an object mapping numeric ids to functions');
+  }
+  const ids = [];
+  const fns = [];
+  for (const key of Object.keys(imports)) {
+    const id = Number(key);
+    if (!Number.isInteger(id) || id < 0 || id > 0xFFFF || String(id) !== key) {
+      throw new RangeError(`Microvium import id ${JSON.stringify(key)} is not an integer from 0 to 65535`);
+    }
+    const fn = imports[key];
+    if (typeof fn !== 'function') {
+      throw new TypeError(`Microvium import ${id} must be a function, not ${fn === null ? 'null' : typeof fn}`);
+    }
+    ids.push(id);
+    fns.push(fn);
+  }
+  return [ids, fns];
+}
+
+// Reads a VM's private core, for the internal test hooks below.
+let coreOf;
+
+class VM {
+  #core;
+  #exports;
+
+  static {
+    coreOf = (vm) => vm.#core;
+  }
+
+  constructor(snapshot, imports, opts) {
+    const bytes = toSnapshotBytes(snapshot);
+    const [ids, fns] = normaliseImports(imports);
+    if (opts !== undefined && opts !== null && typeof opts !== 'object') {
+      throw new TypeError('Microvium restore options must be an object');
+    }
+    const breakpointHit = opts ? opts.breakpointHit : undefined;
+    if (breakpointHit !== undefined && typeof breakpointHit !== 'function') {
+      throw new TypeError('opts.breakpointHit must be a function');
+    }
+    // The core is what the native side attaches the engine to. It holds the
+    // host functions strongly (the native side only weakly), so a VM whose
+    // imports close over it can still be garbage collected.
+    const core = { imports: fns, breakpointHit };
+    native.restore(core, bytes, ids, fns);
+    if (breakpointHit) native.setBreakpointCallback(core, breakpointHit);
+    this.#core = core;
+  }
+
+  get exports() {
+    if (!this.#exports) {
+      const core = this.#core;
+      const exports = {};
+      for (const id of native.exportIds(core)) {
+        Object.defineProperty(exports, id, {
+          enumerable: true,
+          configurable: true,
+          get() {
+            // Resolved once: the same value (and function object) each time.
+            const value = native.getExport(core, id);
+            Object.defineProperty(exports, id, { value, enumerable: true, writable: false, configurable: false });
+            return value;
+          },
+        });
+      }
+      this.#exports = exports;
+    }
+    return this.#exports;
+  }
+
+  get engineVersion() { return native.engineVersion; }
+  get requiredEngineVersion() { return native.requiredEngineVersion(this.#core); }
+  get currentAddress() { return native.currentAddress(this.#core); }
+
+  createSnapshot() { return native.createSnapshot(this.#core); }
+  runGC(squeeze = false) {
+    if (typeof squeeze !== 'boolean') throw new TypeError('runGC(squeeze) expects a boolean');
+    native.runGC(this.#core, squeeze);
+  }
+  getMemoryStats() { return native.memoryStats(this.#core); }
+  stopAfterNInstructions(n) {
+    if (typeof n !== 'number' || !Number.isInteger(n)) throw new TypeError('stopAfterNInstructions(n) expects an integer');
+    native.stopAfter(this.#core, n);
+  }
+  getInstructionCountRemaining() { return native.remaining(this.#core); }
+  setBreakpoint(address) {
+    if (typeof address !== 'number') throw new TypeError('setBreakpoint(address) expects a number');
+    native.setBreakpoint(this.#core, address);
+  }
+  removeBreakpoint(address) {
+    if (typeof address !== 'number') throw new TypeError('removeBreakpoint(address) expects a number');
+    native.removeBreakpoint(this.#core, address);
+  }
+  dispose() { native.dispose(this.#core); }
+  [DISPOSE]() { this.dispose(); }
+}
+
+// Internal hooks for tests (live handle count, VM status).
+const internals = {
+  liveHandles: (vm) => native.liveHandles(coreOf(vm)),
+  status: (vm) => native.status(coreOf(vm)),
+};
+
+function restore(snapshot, imports, opts) {
+  return new VM(snapshot, imports, opts);
+}
+
+module.exports = { VM, restore, internals, engineVersion: native.engineVersion };
