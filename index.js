@@ -2,7 +2,7 @@
 // @microvium/runtime: run Microvium snapshots in Node.js (native addon).
 // The public API is described in README.md and index.d.ts.
 
-const { VM, restore, engineVersion, internals } = require('./lib/vm');
+const { VM, restore, engineVersion, internals, ASYNC_IMPORT } = require('./lib/vm');
 const { MicroviumError } = require('./lib/errors');
 const { MicroviumUint8Array } = require('./lib/membrane');
 
@@ -12,6 +12,7 @@ const Microvium = {
   MicroviumError,
   MicroviumUint8Array,
   engineVersion,
+  ASYNC_IMPORT,
 };
 Microvium.default = Microvium;
 Object.defineProperty(Microvium, '__internals', { value: internals, enumerable: false });

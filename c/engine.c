@@ -448,3 +448,35 @@ int glue_new_host_function(GlueContext* ctx, uint16_t host_function_id, mvm_Valu
   *out = ShortPtr_encode(vm, p);
   return MVM_E_SUCCESS;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Async                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Start of an asynchronous host function: must run before anything else in
+ * the host function (it reads a register the next engine call overwrites).
+ * Sets the guest's synchronous result (a promise) and returns the callback
+ * that resumes the guest: callback(isSuccess, value).
+ */
+int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callback) {
+  mvm_VM* vm = ctx->vm;
+  /* Without await points the compiler leaves the async machinery out, and
+   * mvm_asyncStart would be a fatal error. */
+  if (getBuiltin(vm, BIN_ASYNC_HOST_CALLBACK) == VM_VALUE_UNDEFINED) return MVM_E_ASYNC_WITHOUT_AWAIT;
+  GUARD(*out_callback = mvm_asyncStart(vm, result));
+  return MVM_E_SUCCESS;
+}
+
+/* State of a guest promise: 0 pending, 1 resolved, 2 rejected (with the
+ * result or error in *out_value), -1 if not a promise. */
+int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value) {
+  mvm_VM* vm = ctx->vm;
+  if (deepTypeOf(vm, promise) != TC_REF_PROPERTY_LIST) return -1;
+  Value* p = (Value*)ShortPtr_decode(vm, promise);
+  if (vm_getAllocationSize(p) < 4 * sizeof(Value) || p[VM_OIS_PROTO] != getBuiltin(vm, BIN_PROMISE_PROTOTYPE)) return -1;
+  Value status = p[VM_OIS_PROMISE_STATUS];
+  if (status == VM_PROMISE_STATUS_RESOLVED) { *out_value = p[VM_OIS_PROMISE_OUT]; return 1; }
+  if (status == VM_PROMISE_STATUS_REJECTED) { *out_value = p[VM_OIS_PROMISE_OUT]; return 2; }
+  return 0;
+}

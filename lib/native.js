@@ -5,7 +5,8 @@
 const native = require('../binding.js');
 const { makeError } = require('./errors');
 const { makeValue, classify } = require('./membrane');
+const { awaitHost } = require('./async');
 
-native.init(makeError, makeValue, classify);
+native.init(makeError, makeValue, classify, awaitHost);
 
 module.exports = native;

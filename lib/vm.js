@@ -4,6 +4,7 @@
 // shapes them into the API of API.md.
 
 const native = require('./native');
+const { isAsyncImport, ASYNC_IMPORT } = require('./async');
 
 const DISPOSE = Symbol.dispose || Symbol.for('nodejs.dispose');
 
@@ -69,7 +70,7 @@ class VM {
     // host functions strongly (the native side only weakly), so a VM whose
     // imports close over it can still be garbage collected.
     const core = { imports: fns, breakpointHit };
-    native.restore(core, bytes, ids, fns);
+    native.restore(core, bytes, ids, fns, fns.map(isAsyncImport));
     if (breakpointHit) native.setBreakpointCallback(core, breakpointHit);
     this.#core = core;
   }
@@ -132,4 +133,4 @@ function restore(snapshot, imports, opts) {
   return new VM(snapshot, imports, opts);
 }
 
-module.exports = { VM, restore, internals, engineVersion: native.engineVersion };
+module.exports = { VM, restore, internals, engineVersion: native.engineVersion, ASYNC_IMPORT };

@@ -50,6 +50,7 @@ macro_rules! native {
 
 native! {
     init => init_impl,
+    resume => resume_impl,
     restore => restore_impl,
     exportIds => export_ids_impl,
     getExport => get_export_impl,
@@ -114,11 +115,12 @@ fn int_arg(env: Env, ci: &CallInfo, i: usize) -> JsResult<f64> {
 }
 
 fn init_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    runtime::set_helpers(env, [arg(env, ci, 0), arg(env, ci, 1), arg(env, ci, 2)])?;
+    runtime::set_helpers(env, [arg(env, ci, 0), arg(env, ci, 1), arg(env, ci, 2), arg(env, ci, 3)])?;
     Ok(env.undefined())
 }
 
-/// restore(core, bytes: Uint8Array, importIds: number[], importFns: Function[])
+/// restore(core, bytes: Uint8Array, importIds: number[], importFns:
+/// Function[], importIsAsync: boolean[])
 fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let core = arg(env, ci, 0);
     let bytes = env
@@ -131,14 +133,28 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     };
     let ids = arg(env, ci, 2);
     let fns = arg(env, ci, 3);
+    let asyncs = arg(env, ci, 4);
     let n = env.array_length(ids)?;
     let mut imports = Vec::with_capacity(n as usize);
     for i in 0..n {
         let id = env.get_f64(env.get_element(ids, i)?)? as u16;
-        imports.push((id, env.get_element(fns, i)?));
+        let is_async = env.get_bool(env.get_element(asyncs, i)?)?;
+        imports.push((id, env.get_element(fns, i)?, is_async));
     }
     let state = vm::restore(env, bytes, imports, info)?;
     membrane::wrap_core(env, core, state)?;
+    Ok(env.undefined())
+}
+
+/// resume(core, callbackSlot, ok, value): settles a guest await on an async
+/// import by calling the engine's continuation callback (then releases it).
+fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let callback = vm.handles.borrow().get(slot);
+    vm.handles.borrow_mut().release(slot);
+    let ok = env.boolean(env.get_bool(arg(env, ci, 2))?);
+    membrane::call_guest(env, &vm, callback, None, &[ok, arg(env, ci, 3)])?;
     Ok(env.undefined())
 }
 

@@ -110,6 +110,8 @@ extern "C" {
     pub fn glue_object_proto(ctx: *mut GlueContext, value: Value) -> Value;
     pub fn glue_class_statics(ctx: *mut GlueContext, value: Value) -> Value;
     pub fn glue_array_length(ctx: *mut GlueContext, value: Value) -> c_int;
+    pub fn glue_async_start(ctx: *mut GlueContext, result: *mut Value, out_callback: *mut Value) -> c_int;
+    pub fn glue_promise_state(ctx: *mut GlueContext, promise: Value, out_value: *mut Value) -> c_int;
     pub fn glue_undefined() -> Value;
     pub fn glue_null() -> Value;
     pub fn glue_bool(b: bool) -> Value;

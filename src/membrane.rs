@@ -151,7 +151,11 @@ fn reference_to_host(env: Env, vm: &Rc<VmState>, value: Value, k: i32) -> JsResu
         m.host = std::ptr::null_mut();
         m.generation
     };
-    let made = if k == kind::FUNCTION { make_guest_function(env, vm, slot, generation) } else { make_proxy(env, vm, slot, k, generation) };
+    let made = match k {
+        kind::FUNCTION => make_guest_function(env, vm, slot, generation),
+        kind::PROMISE => make_promise(env, vm, slot, generation),
+        _ => make_proxy(env, vm, slot, k, generation),
+    };
     match made {
         Ok(v) => Ok(v),
         Err(p) => {
@@ -171,6 +175,70 @@ fn make_proxy(env: Env, vm: &Rc<VmState>, slot: Slot, k: i32, generation: u32) -
     let v = env.call(factory, undefined, &[env.int32(k), core, env.int32(slot as i32)])?;
     attach(env, vm, v, slot, generation)?;
     Ok(v)
+}
+
+/// A host Promise for a guest promise. It settles when the guest promise
+/// does (see settle_promises); rejections are marked handled so that an
+/// ignored guest rejection does not become an unhandled-rejection warning.
+fn make_promise(env: Env, vm: &Rc<VmState>, slot: Slot, generation: u32) -> JsResult<JsValue> {
+    let mut deferred = std::ptr::null_mut();
+    let mut promise = std::ptr::null_mut();
+    // SAFETY: out-pointers to locals.
+    let st = unsafe { sys::napi_create_promise(env.0, &mut deferred, &mut promise) };
+    if st != sys::Status::napi_ok {
+        return Err(env.throw_error("Microvium: could not create a Promise"));
+    }
+    let then = env.get_named(promise, "then")?;
+    let noop = env.function("", Some(noop_callback), std::ptr::null_mut())?;
+    env.call(then, promise, &[env.undefined(), noop])?;
+    attach(env, vm, promise, slot, generation)?;
+    vm.pending_promises.borrow_mut().push(crate::vm::PendingPromise { slot, generation, deferred });
+    settle_promises(env, vm);
+    Ok(promise)
+}
+
+unsafe extern "C" fn noop_callback(env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
+    Env(env).undefined()
+}
+
+/// Settles the host Promises whose guest promises have settled. Guest
+/// promises change state only while guest code runs, so this runs after
+/// every outermost engine call (and when a promise first comes out).
+pub fn settle_promises(env: Env, vm: &Rc<VmState>) {
+    if vm.pending_promises.borrow().is_empty() || !vm.is_idle() || vm.status() != Status::Live {
+        return;
+    }
+    let pending = std::mem::take(&mut *vm.pending_promises.borrow_mut());
+    let mut still = Vec::new();
+    for p in pending {
+        let (live, value) = {
+            let h = vm.handles.borrow();
+            (h.is_live(p.slot), h.get(p.slot))
+        };
+        if !live {
+            continue;
+        }
+        let mut out = engine::UNDEFINED;
+        // SAFETY: ctx is live (status checked above).
+        let state = unsafe { engine::glue_promise_state(vm.ctx(), value, &mut out) };
+        if state != 1 && state != 2 {
+            still.push(p);
+            continue;
+        }
+        let host = match to_host(env, vm, out) {
+            Ok(v) => v,
+            Err(_) => env.take_exception(),
+        };
+        // SAFETY: the deferred is settled exactly once, here.
+        unsafe {
+            if state == 1 {
+                sys::napi_resolve_deferred(env.0, p.deferred, host);
+            } else {
+                sys::napi_reject_deferred(env.0, p.deferred, host);
+            }
+        }
+    }
+    vm.pending_promises.borrow_mut().extend(still);
 }
 
 fn make_guest_function(env: Env, vm: &Rc<VmState>, slot: Slot, generation: u32) -> JsResult<JsValue> {
@@ -564,6 +632,7 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
         }
     };
     vm.clear_host_exception_if_idle(env);
+    settle_promises(env, vm);
     converted
 }
 
@@ -631,6 +700,25 @@ pub unsafe extern "C" fn host_function_trampoline(
 }
 
 fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut Value, argc: u8) -> i32 {
+    // The async protocol must start before anything else touches the engine.
+    let mut async_callback = None;
+    if vm.import(id).map(|i| i.is_async).unwrap_or(false) {
+        let mut callback = engine::UNDEFINED;
+        // SAFETY: called first thing in the host function, as the engine
+        // requires; result is the engine's result slot.
+        let code = vm.engine_op(|| unsafe { engine::glue_async_start(vm.ctx(), result, &mut callback) });
+        match code {
+            Ok(()) => {
+                // Rooted until `resume` releases it.
+                let r = Rooted::new(vm, callback);
+                async_callback = Some(r.slot);
+                std::mem::forget(r);
+            }
+            Err(Failure::Fatal(_)) => return 14,
+            // No await points in the script: an ordinary call.
+            Err(Failure::Error(_)) => {}
+        }
+    }
     let Some(func) = vm.import_function(env, id) else {
         let _ = env.throw_error(&format!("Microvium import {id} is no longer available"));
         return throw_into_guest(env, vm, result);
@@ -646,7 +734,25 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
         }
     }
     let undefined = env.undefined();
-    let returned = match env.call(func, undefined, &host_args) {
+    let call = env.call(func, undefined, &host_args);
+    if let Some(slot) = async_callback {
+        // The guest already has its promise; the host's outcome settles it
+        // later, from the event loop, through the AwaitHost helper.
+        let (ok, value) = match call {
+            Ok(r) => (true, r),
+            Err(_) => (false, env.take_exception()),
+        };
+        let awaited = runtime::helper(env, Helper::AwaitHost).and_then(|h| {
+            let core = env.ref_value(vm.core.get()).ok_or_else(|| env.throw_error("Microvium VM core was collected"))?;
+            env.call(h, undefined, &[core, env.int32(slot as i32), env.boolean(ok), value])
+        });
+        if awaited.is_err() {
+            let _ = env.take_exception();
+            vm.handles.borrow_mut().release(slot);
+        }
+        return 0;
+    }
+    let returned = match call {
         Ok(r) => r,
         Err(_) => return throw_into_guest(env, vm, result),
     };

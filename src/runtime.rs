@@ -18,9 +18,12 @@ pub enum Helper {
     /// `(value) => typeName | null`: null if the object may be deep-copied
     /// into the guest, else the name of its type for the TypeError.
     Classify = 2,
+    /// `(core, callbackSlot, ok, valueOrPromise) => void`: waits for an async
+    /// import's result and resumes the guest through `resume`.
+    AwaitHost = 3,
 }
 
-const HELPER_COUNT: usize = 3;
+const HELPER_COUNT: usize = 4;
 
 thread_local! {
     static ENV: Cell<RawEnv> = const { Cell::new(std::ptr::null_mut()) };

@@ -34,7 +34,7 @@ pub struct VmState {
     /// Import id → weak reference to the host function. The functions are
     /// held strongly by the JavaScript core object, so a weak reference here
     /// keeps the VM collectable even when an import closes over the VM.
-    imports: Vec<(u16, RawRef)>,
+    imports: Vec<Import>,
     pub breakpoint: Cell<RawRef>,
     status: Cell<Status>,
     thread: ThreadId,
@@ -48,6 +48,7 @@ pub struct VmState {
     /// catch it, the host caller gets the original back.
     host_exception: RefCell<Option<(RawRef, Slot)>>,
     pub core: Cell<RawRef>,
+    pub pending_promises: RefCell<Vec<PendingPromise>>,
     /// An exception thrown by the breakpoint callback, with the gas setting
     /// to restore: the engine cannot unwind from a breakpoint, so the call is
     /// stopped by the gas counter and the exception rethrown to the host.
@@ -56,6 +57,22 @@ pub struct VmState {
     pub required_version: String,
     /// Reused UTF-8 buffer for strings going into the guest.
     pub string_buf: RefCell<Vec<u8>>,
+}
+
+pub struct Import {
+    pub id: u16,
+    pub function: RawRef,
+    /// Called with the engine's async protocol (mvm_asyncStart): the guest
+    /// gets a promise that settles when the host's promise does.
+    pub is_async: bool,
+}
+
+/// A host Promise standing for a guest promise, settled by the host once the
+/// guest promise settles (checked after every outermost engine call).
+pub struct PendingPromise {
+    pub slot: Slot,
+    pub generation: u32,
+    pub deferred: napi::sys::napi_deferred,
 }
 
 /// What `napi_wrap` attaches to JavaScript objects made by this addon.
@@ -113,21 +130,28 @@ impl VmState {
         }
     }
 
+    pub fn import(&self, id: u16) -> Option<&Import> {
+        self.imports.iter().find(|i| i.id == id)
+    }
+
     pub fn import_function(&self, env: Env, id: u16) -> Option<JsValue> {
-        let r = self.imports.iter().find(|(i, _)| *i == id)?.1;
-        env.ref_value(r)
+        env.ref_value(self.import(id)?.function)
     }
 
     /// The import id of `f`, if it is one of this VM's imports.
     pub fn import_id_of(&self, env: Env, f: JsValue) -> Option<u16> {
-        for (id, r) in &self.imports {
-            if let Some(v) = env.ref_value(*r) {
+        for i in &self.imports {
+            if let Some(v) = env.ref_value(i.function) {
                 if env.strict_equals(v, f) {
-                    return Some(*id);
+                    return Some(i.id);
                 }
             }
         }
         None
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.active.get() == 0
     }
 
     /// Runs one engine entry with the nesting limits, activity count and
@@ -292,8 +316,8 @@ impl Drop for VmState {
         }
         if let Some(env) = runtime::current_env() {
             if std::thread::current().id() == self.thread {
-                for (_, r) in &self.imports {
-                    env.delete_ref(*r);
+                for i in &self.imports {
+                    env.delete_ref(i.function);
                 }
                 env.delete_ref(self.breakpoint.get());
                 env.delete_ref(self.core.get());
@@ -342,15 +366,15 @@ unsafe extern "C" fn resolve_import(
     }
 }
 
-/// Restores a VM from validated snapshot bytes. `imports` are (id, function)
-/// pairs already checked by the caller.
+/// Restores a VM from validated snapshot bytes. `imports` are (id, function,
+/// is_async) already checked by the caller.
 pub fn restore(
     env: Env,
     bytes: Vec<u8>,
-    imports: Vec<(u16, JsValue)>,
+    imports: Vec<(u16, JsValue, bool)>,
     info: crate::snapshot::SnapshotInfo,
 ) -> JsResult<Rc<VmState>> {
-    let missing: Vec<u16> = info.import_ids.iter().copied().filter(|id| !imports.iter().any(|(i, _)| i == id)).collect();
+    let missing: Vec<u16> = info.import_ids.iter().copied().filter(|id| !imports.iter().any(|(i, _, _)| i == id)).collect();
     if !missing.is_empty() {
         let list = missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
         return Err(errors::throw(
@@ -360,8 +384,8 @@ pub fn restore(
         ));
     }
     let mut import_refs = Vec::with_capacity(imports.len());
-    for (id, f) in &imports {
-        import_refs.push((*id, env.new_ref(*f, 0)?));
+    for (id, f, is_async) in &imports {
+        import_refs.push(Import { id: *id, function: env.new_ref(*f, 0)?, is_async: *is_async });
     }
     let snapshot = bytes.into_boxed_slice();
     let ctx = Box::into_raw(Box::new(GlueContext {
@@ -383,6 +407,7 @@ pub fn restore(
         pending_releases: RefCell::new(Vec::new()),
         host_exception: RefCell::new(None),
         core: Cell::new(std::ptr::null_mut()),
+        pending_promises: RefCell::new(Vec::new()),
         breakpoint_error: RefCell::new(None),
         export_ids: info.export_ids,
         required_version: info.required_version,
@@ -393,7 +418,7 @@ pub fn restore(
     unsafe { (*ctx).host = Rc::as_ptr(&state) as *const c_void };
     RESOLVE.with(|r| {
         let mut r = r.borrow_mut();
-        r.0 = imports.iter().map(|(i, _)| *i).collect();
+        r.0 = imports.iter().map(|(i, _, _)| *i).collect();
         r.1.clear();
     });
     let snapshot_ptr = state._snapshot.as_ptr();
