@@ -480,3 +480,22 @@ int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value
   if (status == VM_PROMISE_STATUS_REJECTED) { *out_value = p[VM_OIS_PROMISE_OUT]; return 2; }
   return 0;
 }
+
+/* Guest heap in use right after the last collection: what the host's
+ * handles (and the guest's own roots) keep alive. */
+uint16_t glue_heap_used_after_gc(GlueContext* ctx) {
+  return ctx->vm->heapSizeUsedAfterLastGC;
+}
+
+/* Guest heap in use now (allocated since the last collection included). */
+uint16_t glue_heap_size(GlueContext* ctx) {
+  return getHeapSize(ctx->vm);
+}
+
+/* Converts *inout (a string) to the engine's property-key form (an interned
+ * string, or an integer for index-like strings), as getProperty expects. */
+int glue_to_property_key(GlueContext* ctx, mvm_Value* inout) {
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(WITH_STACK(ctx->vm, err, err = toPropertyName(ctx->vm, inout)));
+  return err;
+}

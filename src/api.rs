@@ -5,7 +5,7 @@
 use crate::engine::{self, kind, Value};
 use crate::errors;
 use crate::js::{CallInfo, Env, JsResult, JsValue, Pending, Type};
-use crate::membrane::{self, property_key, to_guest, to_host, Rooted};
+use crate::membrane::{self, property_key, to_guest, to_host, Rooted, TempScope};
 use crate::runtime;
 use crate::snapshot;
 use crate::vm::{self, VmState, Wrapped};
@@ -20,7 +20,7 @@ fn entry(raw_env: sys::napi_env, info: sys::napi_callback_info, body: Body) -> s
     runtime::set_env(raw_env);
     let env = Env(raw_env);
     let outcome = std::panic::catch_unwind(|| -> JsResult<JsValue> {
-        let ci = env.call_info(info, 6)?;
+        let ci = env.call_info(info)?;
         body(env, &ci)
     });
     match outcome {
@@ -80,7 +80,7 @@ native! {
 }
 
 fn arg(env: Env, ci: &CallInfo, i: usize) -> JsValue {
-    ci.args.get(i).copied().unwrap_or_else(|| env.undefined())
+    ci.args().get(i).copied().unwrap_or_else(|| env.undefined())
 }
 
 /// The VM behind a core object, checked usable from this thread.
@@ -115,7 +115,7 @@ fn int_arg(env: Env, ci: &CallInfo, i: usize) -> JsResult<f64> {
 }
 
 fn init_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    runtime::set_helpers(env, [arg(env, ci, 0), arg(env, ci, 1), arg(env, ci, 2), arg(env, ci, 3)])?;
+    runtime::set_helpers(env, [arg(env, ci, 0), arg(env, ci, 1), arg(env, ci, 2), arg(env, ci, 3), arg(env, ci, 4)])?;
     Ok(env.undefined())
 }
 
@@ -150,6 +150,7 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 /// import by calling the engine's continuation callback (then releases it).
 fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     let callback = vm.handles.borrow().get(slot);
     vm.handles.borrow_mut().release(slot);
@@ -201,6 +202,7 @@ fn get_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> J
 
 fn get_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     let out = get_property(env, &vm, slot, arg(env, ci, 2))?;
     let v = out.get();
@@ -213,6 +215,7 @@ fn get_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 
 fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     // Convert the value first: if it cannot cross, nothing changes.
     let value = to_guest(env, &vm, arg(env, ci, 3))?;
@@ -254,6 +257,7 @@ fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
     let n = unsafe { engine::glue_array_length(ctx, keys.get()) }.max(0) as u32;
     let a = env.array(n as usize)?;
     for i in 0..n {
+        let _iteration = TempScope::new(vm);
         let idx = Rooted::new(vm, engine::int14_encode(i as i32).unwrap_or(engine::UNDEFINED));
         let out = Rooted::new(vm, engine::UNDEFINED);
         let (kp, ip, op) = (keys.raw(), idx.raw(), out.raw());
@@ -272,12 +276,14 @@ fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
 
 fn own_keys_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     keys_of(env, &vm, slot)
 }
 
 fn has_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     let key = arg(env, ci, 2);
     let keys = keys_of(env, &vm, slot)?;
@@ -336,8 +342,9 @@ fn proto_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 /// construct(core, classSlot, ...args)
 fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
-    let args = &ci.args[2.min(ci.args.len())..];
+    let args = &ci.args()[2.min(ci.args().len())..];
     if args.len() > 126 {
         return Err(errors::throw(env, errors::E_TOO_MANY_ARGUMENTS, None));
     }

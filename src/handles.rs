@@ -36,13 +36,39 @@ pub struct SlotMeta {
     pub in_use: bool,
 }
 
+/// Hasher for the u16 guest values of the identity map: one multiply
+/// instead of SipHash (the keys are not attacker-chosen collisions that
+/// matter; at worst a slower map).
+#[derive(Default)]
+pub struct ValueHasher(u64);
+
+impl std::hash::Hasher for ValueHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.0 = (v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type ValueMap = HashMap<Value, Slot, std::hash::BuildHasherDefault<ValueHasher>>;
+
 pub struct HandleTable {
     chunks: Vec<Box<[RawHandle; CHUNK]>>,
     meta: Vec<SlotMeta>,
     free: Vec<Slot>,
-    by_value: HashMap<Value, Slot>,
+    by_value: ValueMap,
     map_epoch: u32,
     live: usize,
+    /// Slots used as a LIFO stack of temporaries (see TempScope in
+    /// membrane.rs): no free-list or map traffic on the call path.
+    temps: Vec<Slot>,
+    temp_top: usize,
 }
 
 impl HandleTable {
@@ -51,14 +77,41 @@ impl HandleTable {
             chunks: Vec::new(),
             meta: Vec::new(),
             free: Vec::new(),
-            by_value: HashMap::new(),
+            by_value: ValueMap::default(),
             map_epoch: 0,
             live: 0,
+            temps: Vec::new(),
+            temp_top: 0,
         }
     }
 
+    /// Slots held for the host (temporaries excluded).
     pub fn live(&self) -> usize {
-        self.live
+        self.live - self.temps.len()
+    }
+
+    /// Roots `value` as a temporary, until `pop_temps` below its mark.
+    pub fn push_temp(&mut self, ctx: *mut GlueContext, value: Value) -> Slot {
+        if self.temp_top == self.temps.len() {
+            let s = self.alloc(ctx, engine::UNDEFINED);
+            self.temps.push(s);
+        }
+        let s = self.temps[self.temp_top];
+        self.temp_top += 1;
+        *self.ptr(s) = value;
+        s
+    }
+
+    pub fn temp_mark(&self) -> usize {
+        self.temp_top
+    }
+
+    pub fn pop_temps(&mut self, mark: usize) {
+        for i in mark..self.temp_top {
+            let s = self.temps[i];
+            *self.ptr(s) = engine::UNDEFINED;
+        }
+        self.temp_top = self.temp_top.min(mark);
     }
 
     fn grow(&mut self, ctx: *mut GlueContext) {
@@ -170,6 +223,28 @@ impl HandleTable {
             }
         }
         self.map_epoch = gc_epoch;
+    }
+
+    /// Releases the slots whose host value has been garbage collected but
+    /// not yet finalized (V8 clears weak references during a collection and
+    /// runs finalizers later). Returns how many were released. `is_alive`
+    /// must not leave handles behind (run it in its own handle scope), or
+    /// it would itself keep every live host value from being collected.
+    pub fn sweep_collected(&mut self, is_alive: impl Fn(RawRef) -> bool) -> usize {
+        let mut released = 0;
+        for s in 0..self.meta.len() {
+            let m = self.meta[s];
+            if m.in_use && !m.host.is_null() && !is_alive(m.host) {
+                self.release(s as Slot);
+                released += 1;
+            }
+        }
+        released
+    }
+
+    /// Slots currently backing a host value.
+    pub fn host_held(&self) -> usize {
+        self.meta.iter().filter(|m| m.in_use && !m.host.is_null()).count()
     }
 
     /// Host weak references still registered, for cleanup at dispose.

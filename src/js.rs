@@ -161,6 +161,20 @@ impl Env {
         Ok(b)
     }
 
+    /// The value if `v` is a number, without raising anything otherwise (one
+    /// Node-API call on the hot path instead of typeof + get).
+    #[inline]
+    pub fn try_f64(self, v: JsValue) -> Option<f64> {
+        let mut d = 0.0;
+        // SAFETY: out-pointer to a local; a non-number only yields a status.
+        let st = unsafe { sys::napi_get_value_double(self.0, v, &mut d) };
+        if st == sys::Status::napi_ok {
+            Some(d)
+        } else {
+            None
+        }
+    }
+
     pub fn get_f64(self, v: JsValue) -> JsResult<f64> {
         let mut d = 0.0;
         // SAFETY: out-pointer to a local.
@@ -427,29 +441,48 @@ impl Env {
     }
 }
 
-/// Arguments of a native callback: up to `N` inline.
+const INLINE_ARGS: usize = 8;
+
+/// Arguments of a native callback; up to 8 without a heap allocation.
 pub struct CallInfo {
     pub this: JsValue,
     pub data: *mut c_void,
-    pub args: Vec<JsValue>,
+    inline: [JsValue; INLINE_ARGS],
+    heap: Vec<JsValue>,
+    argc: usize,
+}
+
+impl CallInfo {
+    pub fn args(&self) -> &[JsValue] {
+        if self.argc <= INLINE_ARGS {
+            &self.inline[..self.argc]
+        } else {
+            &self.heap
+        }
+    }
 }
 
 impl Env {
-    pub fn call_info(self, info: sys::napi_callback_info, inline: usize) -> JsResult<CallInfo> {
-        let mut argc = inline;
-        let mut args = vec![ptr::null_mut(); inline];
-        let mut this = ptr::null_mut();
-        let mut data = ptr::null_mut();
-        // SAFETY: args has room for argc values.
-        self.ok(unsafe { sys::napi_get_cb_info(self.0, info, &mut argc, args.as_mut_ptr(), &mut this, &mut data) })?;
-        if argc > inline {
-            args.resize(argc, ptr::null_mut());
-            let mut argc2 = argc;
-            // SAFETY: args now has room for argc values.
-            self.ok(unsafe { sys::napi_get_cb_info(self.0, info, &mut argc2, args.as_mut_ptr(), &mut this, &mut data) })?;
-        } else {
-            args.truncate(argc);
+    pub fn call_info(self, info: sys::napi_callback_info) -> JsResult<CallInfo> {
+        let mut ci = CallInfo {
+            this: ptr::null_mut(),
+            data: ptr::null_mut(),
+            inline: [ptr::null_mut(); INLINE_ARGS],
+            heap: Vec::new(),
+            argc: INLINE_ARGS,
+        };
+        // SAFETY: inline has room for argc (= INLINE_ARGS) values.
+        self.ok(unsafe {
+            sys::napi_get_cb_info(self.0, info, &mut ci.argc, ci.inline.as_mut_ptr(), &mut ci.this, &mut ci.data)
+        })?;
+        if ci.argc > INLINE_ARGS {
+            ci.heap = vec![ptr::null_mut(); ci.argc];
+            let mut argc = ci.argc;
+            // SAFETY: heap has room for argc values.
+            self.ok(unsafe {
+                sys::napi_get_cb_info(self.0, info, &mut argc, ci.heap.as_mut_ptr(), &mut ci.this, &mut ci.data)
+            })?;
         }
-        Ok(CallInfo { this, data, args })
+        Ok(ci)
     }
 }

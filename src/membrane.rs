@@ -31,16 +31,39 @@ pub const MAX_COPY_DEPTH: usize = 64;
 // Temporaries
 // ---------------------------------------------------------------------------
 
-/// A handle slot that roots a guest value for the duration of a conversion
-/// or call; released on drop.
+/// A temporary handle slot that roots a guest value during a conversion or
+/// call. Temporaries live on a per-VM stack and are released together when
+/// the enclosing `TempScope` ends, so a `Rooted` must not outlive the scope
+/// that was innermost when it was made.
+#[derive(Clone, Copy)]
 pub struct Rooted<'a> {
     vm: &'a VmState,
     pub slot: Slot,
 }
 
+/// Releases the temporaries made since it was created.
+pub struct TempScope<'a> {
+    vm: &'a VmState,
+    mark: usize,
+}
+
+impl<'a> TempScope<'a> {
+    pub fn new(vm: &'a VmState) -> Self {
+        TempScope { vm, mark: vm.handles.borrow().temp_mark() }
+    }
+}
+
+impl Drop for TempScope<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut h) = self.vm.handles.try_borrow_mut() {
+            h.pop_temps(self.mark);
+        }
+    }
+}
+
 impl<'a> Rooted<'a> {
     pub fn new(vm: &'a VmState, value: Value) -> Self {
-        let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
+        let slot = vm.handles.borrow_mut().push_temp(vm.ctx(), value);
         Rooted { vm, slot }
     }
     pub fn get(&self) -> Value {
@@ -57,13 +80,6 @@ impl<'a> Rooted<'a> {
     }
 }
 
-impl Drop for Rooted<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut h) = self.vm.handles.try_borrow_mut() {
-            h.release(self.slot);
-        }
-    }
-}
 
 pub fn throw_failure(env: Env, vm: &VmState, f: Failure) -> Pending {
     match f {
@@ -199,6 +215,72 @@ fn make_promise(env: Env, vm: &Rc<VmState>, slot: Slot, generation: u32) -> JsRe
 
 unsafe extern "C" fn noop_callback(env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
     Env(env).undefined()
+}
+
+/// Guest heap pressure from host-held values.
+///
+/// Guest values behind host values stay rooted until V8 collects the host
+/// values, and V8 does not know how small the guest heap is: a loop that
+/// drops thousands of guest objects could fill the 64 kB heap, and running
+/// out of guest heap is fatal in this engine. So after an outermost call or
+/// a host function, once the guest heap grows past a mark, the host releases
+/// the slots whose host values V8 has already collected (running a full
+/// JavaScript collection first if it holds many), then collects the guest
+/// heap. The mark then moves to what survived plus some room, so a heap that
+/// is legitimately full of live data is not collected on every call.
+pub const PRESSURE_MARK: u16 = 0xC000;
+const PRESSURE_ROOM: u16 = 0x2000;
+const FORCE_GC_MIN_HOST_VALUES: usize = 64;
+
+pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) {
+    if vm.status() != Status::Live || vm.is_engine_freed() {
+        return;
+    }
+    // SAFETY: the engine is live.
+    let size = unsafe { engine::glue_heap_size(vm.ctx()) };
+    if size < vm.pressure_mark.get() {
+        return;
+    }
+    let alive = |r| {
+        let scope = env.open_scope();
+        let a = env.ref_value(r).is_some();
+        env.close_scope(scope);
+        a
+    };
+    let many = match vm.handles.try_borrow_mut() {
+        Ok(mut h) => {
+            h.sweep_collected(alive);
+            h.host_held() >= FORCE_GC_MIN_HOST_VALUES
+        }
+        Err(_) => return,
+    };
+    if many {
+        // A minor JavaScript collection first; a full one only if that freed
+        // less than half of the host-held values.
+        for major in [false, true] {
+            let collected = runtime::helper(env, Helper::CollectGarbage)
+                .and_then(|gc| env.call(gc, env.undefined(), &[env.boolean(major)]));
+            if collected.is_err() {
+                let _ = env.take_exception();
+                break;
+            }
+            let Ok(mut h) = vm.handles.try_borrow_mut() else { break };
+            let before = h.host_held();
+            let released = h.sweep_collected(alive);
+            if released * 2 >= before {
+                break;
+            }
+        }
+    }
+    let ctx = vm.ctx();
+    // SAFETY: the engine is live; a collection moves guest values, which the
+    // handle slots track.
+    if vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, false) }).is_err() {
+        return;
+    }
+    // SAFETY: as above.
+    let after = unsafe { engine::glue_heap_size(ctx) };
+    vm.pressure_mark.set(PRESSURE_MARK.max(after.saturating_add(PRESSURE_ROOM)));
 }
 
 /// Settles the host Promises whose guest promises have settled. Guest
@@ -352,32 +434,41 @@ fn fail(env: Env, vm: &VmState, f: Failure) -> Pending {
     throw_failure(env, vm, f)
 }
 
+fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {
+    let ctx = vm.ctx();
+    if d.fract() == 0.0 && (-8192.0..8192.0).contains(&d) && !(d == 0.0 && d.is_sign_negative()) {
+        // Small integers are encoded in the value itself: no allocation.
+        return Ok(Rooted::new(vm, engine::int14_encode(d as i32).expect("in range")));
+    }
+    let r = Rooted::new(vm, engine::UNDEFINED);
+    let mut out = engine::UNDEFINED;
+    if d.fract() == 0.0 && d.abs() <= 2147483647.0 && !(d == 0.0 && d.is_sign_negative()) {
+        if let Some(x) = engine::int14_encode(d as i32) {
+            r.set(x);
+            return Ok(r);
+        }
+        // SAFETY: ctx is live; out is a local written by the engine.
+        vm.engine_op(|| unsafe { engine::glue_new_int32(ctx, d as i32, &mut out) })
+            .map_err(|f| fail(env, vm, f))?;
+    } else {
+        // SAFETY: as above.
+        vm.engine_op(|| unsafe { engine::glue_new_number(ctx, d, &mut out) })
+            .map_err(|f| fail(env, vm, f))?;
+    }
+    r.set(out);
+    Ok(r)
+}
+
 fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
     let ctx = vm.ctx();
+    if let Some(d) = env.try_f64(v) {
+        return number_to_guest(env, vm, d);
+    }
     match env.type_of(v)? {
         Type::Undefined => Ok(Rooted::new(vm, engine::UNDEFINED)),
         Type::Null => Ok(Rooted::new(vm, engine::NULL)),
         Type::Boolean => Ok(Rooted::new(vm, if env.get_bool(v)? { engine::TRUE } else { engine::FALSE })),
-        Type::Number => {
-            let d = env.get_f64(v)?;
-            let r = Rooted::new(vm, engine::UNDEFINED);
-            let mut out = engine::UNDEFINED;
-            if d.fract() == 0.0 && d.abs() <= 2147483647.0 && !(d == 0.0 && d.is_sign_negative()) {
-                if let Some(x) = engine::int14_encode(d as i32) {
-                    r.set(x);
-                    return Ok(r);
-                }
-                // SAFETY: ctx is live; out is a local written by the engine.
-                vm.engine_op(|| unsafe { engine::glue_new_int32(ctx, d as i32, &mut out) })
-                    .map_err(|f| fail(env, vm, f))?;
-            } else {
-                // SAFETY: as above.
-                vm.engine_op(|| unsafe { engine::glue_new_number(ctx, d, &mut out) })
-                    .map_err(|f| fail(env, vm, f))?;
-            }
-            r.set(out);
-            Ok(r)
-        }
+        Type::Number => number_to_guest(env, vm, env.get_f64(v)?),
         Type::String => {
             let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
             env.get_string_into(v, &mut buf)?;
@@ -490,6 +581,7 @@ fn copy_array<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
     vm.engine_op(|| unsafe { engine::glue_new_array(ctx, len as u16, &mut out) }).map_err(|f| fail(env, vm, f))?;
     arr.set(out);
     for i in 0..len {
+        let _iteration = TempScope::new(vm);
         let item = env.get_element(v, i)?;
         let value = to_guest_value(env, vm, item, path)?;
         let key = Rooted::new(vm, engine::int14_encode(i as i32).expect("index < 8192"));
@@ -524,6 +616,7 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
         }
     }
     for key in names {
+        let _iteration = TempScope::new(vm);
         let item = env.get_property(v, key)?;
         if is_error && env.type_of(item)? == Type::Undefined {
             continue;
@@ -537,22 +630,57 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
     Ok(obj)
 }
 
+/// Most distinct property names a VM caches as guest keys.
+const KEY_CACHE_LIMIT: usize = 1024;
+
 /// A property key for the guest: array-index-like keys become integers,
-/// everything else a string.
+/// everything else an interned guest string (cached per VM).
 pub fn property_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<Rooted<'a>> {
-    match env.type_of(key)? {
-        Type::Number => to_guest_value(env, vm, key, &mut Vec::new()),
-        Type::String => {
-            let s = env.get_string(key)?;
-            if let Ok(i) = s.parse::<u32>() {
-                if i < 8192 && i.to_string() == s {
-                    return Ok(Rooted::new(vm, engine::int14_encode(i as i32).expect("i < 8192")));
-                }
-            }
-            to_guest_value(env, vm, key, &mut Vec::new())
+    if let Some(d) = env.try_f64(key) {
+        if d.fract() == 0.0 && (0.0..8192.0).contains(&d) && !(d == 0.0 && d.is_sign_negative()) {
+            return Ok(Rooted::new(vm, engine::int14_encode(d as i32).expect("in range")));
         }
-        _ => Err(env.throw_type_error("Microvium property keys must be strings or numbers")),
+        let s = env.string(crate::number_format::js_number_to_string(d).as_bytes())?;
+        return property_key(env, vm, s);
     }
+    if env.type_of(key)? != Type::String {
+        return Err(env.throw_type_error("Microvium property keys must be strings or numbers"));
+    }
+    let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
+    let result = string_key(env, vm, key, &mut buf);
+    *vm.string_buf.borrow_mut() = buf;
+    result
+}
+
+fn string_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue, buf: &mut Vec<u8>) -> JsResult<Rooted<'a>> {
+    env.get_string_into(key, buf)?;
+    if !buf.is_empty() && buf.len() <= 4 && buf.iter().all(u8::is_ascii_digit) && (buf[0] != b'0' || buf.len() == 1) {
+        let i: i32 = std::str::from_utf8(buf).expect("ascii").parse().expect("digits");
+        if i < 8192 {
+            return Ok(Rooted::new(vm, engine::int14_encode(i).expect("in range")));
+        }
+    }
+    if let Some(&slot) = vm.key_cache.borrow().get(&buf[..]) {
+        let v = vm.handles.borrow().get(slot);
+        return Ok(Rooted::new(vm, v));
+    }
+    let ctx = vm.ctx();
+    let r = Rooted::new(vm, engine::UNDEFINED);
+    let mut out = engine::UNDEFINED;
+    // SAFETY: buf holds buf.len() bytes; ctx is live.
+    vm.engine_op(|| unsafe { engine::glue_new_string(ctx, buf.as_ptr() as *const _, buf.len(), &mut out) })
+        .map_err(|f| fail(env, vm, f))?;
+    r.set(out);
+    let p = r.raw();
+    // SAFETY: p points into a rooted slot.
+    vm.engine_op(|| unsafe { engine::glue_to_property_key(ctx, p) }).map_err(|f| fail(env, vm, f))?;
+    let mut cache = vm.key_cache.borrow_mut();
+    if cache.len() < KEY_CACHE_LIMIT {
+        let interned = r.get();
+        let slot = vm.handles.borrow_mut().alloc(ctx, interned);
+        cache.insert(buf.clone().into_boxed_slice(), slot);
+    }
+    Ok(r)
 }
 
 // ---------------------------------------------------------------------------
@@ -633,6 +761,7 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
     };
     vm.clear_host_exception_if_idle(env);
     settle_promises(env, vm);
+    relieve_pressure(env, vm);
     converted
 }
 
@@ -642,7 +771,7 @@ unsafe extern "C" fn guest_function_callback(raw_env: sys::napi_env, info: sys::
     let env = Env(raw_env);
     runtime::set_env(raw_env);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> JsResult<JsValue> {
-        let ci = env.call_info(info, 8)?;
+        let ci = env.call_info(info)?;
         // SAFETY: data is the Box<Wrapped> given to napi_create_function, alive
         // while the function is (it is being called).
         let Wrapped::Guest(g) = (unsafe { &*(ci.data as *const Wrapped) }) else {
@@ -650,6 +779,7 @@ unsafe extern "C" fn guest_function_callback(raw_env: sys::napi_env, info: sys::
         };
         let vm = g.vm.clone();
         vm.check_usable(env)?;
+        let _scope = TempScope::new(&vm);
         let func = vm.handles.borrow().get(g.slot);
         // `this` goes to the guest only if it is a guest value of this VM
         // (a method called through a proxy); anything else is undefined.
@@ -657,7 +787,7 @@ unsafe extern "C" fn guest_function_callback(raw_env: sys::napi_env, info: sys::
             Some(Wrapped::Guest(t)) if Rc::ptr_eq(&t.vm, &vm) => Some(ci.this),
             _ => None,
         };
-        call_guest(env, &vm, func, this, &ci.args)
+        call_guest(env, &vm, func, this, ci.args())
     }));
     match outcome {
         Ok(Ok(v)) => v,
@@ -692,7 +822,11 @@ pub unsafe extern "C" fn host_function_trampoline(
             return 14; // MVM_E_HOST_ERROR: unwind the guest; the caller reports why
         }
         let scope = env.open_scope();
-        let code = host_call(env, &vm, id, result, args, argc);
+        let code = {
+            let _temps = TempScope::new(&vm);
+            host_call(env, &vm, id, result, args, argc)
+        };
+        relieve_pressure(env, &vm);
         env.close_scope(scope);
         code
     }));
@@ -710,9 +844,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
         match code {
             Ok(()) => {
                 // Rooted until `resume` releases it.
-                let r = Rooted::new(vm, callback);
-                async_callback = Some(r.slot);
-                std::mem::forget(r);
+                async_callback = Some(vm.handles.borrow_mut().alloc(vm.ctx(), callback));
             }
             Err(Failure::Fatal(_)) => return 14,
             // No await points in the script: an ordinary call.
@@ -793,11 +925,11 @@ fn throw_into_guest(env: Env, vm: &Rc<VmState>, result: *mut Value) -> i32 {
             }
         }
     };
+    let value = copy.get();
     // SAFETY: as in host_call.
-    unsafe { *result = copy.get() };
+    unsafe { *result = value };
     // Keep the copy rooted in the stash so it can be matched later.
-    let slot = copy.slot;
-    std::mem::forget(copy);
+    let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
     vm.stash_host_exception(env, exception, slot);
     engine::E_UNCAUGHT_EXCEPTION
 }

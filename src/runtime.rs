@@ -21,15 +21,24 @@ pub enum Helper {
     /// `(core, callbackSlot, ok, valueOrPromise) => void`: waits for an async
     /// import's result and resumes the guest through `resume`.
     AwaitHost = 3,
+    /// `() => void`: runs a full JavaScript garbage collection.
+    CollectGarbage = 4,
 }
 
-const HELPER_COUNT: usize = 4;
+const HELPER_COUNT: usize = 5;
 
 thread_local! {
     static ENV: Cell<RawEnv> = const { Cell::new(std::ptr::null_mut()) };
     static HELPERS: Cell<[RawRef; HELPER_COUNT]> = const { Cell::new([std::ptr::null_mut(); HELPER_COUNT]) };
     static DEPTH: Cell<u32> = const { Cell::new(0) };
     static STACK_BASE: Cell<usize> = const { Cell::new(0) };
+    static THREAD_TOKEN: u8 = const { 0 };
+}
+
+/// A cheap identity of the current thread (the address of a thread-local),
+/// for the check that a VM is used only by the thread that created it.
+pub fn thread_token() -> usize {
+    THREAD_TOKEN.with(|t| t as *const u8 as usize)
 }
 
 pub fn set_env(env: RawEnv) {

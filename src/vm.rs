@@ -16,7 +16,6 @@ use crate::runtime::{self, DepthGuard};
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::rc::Rc;
-use std::thread::ThreadId;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Status {
@@ -37,7 +36,7 @@ pub struct VmState {
     imports: Vec<Import>,
     pub breakpoint: Cell<RawRef>,
     status: Cell<Status>,
-    thread: ThreadId,
+    thread: usize,
     /// Engine calls in progress on this VM (re-entrant calls nest).
     active: Cell<u32>,
     /// Slot releases that arrived (from finalizers) while the handle table
@@ -49,12 +48,19 @@ pub struct VmState {
     host_exception: RefCell<Option<(RawRef, Slot)>>,
     pub core: Cell<RawRef>,
     pub pending_promises: RefCell<Vec<PendingPromise>>,
+    /// Guest heap size above which the host relieves pressure (see
+    /// relieve_pressure in membrane.rs).
+    pub pressure_mark: Cell<u16>,
     /// An exception thrown by the breakpoint callback, with the gas setting
     /// to restore: the engine cannot unwind from a breakpoint, so the call is
     /// stopped by the gas counter and the exception rethrown to the host.
     breakpoint_error: RefCell<Option<(RawRef, i32)>>,
     pub export_ids: Vec<u16>,
     pub required_version: String,
+    /// Property names already converted to guest keys (interned strings),
+    /// each rooted in a slot: property access through proxies then needs no
+    /// guest allocation.
+    pub key_cache: RefCell<std::collections::HashMap<Box<[u8]>, Slot>>,
     /// Reused UTF-8 buffer for strings going into the guest.
     pub string_buf: RefCell<Vec<u8>>,
 }
@@ -108,7 +114,7 @@ impl VmState {
 
     /// Checks that the VM may be used now, from this thread.
     pub fn check_usable(&self, env: Env) -> JsResult<()> {
-        if std::thread::current().id() != self.thread {
+        if runtime::thread_token() != self.thread {
             return Err(env.throw_error(
                 "Microvium VM used from a thread other than the one that created it; each VM belongs to its creating thread",
             ));
@@ -315,7 +321,7 @@ impl Drop for VmState {
             drop(Box::from_raw(self.ctx));
         }
         if let Some(env) = runtime::current_env() {
-            if std::thread::current().id() == self.thread {
+            if runtime::thread_token() == self.thread {
                 for i in &self.imports {
                     env.delete_ref(i.function);
                 }
@@ -402,15 +408,17 @@ pub fn restore(
         imports: import_refs,
         breakpoint: Cell::new(std::ptr::null_mut()),
         status: Cell::new(Status::Live),
-        thread: std::thread::current().id(),
+        thread: runtime::thread_token(),
         active: Cell::new(0),
         pending_releases: RefCell::new(Vec::new()),
         host_exception: RefCell::new(None),
         core: Cell::new(std::ptr::null_mut()),
         pending_promises: RefCell::new(Vec::new()),
+        pressure_mark: Cell::new(crate::membrane::PRESSURE_MARK),
         breakpoint_error: RefCell::new(None),
         export_ids: info.export_ids,
         required_version: info.required_version,
+        key_cache: RefCell::new(std::collections::HashMap::new()),
         string_buf: RefCell::new(Vec::new()),
     });
     // SAFETY: ctx is a fresh allocation; the Rc keeps the state at a fixed
