@@ -349,6 +349,19 @@ void* glue_get_context(mvm_VM* vm) { return mvm_getContext(vm); }
 /* Value kinds                                                              */
 /* ------------------------------------------------------------------------ */
 
+/* Values may point into the heap (RAM) or into the snapshot (ROM, for
+ * objects the compiler placed there), so every read here goes through the
+ * engine's long-pointer decoding. */
+
+static bool is_promise(mvm_VM* vm, mvm_Value value) {
+  Value promiseProto = getBuiltin(vm, BIN_PROMISE_PROTOTYPE);
+  if (promiseProto == VM_VALUE_UNDEFINED) return false;
+  LongPtr lp = DynamicPtr_decode_long(vm, value);
+  uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp));
+  if (size < 4 * sizeof(Value)) return false;
+  return LongPtr_read2_aligned(LongPtr_add(lp, VM_OIS_PROTO * 2)) == promiseProto;
+}
+
 /*
  * Finer than mvm_typeOf: the host must tell apart fixed-length arrays
  * (read-only from the host), host function references (which go back to the
@@ -375,15 +388,8 @@ int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra) {
       return GLUE_KIND_HOST_FUNCTION;
     }
     case TC_REF_CLASS: return GLUE_KIND_CLASS;
-    case TC_REF_PROPERTY_LIST: {
-      Value* p = (Value*)ShortPtr_decode(vm, value);
-      if (vm_getAllocationSize(p) >= 4 * sizeof(Value) &&
-          p[VM_OIS_PROTO] == getBuiltin(vm, BIN_PROMISE_PROTOTYPE) &&
-          p[VM_OIS_PROTO] != VM_VALUE_UNDEFINED) {
-        return GLUE_KIND_PROMISE;
-      }
-      return GLUE_KIND_OBJECT;
-    }
+    case TC_REF_PROPERTY_LIST:
+      return is_promise(vm, value) ? GLUE_KIND_PROMISE : GLUE_KIND_OBJECT;
     case TC_REF_ARRAY: return GLUE_KIND_ARRAY;
     case TC_REF_FIXED_LENGTH_ARRAY: return GLUE_KIND_FIXED_ARRAY;
     case TC_REF_UINT8_ARRAY: return GLUE_KIND_UINT8_ARRAY;
@@ -416,8 +422,8 @@ int glue_array_length(GlueContext* ctx, mvm_Value value) {
     return VirtualInt14_decode(vm, READ_FIELD_2(lp, TsArray, viLength));
   }
   if (tc == TC_REF_FIXED_LENGTH_ARRAY) {
-    void* p = ShortPtr_decode(vm, value);
-    return vm_getAllocationSize(p) / 2;
+    LongPtr lp = DynamicPtr_decode_long(vm, value);
+    return vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp)) / 2;
   }
   return -1;
 }
@@ -472,12 +478,12 @@ int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callbac
  * result or error in *out_value), -1 if not a promise. */
 int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value) {
   mvm_VM* vm = ctx->vm;
-  if (deepTypeOf(vm, promise) != TC_REF_PROPERTY_LIST) return -1;
-  Value* p = (Value*)ShortPtr_decode(vm, promise);
-  if (vm_getAllocationSize(p) < 4 * sizeof(Value) || p[VM_OIS_PROTO] != getBuiltin(vm, BIN_PROMISE_PROTOTYPE)) return -1;
-  Value status = p[VM_OIS_PROMISE_STATUS];
-  if (status == VM_PROMISE_STATUS_RESOLVED) { *out_value = p[VM_OIS_PROMISE_OUT]; return 1; }
-  if (status == VM_PROMISE_STATUS_REJECTED) { *out_value = p[VM_OIS_PROMISE_OUT]; return 2; }
+  if (deepTypeOf(vm, promise) != TC_REF_PROPERTY_LIST || !is_promise(vm, promise)) return -1;
+  LongPtr lp = DynamicPtr_decode_long(vm, promise);
+  Value status = LongPtr_read2_aligned(LongPtr_add(lp, VM_OIS_PROMISE_STATUS * 2));
+  Value out = LongPtr_read2_aligned(LongPtr_add(lp, VM_OIS_PROMISE_OUT * 2));
+  if (status == VM_PROMISE_STATUS_RESOLVED) { *out_value = out; return 1; }
+  if (status == VM_PROMISE_STATUS_REJECTED) { *out_value = out; return 2; }
   return 0;
 }
 

@@ -21,11 +21,13 @@ function hidden(target, key, value) {
   Object.defineProperty(target, key, { value, writable: true, enumerable: false, configurable: true });
 }
 
+const INDEX = /^(0|[1-9][0-9]*)$/;
+
 function isOwnGuestKey(target, key) {
   const core = target[CORE];
   const slot = target[SLOT];
   if (Array.isArray(target)) {
-    const i = typeof key === 'string' && /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : -1;
+    const i = typeof key === 'string' && INDEX.test(key) ? Number(key) : -1;
     return i >= 0 && i < native.length(core, slot);
   }
   return native.has(core, slot, key);
@@ -45,12 +47,15 @@ const objectHandler = {
     }
     const core = target[CORE];
     const slot = target[SLOT];
-    if (key === 'length' && Array.isArray(target)) return native.length(core, slot);
-    const v = native.get(core, slot, key);
-    if (v === undefined) {
-      const proto = Array.isArray(target) ? Array.prototype : Object.prototype;
-      if (key in proto && !isOwnGuestKey(target, key)) return proto[key];
+    if (Array.isArray(target)) {
+      // Guest arrays have only indexes and length; everything else (map,
+      // forEach, toJSON...) comes from the reported Array.prototype.
+      if (key === 'length') return native.length(core, slot);
+      if (!INDEX.test(key)) return Array.prototype[key];
+      return native.get(core, slot, key);
     }
+    const v = native.get(core, slot, key);
+    if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
     return v;
   },
   set(target, key, value) {
@@ -101,19 +106,23 @@ const objectHandler = {
 // util.inspect formats a proxy's target, not what the traps return, so the
 // target carries a custom inspector that reads the guest through the proxy.
 function inspectGuest(depth, options, inspect) {
-  const proxy = this; // Node calls the inspector with the proxy itself as `this`
+  // Node calls this with the proxy as `this`; with showProxy it inspects the
+  // bare target instead.
+  const proxy = util.types.isProxy(this) ? this : this[PROXY];
   let copy;
   try {
-    if (Array.isArray(this)) {
+    if (Array.isArray(proxy)) {
       copy = Array.from({ length: proxy.length }, (_, i) => proxy[i]);
     } else {
       copy = {};
-      for (const k of Reflect.ownKeys(proxy)) copy[k] = proxy[k];
+      for (const k of Object.keys(proxy)) copy[k] = proxy[k];
     }
   } catch (e) {
     return '[Microvium value: ' + (e && e.message) + ']';
   }
-  return inspect(copy, { ...options, depth: options.depth === null ? null : options.depth - 1 });
+  // The copy stands at the proxy's own level, so the remaining depth is
+  // passed on unchanged.
+  return inspect(copy, { ...options, depth });
 }
 
 function makeObject(kind, core, slot) {
