@@ -29,7 +29,8 @@ fn main() {
         .flag_if_supported("-Wno-sign-compare")
         .flag_if_supported("-Wno-unused-function")
         .flag_if_supported("-Wno-implicit-fallthrough")
-        .flag_if_supported("-Wno-missing-field-initializers");
+        .flag_if_supported("-Wno-missing-field-initializers")
+        .flag_if_supported("-Wno-unused-label");
     if std::env::var("PROFILE").as_deref() == Ok("release") {
         build.opt_level(2);
     }

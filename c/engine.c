@@ -20,8 +20,20 @@
  */
 #include <setjmp.h>
 #include "microvium_port.h"
-#include "microvium.c"
 #include "engine.h"
+
+/* See MVM_CASE in microvium_port.h: what `reg1I`/`reg2I` mean outside the
+ * engine's integer blocks, which declare their own. */
+static const int32_t reg1I = 0;
+static const int32_t reg2I = 0;
+
+/* Guest `**` gives Node's result: V8's pow differs from the C library's in
+ * the last bit for some operands, so the host computes it (see
+ * host_pow in src/number_format.rs). */
+double host_pow(double x, double y);
+#define pow(x, y) host_pow(x, y)
+
+#include "microvium.c"
 
 static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
                                             mvm_Value* ctor, mvm_Value* proto);
@@ -89,11 +101,31 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
     }                                                               \
   } while (0)
 
+/* Whether the host wants the running guest stopped (src/runtime.rs). */
+bool host_should_abort(void);
+
+void glue_poll_slow(void) {
+  if (innermost_boundary && host_should_abort()) {
+    glue_fatal_error(NULL, MVM_E_HOST_ERROR);
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Allocator hooks                                                          */
 /* ------------------------------------------------------------------------ */
 
 #define STACK_BLOCK_SIZE (sizeof(vm_TsStack) + MVM_STACK_SIZE)
+
+/*
+ * Slack after every engine allocation. When the collector merges an object's
+ * appended property cells into the object (gc_processShortPtrValue), it
+ * checks the room left in the to-space bucket for one word per property but
+ * writes two, so it can write 2 bytes past the end of the bucket. The cells
+ * it merges hold one property each, so the overrun is at most one word; the
+ * engine's own bookkeeping stays consistent (offsets follow the write
+ * pointer), and the slack keeps the write inside the allocation.
+ */
+#define ALLOCATION_SLACK 16
 
 void* glue_malloc(size_t size, void* context) {
   GlueContext* ctx = (GlueContext*)context;
@@ -104,7 +136,7 @@ void* glue_malloc(size_t size, void* context) {
     ctx->spare_stack = NULL;
     return p;
   }
-  void* p = malloc(size);
+  void* p = malloc(size + ALLOCATION_SLACK);
   if (p && ctx) ctx->allocated_blocks++;
   return p;
 }
@@ -320,8 +352,25 @@ int glue_uint8array_bytes(GlueContext* ctx, mvm_Value value, uint8_t** out_data,
   return MVM_E_SUCCESS;
 }
 
+/* mvm_getMemoryStats, with two of its figures computed correctly: it takes
+ * the heap capacity from pointers truncated to 16 bits (which wraps when a
+ * bucket straddles a 64 kB address boundary), and reports the import table
+ * size as the globals size. */
 void glue_get_memory_stats(GlueContext* ctx, mvm_TsMemoryStats* out) {
-  mvm_getMemoryStats(ctx->vm, out);
+  mvm_VM* vm = ctx->vm;
+  mvm_getMemoryStats(vm, out);
+  size_t wrong_capacity = out->virtualHeapAllocatedCapacity;
+  size_t capacity = 0;
+  TsBucket* last = vm->pLastBucket;
+  if (last) {
+    capacity = last->offsetStart +
+      (size_t)((uint8_t*)vm->pLastBucketEndCapacity - (uint8_t*)getBucketDataBegin(last));
+  }
+  size_t wrong_globals = out->globalVariablesSize;
+  size_t globals = getSectionSize(vm, BCS_GLOBALS);
+  out->virtualHeapAllocatedCapacity = capacity;
+  out->globalVariablesSize = globals;
+  out->totalSize = out->totalSize - wrong_capacity + capacity - wrong_globals + globals;
 }
 
 void glue_stop_after(GlueContext* ctx, int32_t n) { mvm_stopAfterNInstructions(ctx->vm, n); }

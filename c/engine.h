@@ -18,6 +18,7 @@ typedef struct GlueContext {
   void* spare_stack;       /* one cached virtual-stack block */
   uint32_t gc_epoch;       /* bumped whenever the collector frees old buckets */
   int64_t allocated_blocks;/* live engine allocations, for leak checks */
+  uint32_t poll_count;     /* instruction dispatches, see GLUE_POLL */
 } GlueContext;
 
 enum {

@@ -91,8 +91,51 @@ _Noreturn void glue_fatal_error(void* vm, int e);
 #define MVM_FATAL_ERROR(vm, e) glue_fatal_error(vm, e)
 #define MVM_ALL_ERRORS_FATAL 0
 
-#define MVM_SWITCH(tag, upper) switch (tag)
-#define MVM_CASE(value) case value
+/*
+ * Every instruction dispatch goes through MVM_SWITCH. Once in about a million
+ * dispatches, the glue asks the host whether the thread is being torn down
+ * (worker.terminate(), process exit): a guest stuck in a loop without a gas
+ * limit would otherwise keep the thread, and the process, from ever ending.
+ * The test is one increment and compare on the VM's own context.
+ */
+void glue_poll_slow(void);
+#define GLUE_POLL(vm) \
+  ((++((GlueContext*)(vm)->context)->poll_count & 0xFFFFF) ? (void)0 : glue_poll_slow())
+#define MVM_SWITCH(tag, upper) switch ((GLUE_POLL(vm)), (tag))
+
+/*
+ * Integer fast path fixes. The engine evaluates number operations on two
+ * int32 operands with C integer arithmetic, which (1) traps the process on
+ * x86 for INT32_MIN / -1 and INT32_MIN % -1 (SIGFPE), and (2) gives 0 where
+ * JavaScript gives -0 (-7 % 7, 0 * -1). MVM_CASE expands to `case value` for
+ * every label except those three operations, which it selects by token.
+ * There it adds a test that sends the cases that need it to the engine's own
+ * float64 path (which gives JavaScript's results), followed by a unique
+ * label that takes the engine's `:`. In the float64 switch, which uses the
+ * same labels, `reg1I`/`reg2I` resolve to the zero constants c/engine.c
+ * declares at file scope, so the test is false there.
+ */
+#define GLUE_CAT_(a, b) a##b
+#define GLUE_CAT(a, b) GLUE_CAT_(a, b)
+#define GLUE_SECOND_(a, b, ...) b
+#define GLUE_SECOND(...) GLUE_SECOND_(__VA_ARGS__, 0, 0)
+#define GLUE_FIX_VM_NUM_OP_REMAINDER ~, 1
+#define GLUE_FIX_VM_NUM_OP_DIVIDE_AND_TRUNC ~, 2
+#define GLUE_FIX_VM_NUM_OP_MULTIPLY ~, 3
+#define GLUE_INT_FIX(value) GLUE_SECOND(GLUE_CAT(GLUE_FIX_, value))
+#define GLUE_INT_NEEDS_FLOAT(kind, a, b) \
+  ((kind) == 1 ? ((b) == -1 || ((a) < 0 && (b) != 0 && (a) % (b) == 0)) : \
+   (kind) == 2 ? ((a) == INT32_MIN && (b) == -1) : \
+   (((a) == 0 && (b) < 0) || ((b) == 0 && (a) < 0)))
+#define GLUE_CASE_0(value) case value
+#define GLUE_CASE_FIXED(kind, value) \
+  case value: \
+    if (GLUE_INT_NEEDS_FLOAT(kind, reg1I, reg2I)) goto SUB_NUM_OP_FLOAT64; \
+    GLUE_CAT(glue_case_, __LINE__)
+#define GLUE_CASE_1(value) GLUE_CASE_FIXED(1, value)
+#define GLUE_CASE_2(value) GLUE_CASE_FIXED(2, value)
+#define GLUE_CASE_3(value) GLUE_CASE_FIXED(3, value)
+#define MVM_CASE(value) GLUE_CAT(GLUE_CASE_, GLUE_INT_FIX(value))(value)
 
 /* The engine's own CRC16-CCITT check of the snapshot at restore. */
 #define MVM_CHECK_CRC16_CCITT(lpData, size, expected) (default_crc16(lpData, size) == expected)
