@@ -15,6 +15,8 @@ const KIND = {
 const CORE = Symbol('microvium.core');
 const SLOT = Symbol('microvium.slot');
 const PROXY = Symbol('microvium.proxy');
+// Reading this key through a guest proxy gives its target (JS-layer only).
+const TARGET = Symbol('microvium.target');
 
 function hidden(target, key, value) {
   // Configurable, so proxy invariants do not force ownKeys to report it.
@@ -42,6 +44,7 @@ function fallback(target, key) {
 const objectHandler = {
   get(target, key) {
     if (typeof key === 'symbol') {
+      if (key === TARGET) return target;
       if (key === Symbol.iterator && Array.isArray(target)) return Array.prototype[Symbol.iterator];
       return key === Symbol.toStringTag ? undefined : fallback(target, key);
     }
@@ -61,6 +64,14 @@ const objectHandler = {
   set(target, key, value) {
     if (typeof key === 'symbol') {
       throw new TypeError('Cannot set a symbol-keyed property on a Microvium object');
+    }
+    // The engine treats a non-integer length as a fatal error.
+    if (key === 'length' && Array.isArray(target)) {
+      if (!(Number.isInteger(value) && value >= 0 && value <= 8191)) {
+        throw new RangeError('Invalid Microvium array length (an integer from 0 to 8191)');
+      }
+      // The engine mishandles setting the length it already has (push does).
+      if (value === native.length(target[CORE], target[SLOT])) return true;
     }
     native.set(target[CORE], target[SLOT], key, value);
     return true;
@@ -104,24 +115,35 @@ const objectHandler = {
 };
 
 // util.inspect formats a proxy's target, not what the traps return, so the
-// target carries a custom inspector that reads the guest through the proxy.
+// target carries a custom inspector. It inspects a plain copy of the guest
+// value, nested guest values copied too (down to the depth Node would show,
+// cycles kept as cycles), so the output is exactly a host literal's.
+function plainCopy(value, levels, seen) {
+  const target = value !== null && typeof value === 'object' ? value[TARGET] : undefined;
+  if (target === undefined) return value;
+  if (seen.has(value)) return seen.get(value);
+  if (levels < 0) return Array.isArray(target) ? [] : {};
+  const copy = Array.isArray(target) ? [] : {};
+  seen.set(value, copy);
+  if (Array.isArray(target)) {
+    const n = value.length;
+    for (let i = 0; i < n; i++) copy.push(plainCopy(value[i], levels - 1, seen));
+  } else {
+    for (const k of Object.keys(value)) copy[k] = plainCopy(value[k], levels - 1, seen);
+  }
+  return copy;
+}
+
 function inspectGuest(depth, options, inspect) {
   // Node calls this with the proxy as `this`; with showProxy it inspects the
   // bare target instead.
   const proxy = util.types.isProxy(this) ? this : this[PROXY];
   let copy;
   try {
-    if (Array.isArray(proxy)) {
-      copy = Array.from({ length: proxy.length }, (_, i) => proxy[i]);
-    } else {
-      copy = {};
-      for (const k of Object.keys(proxy)) copy[k] = proxy[k];
-    }
+    copy = plainCopy(proxy, depth === null || depth === Infinity ? 1000 : depth + 1, new Map());
   } catch (e) {
     return '[Microvium value: ' + (e && e.message) + ']';
   }
-  // The copy stands at the proxy's own level, so the remaining depth is
-  // passed on unchanged.
   return inspect(copy, { ...options, depth });
 }
 

@@ -115,7 +115,7 @@ fn int_arg(env: Env, ci: &CallInfo, i: usize) -> JsResult<f64> {
 }
 
 fn init_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    runtime::set_helpers(env, [arg(env, ci, 0), arg(env, ci, 1), arg(env, ci, 2), arg(env, ci, 3), arg(env, ci, 4)])?;
+    runtime::set_helpers(env, std::array::from_fn(|i| arg(env, ci, i)))?;
     Ok(env.undefined())
 }
 

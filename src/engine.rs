@@ -23,6 +23,7 @@ pub struct GlueContext {
     pub spare_stack: *mut c_void,
     pub gc_epoch: u32,
     pub allocated_blocks: i64,
+    pub poll_count: u32,
 }
 
 /// Mirror of `mvm_TsMemoryStats`.
@@ -126,6 +127,8 @@ pub const UNDEFINED: Value = 0x01;
 pub const NULL: Value = 0x05;
 pub const TRUE: Value = 0x09;
 pub const FALSE: Value = 0x0D;
+pub const STR_LENGTH: Value = 0x1D;
+pub const STR_PROTO: Value = 0x21;
 
 /// A small integer encoded directly in the value (no allocation).
 #[inline]

@@ -654,6 +654,13 @@ pub fn property_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult
 
 fn string_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue, buf: &mut Vec<u8>) -> JsResult<Rooted<'a>> {
     env.get_string_into(key, buf)?;
+    // The engine spells these two keys with well-known values, and treats
+    // them specially only in that form (array length, the prototype).
+    match &buf[..] {
+        b"length" => return Ok(Rooted::new(vm, engine::STR_LENGTH)),
+        b"__proto__" => return Ok(Rooted::new(vm, engine::STR_PROTO)),
+        _ => {}
+    }
     if !buf.is_empty() && buf.len() <= 4 && buf.iter().all(u8::is_ascii_digit) && (buf[0] != b'0' || buf.len() == 1) {
         let i: i32 = std::str::from_utf8(buf).expect("ascii").parse().expect("digits");
         if i < 8192 {
@@ -751,7 +758,11 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
         Err(failure) => {
             if let Some(e) = vm.take_breakpoint_error(env) {
                 Err(env.throw(e))
-            } else if vm.status() != Status::Live && !matches!(failure, CallFailure::Engine(Failure::Fatal(_))) {
+            } else if let (Status::Poisoned(code), CallFailure::Engine(_)) = (vm.status(), &failure) {
+                // A fatal error during the call (perhaps in a nested call the
+                // host caught): the VM is unusable.
+                Err(throw_failure(env, vm, Failure::Fatal(code)))
+            } else if vm.status() == Status::Disposed && !matches!(failure, CallFailure::Engine(Failure::Fatal(_))) {
                 // Disposed during the call: the result cannot be read.
                 Err(env.throw_error("Microvium VM was disposed during the call"))
             } else {
@@ -818,8 +829,11 @@ pub unsafe extern "C" fn host_function_trampoline(
             Rc::increment_strong_count(vm_ptr);
             Rc::from_raw(vm_ptr)
         };
-        if vm.status() != Status::Live {
-            return 14; // MVM_E_HOST_ERROR: unwind the guest; the caller reports why
+        // MVM_E_HOST_ERROR unwinds the guest (uncatchable); the host caller
+        // reports why. A breakpoint callback that threw stops the guest
+        // before the host function at the breakpoint runs.
+        if vm.status() != Status::Live || vm.has_breakpoint_error() {
+            return 14;
         }
         let scope = env.open_scope();
         let code = {

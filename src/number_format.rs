@@ -22,7 +22,12 @@ pub fn js_number_to_string(x: f64) -> String {
     if x < 0.0 {
         out.push('-');
     }
-    let sci = format!("{:e}", x.abs());
+    // `{:e}` gives the shortest digit count k that round-trips, but not
+    // always the k-digit decimal closest to x, which ECMAScript requires;
+    // `{:.*e}` at k digits is correctly rounded, hence closest.
+    let shortest = format!("{:e}", x.abs());
+    let k = shortest.split_once('e').expect("{:e} has an exponent").0.chars().filter(|c| c.is_ascii_digit()).count();
+    let sci = format!("{:.*e}", k - 1, x.abs());
     let (mantissa, exp) = sci.split_once('e').expect("{:e} always has an exponent");
     let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
     let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
@@ -91,5 +96,15 @@ mod tests {
         assert_eq!(f(123456789.125), "123456789.125");
         assert_eq!(f(5e-324), "5e-324");
         assert_eq!(f(1.7976931348623157e308), "1.7976931348623157e+308");
+        assert_eq!(f(230107665401933.62), "230107665401933.62");
+        assert_eq!(f(1e15 + 0.3), "1000000000000000.2");
     }
+}
+
+/// The engine's `pow` (see c/engine.c): V8's Math.pow, so that guest `**`
+/// gives Node's results to the last bit; the C library's pow if no
+/// JavaScript environment is at hand.
+#[no_mangle]
+pub extern "C" fn host_pow(x: f64, y: f64) -> f64 {
+    crate::runtime::math_pow(x, y).unwrap_or_else(|| x.powf(y))
 }

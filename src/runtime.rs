@@ -23,9 +23,11 @@ pub enum Helper {
     AwaitHost = 3,
     /// `() => void`: runs a full JavaScript garbage collection.
     CollectGarbage = 4,
+    /// The original `Math.pow`.
+    MathPow = 5,
 }
 
-const HELPER_COUNT: usize = 5;
+const HELPER_COUNT: usize = 6;
 
 thread_local! {
     static ENV: Cell<RawEnv> = const { Cell::new(std::ptr::null_mut()) };
@@ -108,4 +110,54 @@ impl Drop for DepthGuard {
     fn drop(&mut self) {
         DEPTH.with(|d| d.set(d.get() - 1));
     }
+}
+
+/// `Math.pow(x, y)` as V8 computes it, if this thread has a JS environment.
+pub fn math_pow(x: f64, y: f64) -> Option<f64> {
+    let env = current_env()?;
+    let r = HELPERS.with(|h| h.get()[Helper::MathPow as usize]);
+    if r.is_null() {
+        return None;
+    }
+    let scope = env.open_scope();
+    let result = (|| {
+        let f = env.ref_value(r)?;
+        let v = env.call(f, env.undefined(), &[env.double(x), env.double(y)]).ok()?;
+        env.try_f64(v)
+    })();
+    if result.is_none() && env.is_exception_pending() {
+        let _ = env.take_exception();
+    }
+    env.close_scope(scope);
+    result
+}
+
+/// Polled by the engine about once per million instructions (GLUE_POLL in
+/// c/microvium_port.h): true when this thread can no longer run JavaScript,
+/// as when its worker is being terminated. Calling into JavaScript is what
+/// lets V8 deliver a pending termination; the call is to the original
+/// Math.pow, which runs no user code.
+#[no_mangle]
+pub extern "C" fn host_should_abort() -> bool {
+    let Some(env) = current_env() else { return false };
+    if env.is_exception_pending() {
+        return false;
+    }
+    let r = HELPERS.with(|h| h.get()[Helper::MathPow as usize]);
+    if r.is_null() {
+        return false;
+    }
+    let scope = env.open_scope();
+    let ok = env.ref_value(r).map(|f| env.call(f, env.undefined(), &[env.double(1.0), env.double(1.0)]).is_ok());
+    // A failed call with an ordinary exception (say, a RangeError near the
+    // stack limit) is not a termination: clear it and go on. A termination
+    // leaves no exception object to take.
+    let abort = if ok == Some(false) {
+        let e = env.take_exception();
+        e.is_null() || !matches!(env.type_of(e), Ok(crate::js::Type::Object))
+    } else {
+        false
+    };
+    env.close_scope(scope);
+    abort
 }

@@ -203,7 +203,25 @@ impl VmState {
 
     pub fn dispose(&self, env: Env) {
         if self.status.get() != Status::Disposed {
+            if self.active.get() > 0 && !self.is_engine_freed() {
+                // Disposed from a host function or breakpoint: stop the guest
+                // at its next instruction.
+                // SAFETY: the engine is live (freed only once idle).
+                unsafe { engine::glue_stop_after(self.ctx, 0) };
+            }
             self.status.set(Status::Disposed);
+            for p in std::mem::take(&mut *self.pending_promises.borrow_mut()) {
+                let message = "Microvium VM was disposed before this promise settled";
+                if let Ok(e) = env.string(message.as_bytes()).and_then(|m| {
+                    let mut err = std::ptr::null_mut();
+                    // SAFETY: m is a live string; out-pointer to a local.
+                    unsafe { napi::sys::napi_create_error(env.0, std::ptr::null_mut(), m, &mut err) };
+                    Ok(err)
+                }) {
+                    // SAFETY: each deferred is settled exactly once.
+                    unsafe { napi::sys::napi_reject_deferred(env.0, p.deferred, e) };
+                }
+            }
             if let Some((r, _)) = self.host_exception.borrow_mut().take() {
                 env.delete_ref(r);
             }
@@ -232,10 +250,15 @@ impl VmState {
             env.delete_ref(r);
             self.handles.borrow_mut().release(s);
         }
-        if let Ok(r) = env.new_ref(exception, 1) {
-            *self.host_exception.borrow_mut() = Some((r, slot));
-        } else {
-            self.handles.borrow_mut().release(slot);
+        // References hold objects only, so the exception (which may be any
+        // value) is kept in a holder object.
+        let holder = env.object().and_then(|o| env.set_named(o, "value", exception).map(|_| o));
+        match holder.and_then(|o| env.new_ref(o, 1)) {
+            Ok(r) => *self.host_exception.borrow_mut() = Some((r, slot)),
+            Err(_) => {
+                let _ = env.take_exception();
+                self.handles.borrow_mut().release(slot);
+            }
         }
     }
 
@@ -245,7 +268,7 @@ impl VmState {
         let stash = self.host_exception.borrow();
         let (r, slot) = stash.as_ref()?;
         if self.handles.borrow().get(*slot) == thrown {
-            env.ref_value(*r)
+            env.ref_value(*r).and_then(|holder| env.get_named(holder, "value").ok())
         } else {
             None
         }
@@ -264,11 +287,21 @@ impl VmState {
     pub fn set_breakpoint_error(&self, env: Env, exception: JsValue) {
         // SAFETY: ctx is live during the call that hit the breakpoint.
         let previous = unsafe { engine::glue_instructions_remaining(self.ctx) };
-        if let Ok(r) = env.new_ref(exception, 1) {
-            if let Some((old, _)) = self.breakpoint_error.borrow_mut().replace((r, previous)) {
-                env.delete_ref(old);
+        let holder = env.object().and_then(|o| env.set_named(o, "value", exception).map(|_| o));
+        match holder.and_then(|o| env.new_ref(o, 1)) {
+            Ok(r) => {
+                if let Some((old, _)) = self.breakpoint_error.borrow_mut().replace((r, previous)) {
+                    env.delete_ref(old);
+                }
+            }
+            Err(_) => {
+                let _ = env.take_exception();
             }
         }
+    }
+
+    pub fn has_breakpoint_error(&self) -> bool {
+        self.breakpoint_error.borrow().is_some()
     }
 
     /// The breakpoint callback's exception, if one stopped the call; the gas
@@ -279,7 +312,7 @@ impl VmState {
             // SAFETY: the engine is live.
             unsafe { engine::glue_stop_after(self.ctx, if previous < 0 { -1 } else { previous }) };
         }
-        let v = env.ref_value(r);
+        let v = env.ref_value(r).and_then(|holder| env.get_named(holder, "value").ok());
         env.delete_ref(r);
         v
     }
@@ -400,6 +433,7 @@ pub fn restore(
         spare_stack: std::ptr::null_mut(),
         gc_epoch: 0,
         allocated_blocks: 0,
+        poll_count: 0,
     }));
     let state = Rc::new(VmState {
         ctx,
