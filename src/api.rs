@@ -350,7 +350,7 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     }
     let mut rooted = Vec::with_capacity(args.len());
     for a in args {
-        rooted.push(to_guest(env, &vm, *a)?);
+        rooted.push(to_guest(env, &vm, *a)?.slot);
     }
     let instance = { let v = vm.handles.borrow().get(slot); Rooted::new(&vm, v) };
     let ctor = Rooted::new(&vm, engine::UNDEFINED);

@@ -726,23 +726,24 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>
         Some(t) => Some(to_guest(env, vm, t)?),
         None => None,
     };
-    let mut rooted = Vec::with_capacity(args.len());
-    for a in args {
-        rooted.push(to_guest(env, vm, *a)?);
+    // The argument slots (no heap allocation on the call path).
+    let mut slots = [0 as Slot; 127];
+    for (i, a) in args.iter().enumerate() {
+        slots[i] = to_guest(env, vm, *a)?.slot;
     }
-    invoke(env, vm, &f, this_rooted.as_ref(), &rooted)
+    invoke(env, vm, &f, this_rooted.as_ref(), &slots[..args.len()])
 }
 
-/// Calls a rooted guest function with rooted arguments and converts the
-/// result.
-pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, args: &[Rooted]) -> JsResult<JsValue> {
+/// Calls a rooted guest function with arguments rooted in `args` (slots)
+/// and converts the result.
+pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, args: &[Slot]) -> JsResult<JsValue> {
     let ctx = vm.ctx();
     // Copy the argument values only now: nothing allocates between here and
     // the engine pushing them on its stack.
     let mut argv: [Value; 127] = [engine::UNDEFINED; 127];
     let h = vm.handles.borrow();
     for (i, a) in args.iter().enumerate() {
-        argv[i] = h.get(a.slot);
+        argv[i] = h.get(*a);
     }
     let func = h.get(f.slot);
     let this_value = this.map(|t| h.get(t.slot));
@@ -794,9 +795,15 @@ unsafe extern "C" fn guest_function_callback(raw_env: sys::napi_env, info: sys::
         let func = vm.handles.borrow().get(g.slot);
         // `this` goes to the guest only if it is a guest value of this VM
         // (a method called through a proxy); anything else is undefined.
-        let this = match unwrap(env, ci.this) {
-            Some(Wrapped::Guest(t)) if Rc::ptr_eq(&t.vm, &vm) => Some(ci.this),
-            _ => None,
+        // A plain call's receiver is the global object, checked first
+        // because unwrapping the global proxy is a slow lookup.
+        let this = if env.strict_equals(ci.this, env.global()) {
+            None
+        } else {
+            match unwrap(env, ci.this) {
+                Some(Wrapped::Guest(t)) if Rc::ptr_eq(&t.vm, &vm) => Some(ci.this),
+                _ => None,
+            }
         };
         call_guest(env, &vm, func, this, ci.args())
     }));
