@@ -454,14 +454,6 @@ mvm_Value glue_object_proto(GlueContext* ctx, mvm_Value value) {
   return READ_FIELD_2(lp, TsPropertyList, dpProto);
 }
 
-/* The static-members object of a class. */
-mvm_Value glue_class_statics(GlueContext* ctx, mvm_Value value) {
-  mvm_VM* vm = ctx->vm;
-  if (deepTypeOf(vm, value) != TC_REF_CLASS) return VM_VALUE_UNDEFINED;
-  LongPtr lp = DynamicPtr_decode_long(vm, value);
-  return READ_FIELD_2(lp, TsClass, staticProps);
-}
-
 /* Array length without allocating; fixed-length arrays included. */
 int glue_array_length(GlueContext* ctx, mvm_Value value) {
   mvm_VM* vm = ctx->vm;
@@ -480,9 +472,6 @@ int glue_array_length(GlueContext* ctx, mvm_Value value) {
 /* Whether a guest value is the empty "deleted" marker (array holes). */
 bool glue_is_deleted(mvm_Value value) { return value == VM_VALUE_DELETED; }
 
-mvm_Value glue_undefined(void) { return VM_VALUE_UNDEFINED; }
-mvm_Value glue_null(void) { return VM_VALUE_NULL; }
-mvm_Value glue_bool(bool b) { return b ? VM_VALUE_TRUE : VM_VALUE_FALSE; }
 
 /* A guest reference to the host function `host_function_id`, which must be
  * one of the snapshot's imports (the engine calls imports by table index). */
@@ -534,12 +523,6 @@ int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value
   if (status == VM_PROMISE_STATUS_RESOLVED) { *out_value = out; return 1; }
   if (status == VM_PROMISE_STATUS_REJECTED) { *out_value = out; return 2; }
   return 0;
-}
-
-/* Guest heap in use right after the last collection: what the host's
- * handles (and the guest's own roots) keep alive. */
-uint16_t glue_heap_used_after_gc(GlueContext* ctx) {
-  return ctx->vm->heapSizeUsedAfterLastGC;
 }
 
 /* Guest heap in use now (allocated since the last collection included). */

@@ -38,6 +38,8 @@ fn entry(raw_env: sys::napi_env, info: sys::napi_callback_info, body: Body) -> s
 macro_rules! native {
     ($($name:ident => $body:path),* $(,)?) => {
         $(
+            // Named as the JS layer calls them.
+            #[allow(non_snake_case)]
             unsafe extern "C" fn $name(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
                 entry(env, info, $body)
             }

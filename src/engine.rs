@@ -109,16 +109,11 @@ extern "C" {
     pub fn glue_get_context(vm: *mut c_void) -> *mut GlueContext;
     pub fn glue_kind(ctx: *mut GlueContext, value: Value, out_extra: *mut u16) -> c_int;
     pub fn glue_object_proto(ctx: *mut GlueContext, value: Value) -> Value;
-    pub fn glue_class_statics(ctx: *mut GlueContext, value: Value) -> Value;
     pub fn glue_array_length(ctx: *mut GlueContext, value: Value) -> c_int;
     pub fn glue_async_start(ctx: *mut GlueContext, result: *mut Value, out_callback: *mut Value) -> c_int;
     pub fn glue_promise_state(ctx: *mut GlueContext, promise: Value, out_value: *mut Value) -> c_int;
-    pub fn glue_heap_used_after_gc(ctx: *mut GlueContext) -> u16;
     pub fn glue_heap_size(ctx: *mut GlueContext) -> u16;
     pub fn glue_to_property_key(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
-    pub fn glue_undefined() -> Value;
-    pub fn glue_null() -> Value;
-    pub fn glue_bool(b: bool) -> Value;
 }
 
 /// Guest values that are the same in every VM (the engine's well-known

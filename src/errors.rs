@@ -68,8 +68,6 @@ const ERRORS: &[(&str, &str)] = &[
 ];
 
 pub const E_STACK_OVERFLOW: i32 = 8;
-pub const E_INVALID_ARGUMENTS: i32 = 11;
-pub const E_TYPE_ERROR: i32 = 12;
 pub const E_UNRESOLVED_IMPORT: i32 = 9;
 pub const E_INVALID_BYTECODE: i32 = 18;
 pub const E_BYTECODE_CRC_FAIL: i32 = 27;

@@ -246,9 +246,4 @@ impl HandleTable {
     pub fn host_held(&self) -> usize {
         self.meta.iter().filter(|m| m.in_use && !m.host.is_null()).count()
     }
-
-    /// Host weak references still registered, for cleanup at dispose.
-    pub fn host_refs(&self) -> impl Iterator<Item = RawRef> + '_ {
-        self.meta.iter().filter(|m| m.in_use && !m.host.is_null()).map(|m| m.host)
-    }
 }

@@ -91,6 +91,7 @@ impl Env {
         Pending
     }
 
+    #[allow(non_upper_case_globals)]
     pub fn type_of(self, v: JsValue) -> JsResult<Type> {
         let mut t = 0;
         // SAFETY: v is a live value of this env.
@@ -281,13 +282,6 @@ impl Env {
         r
     }
 
-    pub fn is_promise(self, v: JsValue) -> bool {
-        let mut r = false;
-        // SAFETY: out-pointer to a local.
-        unsafe { sys::napi_is_promise(self.0, v, &mut r) };
-        r
-    }
-
     /// Bytes of a Uint8Array or Buffer; None for anything else.
     pub fn uint8_bytes<'a>(self, v: JsValue) -> Option<&'a [u8]> {
         let mut is_ta = false;
@@ -311,32 +305,6 @@ impl Env {
         }
         // SAFETY: Node-API reports `len` bytes at `data`, alive while `v` is
         // (the caller uses the slice before returning to JavaScript).
-        Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
-    }
-
-    pub fn is_typed_array(self, v: JsValue) -> bool {
-        let mut r = false;
-        // SAFETY: out-pointer to a local.
-        unsafe { sys::napi_is_typedarray(self.0, v, &mut r) };
-        r
-    }
-
-    /// Bytes of an ArrayBuffer; None for anything else.
-    pub fn arraybuffer_bytes<'a>(self, v: JsValue) -> Option<&'a [u8]> {
-        let mut is_ab = false;
-        // SAFETY: out-pointer to a local.
-        unsafe { sys::napi_is_arraybuffer(self.0, v, &mut is_ab) };
-        if !is_ab {
-            return None;
-        }
-        let mut data: *mut c_void = ptr::null_mut();
-        let mut len = 0usize;
-        // SAFETY: v is an ArrayBuffer.
-        unsafe { sys::napi_get_arraybuffer_info(self.0, v, &mut data, &mut len) };
-        if len == 0 || data.is_null() {
-            return Some(&[]);
-        }
-        // SAFETY: as for uint8_bytes.
         Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
     }
 
@@ -368,13 +336,6 @@ impl Env {
                 &mut v,
             )
         })?;
-        Ok(v)
-    }
-
-    pub fn prototype_of(self, obj: JsValue) -> JsResult<JsValue> {
-        let mut v = ptr::null_mut();
-        // SAFETY: live object.
-        self.ok(unsafe { sys::napi_get_prototype(self.0, obj, &mut v) })?;
         Ok(v)
     }
 
@@ -439,12 +400,6 @@ impl Env {
     pub fn close_scope(self, s: sys::napi_handle_scope) {
         // SAFETY: s was opened on this env by open_scope, innermost first.
         unsafe { sys::napi_close_handle_scope(self.0, s) };
-    }
-
-    pub fn adjust_external_memory(self, delta: i64) {
-        let mut out = 0i64;
-        // SAFETY: out-pointer to a local.
-        unsafe { sys::napi_adjust_external_memory(self.0, delta, &mut out) };
     }
 }
 

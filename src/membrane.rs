@@ -294,8 +294,8 @@ pub fn settle_promises(env: Env, vm: &Rc<VmState>) {
     let mut still = Vec::new();
     for p in pending {
         let (live, value) = {
-            let h = vm.handles.borrow();
-            (h.is_live(p.slot), h.get(p.slot))
+            let mut h = vm.handles.borrow_mut();
+            (h.is_live(p.slot) && h.meta(p.slot).generation == p.generation, h.get(p.slot))
         };
         if !live {
             continue;
