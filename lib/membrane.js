@@ -25,6 +25,21 @@ function hidden(target, key, value) {
 
 const INDEX = /^(0|[1-9][0-9]*)$/;
 
+// Property names become small integer ids once per VM (core.keyIds), so
+// reads and writes through proxies pass numbers, not strings, to the
+// native side. Index-like names and names past the cache's size get -1 and
+// take the string path.
+function keyId(core, key) {
+  let ids = core.keyIds;
+  if (ids === undefined) ids = core.keyIds = new Map();
+  let id = ids.get(key);
+  if (id === undefined) {
+    id = INDEX.test(key) ? -1 : native.keyId(core, key);
+    if (id >= 0 || ids.size < 4096) ids.set(key, id);
+  }
+  return id;
+}
+
 function isOwnGuestKey(target, key) {
   const core = target[CORE];
   const slot = target[SLOT];
@@ -57,7 +72,8 @@ const objectHandler = {
       if (!INDEX.test(key)) return Array.prototype[key];
       return native.get(core, slot, key);
     }
-    const v = native.get(core, slot, key);
+    const id = keyId(core, key);
+    const v = id >= 0 ? native.getk(core, slot, id) : native.get(core, slot, key);
     if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
     return v;
   },
@@ -73,7 +89,9 @@ const objectHandler = {
       // The engine mishandles setting the length it already has (push does).
       if (value === native.length(target[CORE], target[SLOT])) return true;
     }
-    native.set(target[CORE], target[SLOT], key, value);
+    const id = Array.isArray(target) ? -1 : keyId(target[CORE], key);
+    if (id >= 0) native.setk(target[CORE], target[SLOT], id, value);
+    else native.set(target[CORE], target[SLOT], key, value);
     return true;
   },
   has(target, key) {

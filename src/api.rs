@@ -59,6 +59,9 @@ native! {
     requiredEngineVersion => required_version_impl,
     get => get_impl,
     set => set_impl,
+    keyId => key_id_impl,
+    getk => getk_impl,
+    setk => setk_impl,
     has => has_impl,
     ownKeys => own_keys_impl,
     length => length_impl,
@@ -190,45 +193,94 @@ fn required_version_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 }
 
 /// Reads property `key` of the guest value in `slot` into a rooted result.
-fn get_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> JsResult<Rooted<'a>> {
-    let k = property_key(env, vm, key)?;
+/// Reads property `key` (a rooted guest key) of the guest value in `slot`.
+fn get_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>) -> JsResult<Rooted<'a>> {
     let obj = { let v = vm.handles.borrow().get(slot); Rooted::new(vm, v) };
     let out = Rooted::new(vm, engine::UNDEFINED);
     let ctx = vm.ctx();
-    let (o, kp, r) = (obj.raw(), k.raw(), out.raw());
+    let (o, kp, r) = (obj.raw(), key.raw(), out.raw());
     // SAFETY: rooted slot pointers, taken after the last allocation of a slot.
     vm.engine_op(|| unsafe { engine::glue_get_property(ctx, o, kp, r) })
         .map_err(|f| membrane::throw_failure(env, vm, f))?;
     Ok(out)
 }
 
-fn get_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = core(env, ci)?;
-    let _scope = TempScope::new(&vm);
-    let slot = slot_arg(env, ci, &vm, 1)?;
-    let out = get_property(env, &vm, slot, arg(env, ci, 2))?;
-    let v = out.get();
+fn read_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>) -> JsResult<JsValue> {
+    let v = get_property(env, vm, slot, key)?.get();
     if v == 0x19 {
         // VM_VALUE_DELETED: an array hole reads as undefined.
         return Ok(env.undefined());
     }
-    to_host(env, &vm, v)
+    to_host(env, vm, v)
 }
 
+fn write_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>, value: JsValue) -> JsResult<JsValue> {
+    // Convert the value first: if it cannot cross, nothing changes.
+    let value = to_guest(env, vm, value)?;
+    let obj = { let v = vm.handles.borrow().get(slot); Rooted::new(vm, v) };
+    let ctx = vm.ctx();
+    let (o, kp, x) = (obj.raw(), key.raw(), value.raw());
+    // SAFETY: rooted slot pointers.
+    vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) })
+        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+    Ok(env.boolean(true))
+}
+
+/// get(core, slot, key)
+fn get_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let key = property_key(env, &vm, arg(env, ci, 2))?;
+    read_property(env, &vm, slot, key)
+}
+
+/// set(core, slot, key, value)
 fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
-    // Convert the value first: if it cannot cross, nothing changes.
-    let value = to_guest(env, &vm, arg(env, ci, 3))?;
-    let k = property_key(env, &vm, arg(env, ci, 2))?;
-    let obj = { let v = vm.handles.borrow().get(slot); Rooted::new(&vm, v) };
-    let ctx = vm.ctx();
-    let (o, kp, x) = (obj.raw(), k.raw(), value.raw());
-    // SAFETY: rooted slot pointers.
-    vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
-    Ok(env.boolean(true))
+    let key = property_key(env, &vm, arg(env, ci, 2))?;
+    write_property(env, &vm, slot, key, arg(env, ci, 3))
+}
+
+/// keyId(core, name): a small integer standing for a property name, so that
+/// proxies can pass names without converting strings on every access
+/// (getk/setk); -1 when the VM's name cache is full.
+fn key_id_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    Ok(env.int32(membrane::key_id(env, &vm, arg(env, ci, 1))?))
+}
+
+fn key_by_id<'a>(env: Env, vm: &'a Rc<VmState>, ci: &CallInfo) -> JsResult<Rooted<'a>> {
+    let id = env.try_f64(arg(env, ci, 2)).unwrap_or(-1.0);
+    let slot = vm.key_ids.borrow().get(id as usize).copied();
+    match slot {
+        Some(s) if id >= 0.0 => {
+            let v = vm.handles.borrow().get(s);
+            Ok(Rooted::new(vm, v))
+        }
+        _ => Err(env.throw_error("Microvium: unknown property key id")),
+    }
+}
+
+/// getk(core, slot, keyId)
+fn getk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let key = key_by_id(env, &vm, ci)?;
+    read_property(env, &vm, slot, key)
+}
+
+/// setk(core, slot, keyId, value)
+fn setk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let key = key_by_id(env, &vm, ci)?;
+    write_property(env, &vm, slot, key, arg(env, ci, 3))
 }
 
 /// Own keys of a guest object as a host array of strings.

@@ -686,8 +686,22 @@ fn string_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue, buf: &mut Vec<u8>
         let interned = r.get();
         let slot = vm.handles.borrow_mut().alloc(ctx, interned);
         cache.insert(buf.clone().into_boxed_slice(), slot);
+        vm.key_ids.borrow_mut().push(slot);
     }
     Ok(r)
+}
+
+/// The id of a property name in the VM's key cache (see keyId in api.rs),
+/// or -1 if it is not cached (the cache is full, or the key is an index or
+/// a well-known name, which need no cache).
+pub fn key_id(env: Env, vm: &Rc<VmState>, key: JsValue) -> JsResult<i32> {
+    if env.type_of(key)? != Type::String {
+        return Ok(-1);
+    }
+    let key_value = property_key(env, vm, key)?.get();
+    let ids = vm.key_ids.borrow();
+    let h = vm.handles.borrow();
+    Ok(ids.iter().position(|s| h.get(*s) == key_value).map(|i| i as i32).unwrap_or(-1))
 }
 
 // ---------------------------------------------------------------------------

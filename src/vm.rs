@@ -61,6 +61,8 @@ pub struct VmState {
     /// each rooted in a slot: property access through proxies then needs no
     /// guest allocation.
     pub key_cache: RefCell<std::collections::HashMap<Box<[u8]>, Slot>>,
+    /// The same keys by id (see keyId in api.rs): index → slot.
+    pub key_ids: RefCell<Vec<Slot>>,
     /// Reused UTF-8 buffer for strings going into the guest.
     pub string_buf: RefCell<Vec<u8>>,
 }
@@ -453,6 +455,7 @@ pub fn restore(
         export_ids: info.export_ids,
         required_version: info.required_version,
         key_cache: RefCell::new(std::collections::HashMap::new()),
+        key_ids: RefCell::new(Vec::new()),
         string_buf: RefCell::new(Vec::new()),
     });
     // SAFETY: ctx is a fresh allocation; the Rc keeps the state at a fixed
