@@ -5,7 +5,10 @@
 use crate::engine::{self, kind, Value};
 use crate::errors;
 use crate::js::{CallInfo, Env, JsResult, JsValue, Pending, Type};
-use crate::membrane::{self, property_key, to_guest, to_host, Rooted, TempScope};
+use crate::calls;
+use crate::keys::{self, property_key};
+use crate::membrane::{self, to_guest, to_host};
+use crate::roots::{Rooted, TempScope};
 use crate::runtime;
 use crate::snapshot;
 use crate::vm::{self, VmState, Wrapped};
@@ -160,7 +163,7 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let callback = vm.handles.borrow().get(slot);
     vm.handles.borrow_mut().release(slot);
     let ok = env.boolean(env.get_bool(arg(env, ci, 2))?);
-    membrane::call_guest(env, &vm, callback, None, &[ok, arg(env, ci, 3)])?;
+    calls::call_guest(env, &vm, callback, None, &[ok, arg(env, ci, 3)])?;
     Ok(env.undefined())
 }
 
@@ -250,7 +253,7 @@ fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 fn key_id_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let _scope = TempScope::new(&vm);
-    Ok(env.int32(membrane::key_id(env, &vm, arg(env, ci, 1))?))
+    Ok(env.int32(keys::key_id(env, &vm, arg(env, ci, 1))?))
 }
 
 fn key_by_id<'a>(env: Env, vm: &'a Rc<VmState>, ci: &CallInfo) -> JsResult<Rooted<'a>> {
@@ -414,7 +417,7 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     // SAFETY: rooted slot pointers.
     vm.engine_op(|| unsafe { engine::glue_construct(ctx, ip, cp, sp) })
         .map_err(|f| membrane::throw_failure(env, &vm, f))?;
-    membrane::invoke(env, &vm, &ctor, Some(&instance), &rooted)?;
+    calls::invoke(env, &vm, &ctor, Some(&instance), &rooted)?;
     to_host(env, &vm, instance.get())
 }
 

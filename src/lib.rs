@@ -5,7 +5,12 @@
 //! - `snapshot`: validation of snapshot bytes before the engine sees them.
 //! - `vm`: one VM's state and lifetime (live, poisoned, disposed).
 //! - `handles`: GC roots for guest values the host holds.
-//! - `membrane`: how values cross between host and guest, and calls.
+//! - `membrane`: how values cross between host and guest.
+//! - `roots`: temporary GC roots for conversions and calls.
+//! - `keys`: property names into the guest.
+//! - `calls`: calls both ways, host functions, exceptions.
+//! - `promises`: guest promises as host Promises.
+//! - `pressure`: relieving guest heap pressure from host-held values.
 //! - `api`: the native functions the JS layer (lib/) calls.
 //! - `errors`: engine error codes and MicroviumError.
 //! - `js`: safe wrappers over the raw Node-API calls.
@@ -13,12 +18,17 @@
 //! - `number_format`: JavaScript number-to-string for the engine.
 
 mod api;
+mod calls;
 mod engine;
 mod errors;
 mod handles;
 mod js;
+mod keys;
 mod membrane;
 mod number_format;
+mod pressure;
+mod promises;
+mod roots;
 mod runtime;
 mod snapshot;
 mod vm;

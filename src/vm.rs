@@ -399,7 +399,7 @@ unsafe extern "C" fn resolve_import(
         }
     });
     // SAFETY: the engine passes a valid out-pointer.
-    unsafe { *out = Some(crate::membrane::host_function_trampoline) };
+    unsafe { *out = Some(crate::calls::host_function_trampoline) };
     if provided {
         0
     } else {
@@ -450,7 +450,7 @@ pub fn restore(
         host_exception: RefCell::new(None),
         core: Cell::new(std::ptr::null_mut()),
         pending_promises: RefCell::new(Vec::new()),
-        pressure_mark: Cell::new(crate::membrane::PRESSURE_MARK),
+        pressure_mark: Cell::new(crate::pressure::PRESSURE_MARK),
         breakpoint_error: RefCell::new(None),
         export_ids: info.export_ids,
         required_version: info.required_version,

@@ -1,0 +1,278 @@
+//! Calls across the boundary: host to guest (guest functions as native
+//! functions), guest to host (the imports' trampoline, sync and async), and
+//! exceptions both ways.
+
+use crate::engine::{self, Failure, Value};
+use crate::errors;
+use crate::handles::Slot;
+use crate::js::{Env, JsResult, JsValue, Pending};
+use crate::runtime::{self, Helper};
+use crate::vm::{CallFailure, Status, VmState, Wrapped};
+use napi::sys;
+use std::ffi::c_void;
+use std::rc::Rc;
+use crate::roots::{Rooted, TempScope};
+use crate::membrane::{to_guest, to_host, throw_failure, unwrap};
+use crate::promises::settle_promises;
+use crate::pressure::relieve_pressure;
+
+/// Turns a failed engine call into a pending JS exception: an uncaught guest
+/// exception becomes the thrown value (or the original host exception).
+pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Value) -> Pending {
+    match failure {
+        CallFailure::Thrown(p) => p,
+        CallFailure::Engine(Failure::Error(engine::E_UNCAUGHT_EXCEPTION)) => {
+            if let Some(original) = vm.original_host_exception(env, result) {
+                return env.throw(original);
+            }
+            match to_host(env, vm, result) {
+                Ok(v) => env.throw(v),
+                Err(p) => p,
+            }
+        }
+        CallFailure::Engine(f) => throw_failure(env, vm, f),
+    }
+}
+
+/// Calls the guest function rooted in `func_slot` with host arguments.
+pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
+    if args.len() > 126 {
+        return Err(errors::throw(
+            env,
+            errors::E_TOO_MANY_ARGUMENTS,
+            Some(&format!("{} arguments given; a call into the guest carries at most 126", args.len())),
+        ));
+    }
+    let f = Rooted::new(vm, func);
+    let this_rooted = match this {
+        Some(t) => Some(to_guest(env, vm, t)?),
+        None => None,
+    };
+    // The argument slots (no heap allocation on the call path).
+    let mut slots = [0 as Slot; 127];
+    for (i, a) in args.iter().enumerate() {
+        slots[i] = to_guest(env, vm, *a)?.slot;
+    }
+    invoke(env, vm, &f, this_rooted.as_ref(), &slots[..args.len()])
+}
+
+/// Calls a rooted guest function with arguments rooted in `args` (slots)
+/// and converts the result.
+pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, args: &[Slot]) -> JsResult<JsValue> {
+    let ctx = vm.ctx();
+    // Copy the argument values only now: nothing allocates between here and
+    // the engine pushing them on its stack.
+    let mut argv: [Value; 127] = [engine::UNDEFINED; 127];
+    let h = vm.handles.borrow();
+    for (i, a) in args.iter().enumerate() {
+        argv[i] = h.get(*a);
+    }
+    let func = h.get(f.slot);
+    let this_value = this.map(|t| h.get(t.slot));
+    drop(h);
+    let mut result = engine::UNDEFINED;
+    let this_ptr = this_value.as_ref().map(|t| t as *const Value).unwrap_or(std::ptr::null());
+    let outcome = vm.engine_call(env, || {
+        // SAFETY: argv holds args.len() values; result and this are locals.
+        unsafe { engine::glue_call(ctx, func, this_ptr, &mut result, argv.as_mut_ptr(), args.len() as u8) }
+    });
+    let converted = match outcome {
+        Ok(()) => to_host(env, vm, result),
+        Err(failure) => {
+            if let Some(e) = vm.take_breakpoint_error(env) {
+                Err(env.throw(e))
+            } else if let (Status::Poisoned(code), CallFailure::Engine(_)) = (vm.status(), &failure) {
+                // A fatal error during the call (perhaps in a nested call the
+                // host caught): the VM is unusable.
+                Err(throw_failure(env, vm, Failure::Fatal(code)))
+            } else if vm.status() == Status::Disposed && !matches!(failure, CallFailure::Engine(Failure::Fatal(_))) {
+                // Disposed during the call: the result cannot be read.
+                Err(env.throw_error("Microvium VM was disposed during the call"))
+            } else {
+                Err(call_failure(env, vm, failure, result))
+            }
+        }
+    };
+    vm.clear_host_exception_if_idle(env);
+    settle_promises(env, vm);
+    relieve_pressure(env, vm);
+    converted
+}
+
+/// Node-API callback of every host function that represents a guest
+/// function (its data is the GuestRef).
+pub unsafe extern "C" fn guest_function_callback(raw_env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let env = Env(raw_env);
+    runtime::set_env(raw_env);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> JsResult<JsValue> {
+        let ci = env.call_info(info)?;
+        // SAFETY: data is the Box<Wrapped> given to napi_create_function, alive
+        // while the function is (it is being called).
+        let Wrapped::Guest(g) = (unsafe { &*(ci.data as *const Wrapped) }) else {
+            return Err(env.throw_error("Microvium: bad function data"));
+        };
+        let vm = g.vm.clone();
+        vm.check_usable(env)?;
+        let _scope = TempScope::new(&vm);
+        let func = vm.handles.borrow().get(g.slot);
+        // `this` goes to the guest only if it is a guest value of this VM
+        // (a method called through a proxy); anything else is undefined.
+        // A plain call's receiver is the global object, checked first
+        // because unwrapping the global proxy is a slow lookup.
+        let this = if env.strict_equals(ci.this, env.global()) {
+            None
+        } else {
+            match unwrap(env, ci.this) {
+                Some(Wrapped::Guest(t)) if Rc::ptr_eq(&t.vm, &vm) => Some(ci.this),
+                _ => None,
+            }
+        };
+        call_guest(env, &vm, func, this, ci.args())
+    }));
+    match outcome {
+        Ok(Ok(v)) => v,
+        Ok(Err(Pending)) => std::ptr::null_mut(),
+        Err(_) => {
+            env.throw_error("@microvium/runtime: internal error (panic)");
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// The engine's host-function callback for every import.
+pub unsafe extern "C" fn host_function_trampoline(
+    raw_vm: *mut c_void,
+    id: u16,
+    result: *mut Value,
+    args: *mut Value,
+    argc: u8,
+) -> i32 {
+    // SAFETY: the context of every VM is its GlueContext, whose host field
+    // points to the VmState that an active call keeps alive.
+    let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
+    let Some(env) = runtime::current_env() else { return 14 };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: see above. Rc::increment_strong_count keeps it alive for
+        // this call even if the host function drops every other owner.
+        let vm = unsafe {
+            Rc::increment_strong_count(vm_ptr);
+            Rc::from_raw(vm_ptr)
+        };
+        // MVM_E_HOST_ERROR unwinds the guest (uncatchable); the host caller
+        // reports why. A breakpoint callback that threw stops the guest
+        // before the host function at the breakpoint runs.
+        if vm.status() != Status::Live || vm.has_breakpoint_error() {
+            return 14;
+        }
+        let scope = env.open_scope();
+        let code = {
+            let _temps = TempScope::new(&vm);
+            host_call(env, &vm, id, result, args, argc)
+        };
+        relieve_pressure(env, &vm);
+        env.close_scope(scope);
+        code
+    }));
+    outcome.unwrap_or(14)
+}
+
+fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut Value, argc: u8) -> i32 {
+    // The async protocol must start before anything else touches the engine.
+    let mut async_callback = None;
+    if vm.import(id).map(|i| i.is_async).unwrap_or(false) {
+        let mut callback = engine::UNDEFINED;
+        // SAFETY: called first thing in the host function, as the engine
+        // requires; result is the engine's result slot.
+        let code = vm.engine_op(|| unsafe { engine::glue_async_start(vm.ctx(), result, &mut callback) });
+        match code {
+            Ok(()) => {
+                // Rooted until `resume` releases it.
+                async_callback = Some(vm.handles.borrow_mut().alloc(vm.ctx(), callback));
+            }
+            Err(Failure::Fatal(_)) => return 14,
+            // No await points in the script: an ordinary call.
+            Err(Failure::Error(_)) => {}
+        }
+    }
+    let Some(func) = vm.import_function(env, id) else {
+        let _ = env.throw_error(&format!("Microvium import {id} is no longer available"));
+        return throw_into_guest(env, vm, result);
+    };
+    let mut host_args = Vec::with_capacity(argc as usize);
+    for i in 0..argc as usize {
+        // SAFETY: the engine passes argc values at args; reading them does
+        // not allocate, and they are re-read for each argument.
+        let v = unsafe { *args.add(i) };
+        match to_host(env, vm, v) {
+            Ok(h) => host_args.push(h),
+            Err(_) => return throw_into_guest(env, vm, result),
+        }
+    }
+    let undefined = env.undefined();
+    let call = env.call(func, undefined, &host_args);
+    if let Some(slot) = async_callback {
+        // The guest already has its promise; the host's outcome settles it
+        // later, from the event loop, through the AwaitHost helper.
+        let (ok, value) = match call {
+            Ok(r) => (true, r),
+            Err(_) => (false, env.take_exception()),
+        };
+        let awaited = runtime::helper(env, Helper::AwaitHost).and_then(|h| {
+            let core = env.ref_value(vm.core.get()).ok_or_else(|| env.throw_error("Microvium VM core was collected"))?;
+            env.call(h, undefined, &[core, env.int32(slot as i32), env.boolean(ok), value])
+        });
+        if awaited.is_err() {
+            let _ = env.take_exception();
+            vm.handles.borrow_mut().release(slot);
+        }
+        return 0;
+    }
+    let returned = match call {
+        Ok(r) => r,
+        Err(_) => return throw_into_guest(env, vm, result),
+    };
+    if vm.status() != Status::Live {
+        return 14;
+    }
+    match to_guest(env, vm, returned) {
+        Ok(r) => {
+            // SAFETY: result points to the engine's GC-reachable result slot.
+            unsafe { *result = r.get() };
+            0
+        }
+        Err(_) => throw_into_guest(env, vm, result),
+    }
+}
+
+/// Moves the pending JS exception into the guest as a thrown value.
+fn throw_into_guest(env: Env, vm: &Rc<VmState>, result: *mut Value) -> i32 {
+    let exception = env.take_exception();
+    if vm.status() != Status::Live {
+        // Put it back so that the host caller sees it.
+        env.throw(exception);
+        return 14;
+    }
+    let copy = match to_guest(env, vm, exception) {
+        Ok(r) => r,
+        Err(_) => {
+            // The exception itself cannot cross (a symbol, say): the guest
+            // gets a message instead; the host caller still gets the original.
+            let _ = env.take_exception();
+            let message = "a host function threw a value that cannot be passed into the VM";
+            match env.string(message.as_bytes()).and_then(|s| to_guest(env, vm, s)) {
+                Ok(r) => r,
+                Err(_) => {
+                    let _ = env.take_exception();
+                    Rooted::new(vm, engine::UNDEFINED)
+                }
+            }
+        }
+    };
+    let value = copy.get();
+    // SAFETY: as in host_call.
+    unsafe { *result = value };
+    // Keep the copy rooted in the stash so it can be matched later.
+    let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
+    vm.stash_host_exception(env, exception, slot);
+    engine::E_UNCAUGHT_EXCEPTION
+}

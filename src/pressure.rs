@@ -1,0 +1,73 @@
+//! Guest heap pressure from guest values the host holds.
+
+use crate::engine;
+use crate::js::Env;
+use crate::runtime::{self, Helper};
+use crate::vm::{Status, VmState};
+use std::rc::Rc;
+
+/// Guest heap pressure from host-held values.
+///
+/// Guest values behind host values stay rooted until V8 collects the host
+/// values, and V8 does not know how small the guest heap is: a loop that
+/// drops thousands of guest objects could fill the 64 kB heap, and running
+/// out of guest heap is fatal in this engine. So after an outermost call or
+/// a host function, once the guest heap grows past a mark, the host releases
+/// the slots whose host values V8 has already collected (running a full
+/// JavaScript collection first if it holds many), then collects the guest
+/// heap. The mark then moves to what survived plus some room, so a heap that
+/// is legitimately full of live data is not collected on every call.
+pub const PRESSURE_MARK: u16 = 0xC000;
+const PRESSURE_ROOM: u16 = 0x2000;
+const FORCE_GC_MIN_HOST_VALUES: usize = 64;
+
+pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) {
+    if vm.status() != Status::Live || vm.is_engine_freed() {
+        return;
+    }
+    // SAFETY: the engine is live.
+    let size = unsafe { engine::glue_heap_size(vm.ctx()) };
+    if size < vm.pressure_mark.get() {
+        return;
+    }
+    let alive = |r| {
+        let scope = env.open_scope();
+        let a = env.ref_value(r).is_some();
+        env.close_scope(scope);
+        a
+    };
+    let many = match vm.handles.try_borrow_mut() {
+        Ok(mut h) => {
+            h.sweep_collected(alive);
+            h.host_held() >= FORCE_GC_MIN_HOST_VALUES
+        }
+        Err(_) => return,
+    };
+    if many {
+        // A minor JavaScript collection first; a full one only if that freed
+        // less than half of the host-held values.
+        for major in [false, true] {
+            let collected = runtime::helper(env, Helper::CollectGarbage)
+                .and_then(|gc| env.call(gc, env.undefined(), &[env.boolean(major)]));
+            if collected.is_err() {
+                let _ = env.take_exception();
+                break;
+            }
+            let Ok(mut h) = vm.handles.try_borrow_mut() else { break };
+            let before = h.host_held();
+            let released = h.sweep_collected(alive);
+            if released * 2 >= before {
+                break;
+            }
+        }
+    }
+    let ctx = vm.ctx();
+    // SAFETY: the engine is live; a collection moves guest values, which the
+    // handle slots track.
+    if vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, false) }).is_err() {
+        return;
+    }
+    // SAFETY: as above.
+    let after = unsafe { engine::glue_heap_size(ctx) };
+    vm.pressure_mark.set(PRESSURE_MARK.max(after.saturating_add(PRESSURE_ROOM)));
+}
