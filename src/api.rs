@@ -162,8 +162,16 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let slot = slot_arg(env, ci, &vm, 1)?;
     let callback = vm.handles.borrow().get(slot);
     vm.handles.borrow_mut().release(slot);
-    let ok = env.boolean(env.get_bool(arg(env, ci, 2))?);
-    calls::call_guest(env, &vm, callback, None, &[ok, arg(env, ci, 3)])?;
+    let callback = Rooted::new(&vm, callback);
+    let ok = env.get_bool(arg(env, ci, 2))?;
+    let flag = Rooted::new(&vm, if ok { engine::TRUE } else { engine::FALSE });
+    let value = to_guest(env, &vm, arg(env, ci, 3))?;
+    if !ok {
+        // If the guest does not catch the rejection, the host Promise of
+        // the guest's async function rejects with the original value.
+        vm.remember_async_rejection(env, arg(env, ci, 3), value.get());
+    }
+    calls::invoke(env, &vm, &callback, None, &[flag.slot, value.slot])?;
     Ok(env.undefined())
 }
 
@@ -639,9 +647,9 @@ fn status_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 }
 
 /// Number of slots rooting guest values for the host (for leak tests); the
-/// per-VM property-name cache, bounded in size, is not counted.
+/// per-VM caches, bounded in size, are not counted.
 fn live_handles_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core_any(env, ci)?;
-    let n = vm.handles.borrow().live() - vm.key_cache.borrow().len();
+    let n = vm.handles.borrow().live() - vm.cached_slots();
     Ok(env.int32(n as i32))
 }

@@ -56,9 +56,13 @@ pub fn settle_promises(env: Env, vm: &Rc<VmState>) {
             still.push(p);
             continue;
         }
-        let host = match to_host(env, vm, out) {
-            Ok(v) => v,
-            Err(_) => env.take_exception(),
+        let original = if state == 2 { vm.take_async_rejection(env, out) } else { None };
+        let host = match original {
+            Some(v) => v,
+            None => match to_host(env, vm, out) {
+                Ok(v) => v,
+                Err(_) => env.take_exception(),
+            },
         };
         // SAFETY: the deferred is settled exactly once, here.
         unsafe {

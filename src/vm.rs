@@ -48,6 +48,11 @@ pub struct VmState {
     host_exception: RefCell<Option<(RawRef, Slot)>>,
     pub core: Cell<RawRef>,
     pub pending_promises: RefCell<Vec<PendingPromise>>,
+    /// Rejections passed to guests awaiting async imports: the original
+    /// value (in a holder object) and the slot of its guest copy, so that a
+    /// rejection the guest does not catch reaches the host as the original.
+    /// The most recent few only.
+    async_rejections: RefCell<Vec<(RawRef, Slot)>>,
     /// Guest heap size above which the host relieves pressure (see
     /// relieve_pressure in membrane.rs).
     pub pressure_mark: Cell<u16>,
@@ -175,21 +180,13 @@ impl VmState {
                 )),
             )));
         };
-        self.active.set(self.active.get() + 1);
-        let code = f();
-        self.active.set(self.active.get() - 1);
-        let result = engine::check(code);
-        if let Err(Failure::Fatal(c)) = result {
-            if self.status.get() == Status::Live {
-                self.status.set(Status::Poisoned(c));
-            }
-        }
+        let result = self.engine_op(f);
         self.free_engine_if_idle_and_finished();
         result.map_err(CallFailure::Engine)
     }
 
-    /// Like engine_call for calls that cannot run guest code (allocation of
-    /// strings, objects...): no nesting check.
+    /// One engine entry that cannot run guest code (allocation of strings,
+    /// objects...): counted as active, and a fatal error poisons the VM.
     pub fn engine_op(&self, f: impl FnOnce() -> i32) -> Result<(), Failure> {
         self.active.set(self.active.get() + 1);
         let code = f();
@@ -319,6 +316,43 @@ impl VmState {
         v
     }
 
+    /// Slots held by the bounded caches (not leaks; see live_handles).
+    pub fn cached_slots(&self) -> usize {
+        self.key_cache.borrow().len() + self.async_rejections.borrow().len()
+    }
+
+    pub fn remember_async_rejection(&self, env: Env, original: JsValue, copy: Value) {
+        const KEEP: usize = 16;
+        let holder = env.object().and_then(|o| env.set_named(o, "value", original).map(|_| o));
+        let Ok(r) = holder.and_then(|o| env.new_ref(o, 1)) else {
+            let _ = env.take_exception();
+            return;
+        };
+        let slot = self.handles.borrow_mut().alloc(self.ctx, copy);
+        let mut list = self.async_rejections.borrow_mut();
+        if list.len() >= KEEP {
+            let (old_ref, old_slot) = list.remove(0);
+            env.delete_ref(old_ref);
+            self.handles.borrow_mut().release(old_slot);
+        }
+        list.push((r, slot));
+    }
+
+    /// The original host value of a guest rejection value, if it came from
+    /// an async import (and forgets it).
+    pub fn take_async_rejection(&self, env: Env, guest: Value) -> Option<JsValue> {
+        let mut list = self.async_rejections.borrow_mut();
+        let i = {
+            let h = self.handles.borrow();
+            list.iter().position(|(_, s)| h.get(*s) == guest)?
+        };
+        let (r, slot) = list.remove(i);
+        self.handles.borrow_mut().release(slot);
+        let v = env.ref_value(r).and_then(|holder| env.get_named(holder, "value").ok());
+        env.delete_ref(r);
+        v
+    }
+
     pub fn queue_release(&self, env: Env, slot: Slot, generation: u32, host_ref: RawRef) {
         match self.handles.try_borrow_mut() {
             Ok(mut h) => {
@@ -363,6 +397,9 @@ impl Drop for VmState {
                 env.delete_ref(self.breakpoint.get());
                 env.delete_ref(self.core.get());
                 if let Some((r, _)) = self.host_exception.borrow_mut().take() {
+                    env.delete_ref(r);
+                }
+                for (r, _) in self.async_rejections.borrow_mut().drain(..) {
                     env.delete_ref(r);
                 }
             }
@@ -450,6 +487,7 @@ pub fn restore(
         host_exception: RefCell::new(None),
         core: Cell::new(std::ptr::null_mut()),
         pending_promises: RefCell::new(Vec::new()),
+        async_rejections: RefCell::new(Vec::new()),
         pressure_mark: Cell::new(crate::pressure::PRESSURE_MARK),
         breakpoint_error: RefCell::new(None),
         export_ids: info.export_ids,
