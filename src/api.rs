@@ -166,10 +166,14 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let ok = env.get_bool(arg(env, ci, 2))?;
     let flag = Rooted::new(&vm, if ok { engine::TRUE } else { engine::FALSE });
     let value = to_guest(env, &vm, arg(env, ci, 3))?;
-    if !ok {
+    let reason = arg(env, ci, 3);
+    let is_host_object = matches!(env.type_of(reason)?, Type::Object | Type::Function)
+        && membrane::unwrap(env, reason).is_none();
+    if !ok && is_host_object {
         // If the guest does not catch the rejection, the host Promise of
         // the guest's async function rejects with the original value.
-        vm.remember_async_rejection(env, arg(env, ci, 3), value.get());
+        // (Primitives and guest values come back out as themselves anyway.)
+        vm.remember_async_rejection(env, reason, value.get());
     }
     calls::invoke(env, &vm, &callback, None, &[flag.slot, value.slot])?;
     Ok(env.undefined())
