@@ -96,6 +96,22 @@ export interface MicroviumUint8Array extends Iterable<number> {
 }
 
 /**
+ * The class of guest `Uint8Array`s seen from the host (for `instanceof`).
+ * Instances come only out of a VM; they cannot be constructed by the host.
+ */
+export declare const MicroviumUint8Array: {
+  readonly prototype: MicroviumUint8Array;
+};
+
+/**
+ * `Symbol.for('microvium.asyncImport')`. Setting `fn[ASYNC_IMPORT] = true`
+ * on an import that returns a promise without being an `async function`
+ * makes the guest's call to it awaitable (async functions are detected on
+ * their own).
+ */
+export declare const ASYNC_IMPORT: unique symbol;
+
+/**
  * A guest object as seen by the host: a `Proxy` backed by a GC-safe handle.
  * Reads and writes go to the live guest object; `Object.keys`, spread,
  * `JSON.stringify` and `util.inspect` show its properties. The same guest
@@ -429,6 +445,7 @@ export type MicroviumErrorCode =
  * thrown value itself.
  */
 export declare class MicroviumError extends Error {
+  constructor(message?: string, code?: MicroviumErrorCode | (string & {}), errno?: number);
   /** The engine's error code name, e.g. `'MVM_E_TYPE_ERROR'`. */
   readonly code: MicroviumErrorCode | (string & {});
   /** The engine's numeric error code, e.g. `12`. */

@@ -2,4 +2,4 @@
 import Microvium from './index.js';
 
 export default Microvium;
-export const { restore, VM, MicroviumError, MicroviumUint8Array, engineVersion } = Microvium;
+export const { restore, VM, MicroviumError, MicroviumUint8Array, engineVersion, ASYNC_IMPORT } = Microvium;

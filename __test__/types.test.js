@@ -186,10 +186,18 @@ test('the module exports, at run time, every value index.d.ts declares', { skip:
       for (const d of s.declarationList.declarations) declared.push([d.name.text, d.type.getText(dts)]);
     }
   }
-  assert.deepEqual(declared.map((d) => d[0]).sort(), ['MicroviumError', 'VM', 'engineVersion', 'restore']);
+  assert.deepEqual(declared.map((d) => d[0]).sort(), [
+    'ASYNC_IMPORT', 'MicroviumError', 'MicroviumUint8Array', 'VM', 'engineVersion', 'restore',
+  ]);
+  const runtimeType = { 'unique symbol': 'symbol' };
   for (const [name, type] of declared) {
-    assert.equal(typeof Microvium[name], type, `typeof Microvium.${name}`);
+    if (name === 'MicroviumUint8Array') {
+      assert.equal(typeof Microvium[name], 'function', 'MicroviumUint8Array is a class');
+      continue;
+    }
+    assert.equal(typeof Microvium[name], runtimeType[type] || type, `typeof Microvium.${name}`);
   }
+  assert.equal(Microvium.ASYNC_IMPORT, Symbol.for('microvium.asyncImport'));
   assert.equal(Microvium.default, Microvium, 'Microvium.default === Microvium');
   assert.ok(Microvium.MicroviumError.prototype instanceof Error, 'MicroviumError extends Error');
 });
