@@ -19,7 +19,8 @@ use std::rc::Rc;
 /// is legitimately full of live data is not collected on every call.
 pub const PRESSURE_MARK: u16 = 0xC000;
 const PRESSURE_ROOM: u16 = 0x2000;
-const FORCE_GC_MIN_HOST_VALUES: usize = 64;
+pub const FORCE_GC_MIN_HOST_VALUES: usize = 64;
+const FORCE_GC_STEP: usize = 256;
 
 pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) {
     if vm.status() != Status::Live || vm.is_engine_freed() {
@@ -36,10 +37,14 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) {
         env.close_scope(scope);
         a
     };
+    // Forcing JavaScript collections pays only if the host has dropped
+    // values since the last time; when what it holds is genuinely alive,
+    // the next forced collection waits until it holds a few hundred more
+    // (not many more: a few thousand small objects fill the guest heap).
     let many = match vm.handles.try_borrow_mut() {
         Ok(mut h) => {
             h.sweep_collected(alive);
-            h.host_held() >= FORCE_GC_MIN_HOST_VALUES
+            h.host_held() >= vm.force_gc_floor.get()
         }
         Err(_) => return,
     };
@@ -60,6 +65,8 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) {
                 break;
             }
         }
+        let held = vm.handles.borrow().host_held();
+        vm.force_gc_floor.set(FORCE_GC_MIN_HOST_VALUES.max(held + FORCE_GC_STEP));
     }
     let ctx = vm.ctx();
     // SAFETY: the engine is live; a collection moves guest values, which the

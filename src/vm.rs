@@ -56,6 +56,9 @@ pub struct VmState {
     /// Guest heap size above which the host relieves pressure (see
     /// relieve_pressure in membrane.rs).
     pub pressure_mark: Cell<u16>,
+    /// Host-held values needed before relieve_pressure forces another
+    /// JavaScript collection.
+    pub force_gc_floor: Cell<usize>,
     /// An exception thrown by the breakpoint callback, with the gas setting
     /// to restore: the engine cannot unwind from a breakpoint, so the call is
     /// stopped by the gas counter and the exception rethrown to the host.
@@ -489,6 +492,7 @@ pub fn restore(
         pending_promises: RefCell::new(Vec::new()),
         async_rejections: RefCell::new(Vec::new()),
         pressure_mark: Cell::new(crate::pressure::PRESSURE_MARK),
+        force_gc_floor: Cell::new(crate::pressure::FORCE_GC_MIN_HOST_VALUES),
         breakpoint_error: RefCell::new(None),
         export_ids: info.export_ids,
         required_version: info.required_version,
