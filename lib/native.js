@@ -25,6 +25,6 @@ function collectGarbage(major) {
   gcFunction(major ? undefined : { type: 'minor' });
 }
 
-native.init(makeError, makeValue, classify, awaitHost, collectGarbage, Math.pow);
+native.init(makeError, makeValue, classify, awaitHost, collectGarbage, Math.pow, Object.prototype);
 
 module.exports = native;

@@ -339,6 +339,13 @@ impl Env {
         Ok(v)
     }
 
+    pub fn prototype_of(self, obj: JsValue) -> JsResult<JsValue> {
+        let mut v = ptr::null_mut();
+        // SAFETY: live object.
+        self.ok(unsafe { sys::napi_get_prototype(self.0, obj, &mut v) })?;
+        Ok(v)
+    }
+
     pub fn strict_equals(self, a: JsValue, b: JsValue) -> bool {
         let mut r = false;
         // SAFETY: live values.

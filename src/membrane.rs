@@ -366,8 +366,15 @@ fn copy_object<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsV
         )));
     }
     let is_array = env.is_array(v);
-    let is_error = !is_array && env.is_error(v);
-    if !is_array && !is_error {
+    // Plain objects (prototype Object.prototype or null) are the common case
+    // and need no classification through JavaScript.
+    let plain = !is_array && {
+        let proto = env.prototype_of(v)?;
+        env.type_of(proto)? == Type::Null
+            || runtime::helper(env, Helper::ObjectPrototype).map(|p| env.strict_equals(p, proto)).unwrap_or(false)
+    };
+    let is_error = !is_array && !plain && env.is_error(v);
+    if !is_array && !plain && !is_error {
         let classify = runtime::helper(env, Helper::Classify)?;
         let undefined = env.undefined();
         let name = env.call(classify, undefined, &[v])?;

@@ -25,9 +25,11 @@ pub enum Helper {
     CollectGarbage = 4,
     /// The original `Math.pow`.
     MathPow = 5,
+    /// `Object.prototype`, to recognise plain objects without a JS call.
+    ObjectPrototype = 6,
 }
 
-const HELPER_COUNT: usize = 6;
+const HELPER_COUNT: usize = 7;
 
 thread_local! {
     static ENV: Cell<RawEnv> = const { Cell::new(std::ptr::null_mut()) };
