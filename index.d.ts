@@ -71,7 +71,7 @@ export type Exports = { readonly [id: number]: any };
  * `ArrayBuffer`, or a plain array of byte values. The bytes are copied; the
  * caller may reuse its buffer afterwards.
  */
-export type Snapshot = Uint8Array | ArrayBuffer | ArrayLike<number>;
+export type Snapshot = Uint8Array | ArrayBuffer | ArrayLike<number> | { readonly data: Uint8Array };
 
 /**
  * A guest `Uint8Array` as seen by the host. It refers to the live guest

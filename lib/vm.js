@@ -10,6 +10,8 @@ const DISPOSE = Symbol.dispose || Symbol.for('nodejs.dispose');
 
 function toSnapshotBytes(snapshot) {
   if (snapshot instanceof Uint8Array) return snapshot;
+  // The `microvium` compiler's Snapshot object carries its bytes in `data`.
+  if (snapshot !== null && typeof snapshot === 'object' && snapshot.data instanceof Uint8Array) return snapshot.data;
   if (snapshot instanceof ArrayBuffer) return new Uint8Array(snapshot);
   if (Array.isArray(snapshot)) {
     for (const b of snapshot) {

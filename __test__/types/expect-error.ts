@@ -19,8 +19,6 @@ const vm = restore(bytes);
 restore(123);
 // @ts-expect-error TS2345
 restore('snapshot');
-// @ts-expect-error TS2353
-restore({ data: bytes });
 // @ts-expect-error TS2345
 restore(null);
 // @ts-expect-error TS2345

@@ -18,7 +18,6 @@ const vm = restore(bytes);
 // restore / new VM: arguments
 restore(123); // error TS2345
 restore('snapshot'); // error TS2345
-restore({ data: bytes }); // error TS2353
 restore(null); // error TS2345
 Microvium.default.restore(undefined); // error TS2345
 restore(); // error TS2554
