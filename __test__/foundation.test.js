@@ -1087,3 +1087,14 @@ describe('8. re-entrancy', () => {
     `);
   });
 });
+
+test('restore accepts the microvium compiler\'s Snapshot object as well as its bytes', () => {
+  const mv = require('microvium/dist/lib');
+  const compiler = mv.Microvium.create();
+  mv.addDefaultGlobals(compiler);
+  compiler.evaluateModule({ sourceText: 'vmExport(1, (a) => a * 3);' });
+  const snapshot = compiler.createSnapshot();
+  assert.equal(Microvium.restore(snapshot).exports[1](7), 21);
+  assert.equal(new Microvium.VM(snapshot.data).exports[1](2), 6);
+  assert.throws(() => Microvium.restore({ data: 'not bytes' }), TypeError);
+});
