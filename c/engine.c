@@ -110,6 +110,10 @@ void glue_poll_slow(void) {
   }
 }
 
+/* Every entry point checks that the VM still exists: a host callback (a
+ * getter on an object being converted, say) may have disposed it. */
+#define REQUIRE_VM(ctx, result) do { if (!(ctx)->vm) return (result); } while (0)
+
 /* ------------------------------------------------------------------------ */
 /* Allocator hooks                                                          */
 /* ------------------------------------------------------------------------ */
@@ -127,24 +131,56 @@ void glue_poll_slow(void) {
  */
 #define ALLOCATION_SLACK 16
 
+/*
+ * Every engine allocation of a VM is linked into its context's block list,
+ * so that freeing the VM frees everything: a fatal error can leave blocks
+ * the engine no longer knows about (a collection cut short holds its new
+ * buckets only in locals), and mvm_free does not free breakpoints. The
+ * header keeps the 16-byte alignment malloc gives.
+ */
+typedef struct Block {
+  struct Block* prev;
+  struct Block* next;
+} Block;
+
+static void* block_alloc(GlueContext* ctx, size_t size) {
+  Block* b = (Block*)malloc(sizeof(Block) + size + ALLOCATION_SLACK);
+  if (!b) return NULL;
+  b->prev = NULL;
+  b->next = (Block*)ctx->blocks;
+  if (b->next) b->next->prev = b;
+  ctx->blocks = b;
+  return b + 1;
+}
+
+static void block_free(GlueContext* ctx, void* ptr) {
+  Block* b = (Block*)ptr - 1;
+  if (b->prev) b->prev->next = b->next; else ctx->blocks = b->next;
+  if (b->next) b->next->prev = b->prev;
+  free(b);
+}
+
 void* glue_malloc(size_t size, void* context) {
   GlueContext* ctx = (GlueContext*)context;
+  if (!ctx) return malloc(size + ALLOCATION_SLACK);
   /* The engine mallocs and frees its virtual stack around every outermost
    * call; keeping the last block saves two allocator round trips per call. */
-  if (ctx && size == STACK_BLOCK_SIZE && ctx->spare_stack) {
+  if (size == STACK_BLOCK_SIZE && ctx->spare_stack) {
     void* p = ctx->spare_stack;
     ctx->spare_stack = NULL;
     return p;
   }
-  void* p = malloc(size + ALLOCATION_SLACK);
-  if (p && ctx) ctx->allocated_blocks++;
-  return p;
+  return block_alloc(ctx, size);
 }
 
 void glue_free(void* ptr, void* context) {
   GlueContext* ctx = (GlueContext*)context;
   if (!ptr) return;
-  if (ctx && ctx->vm) {
+  if (!ctx) {
+    free(ptr);
+    return;
+  }
+  if (ctx->vm) {
     mvm_VM* vm = ctx->vm;
     if (ptr == (void*)vm) {
       /* mvm_free releasing the VM struct itself; nothing may read it after. */
@@ -159,8 +195,7 @@ void glue_free(void* ptr, void* context) {
       ctx->gc_epoch++;
     }
   }
-  if (ctx) ctx->allocated_blocks--;
-  free(ptr);
+  block_free(ctx, ptr);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -176,15 +211,14 @@ int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size,
   return err;
 }
 
-void glue_free_vm(GlueContext* ctx) {
-  if (ctx->vm) {
-    mvm_VM* vm = ctx->vm;
-    /* A fatal error may have left a stack allocated; mvm_free frees it. */
-    mvm_free(vm);
-    ctx->vm = NULL;
-  }
-  free(ctx->spare_stack);
-  ctx->spare_stack = NULL;
+/* Frees the VM and every block it still holds. After a fatal error the
+ * engine's own structures may be inconsistent, so mvm_free is skipped and
+ * the block list alone frees everything. */
+void glue_free_vm(GlueContext* ctx, bool after_fatal_error) {
+  if (ctx->vm && !after_fatal_error) mvm_free(ctx->vm);
+  ctx->vm = NULL;
+  ctx->spare_stack = NULL; /* it is in the block list */
+  while (ctx->blocks) block_free(ctx, (Block*)ctx->blocks + 1);
 }
 
 int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
@@ -210,6 +244,7 @@ int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
  * registered handles, so they stay valid across collections.
  */
 int glue_construct(GlueContext* ctx, mvm_Value* target, mvm_Value* ctor, mvm_Value* proto) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = glue_construct_unguarded(ctx->vm, target, ctor, proto)));
   return err;
@@ -253,6 +288,7 @@ static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
 }
 
 int glue_new_string(GlueContext* ctx, const char* utf8, size_t size, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   if (size > MAX_ALLOCATION_SIZE - 1) return MVM_E_ALLOCATION_TOO_LARGE;
   GUARD(WITH_STACK(ctx->vm, err, *out = mvm_newString(ctx->vm, utf8, size)));
@@ -260,16 +296,19 @@ int glue_new_string(GlueContext* ctx, const char* utf8, size_t size, mvm_Value* 
 }
 
 int glue_new_number(GlueContext* ctx, double value, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   GUARD(*out = mvm_newNumber(ctx->vm, value));
   return MVM_E_SUCCESS;
 }
 
 int glue_new_int32(GlueContext* ctx, int32_t value, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   GUARD(*out = mvm_newInt32(ctx->vm, value));
   return MVM_E_SUCCESS;
 }
 
 int glue_new_uint8array(GlueContext* ctx, const uint8_t* data, size_t size, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   if (size > MAX_ALLOCATION_SIZE) return MVM_E_ALLOCATION_TOO_LARGE;
   GUARD(WITH_STACK(ctx->vm, err, *out = mvm_uint8ArrayFromBytes(ctx->vm, data, size)));
@@ -278,12 +317,14 @@ int glue_new_uint8array(GlueContext* ctx, const uint8_t* data, size_t size, mvm_
 
 /* A plain object with the engine's default (null) prototype. */
 int glue_new_object(GlueContext* ctx, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, *out = vm_objectCreate(ctx->vm, VM_VALUE_NULL, 0)));
   return err;
 }
 
 int glue_new_array(GlueContext* ctx, uint16_t capacity, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, *out = vm_newArray(ctx->vm, capacity)));
   return err;
@@ -291,12 +332,14 @@ int glue_new_array(GlueContext* ctx, uint16_t capacity, mvm_Value* out) {
 
 /* Object, key and result must be handle slots: getProperty can allocate. */
 int glue_get_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = getProperty(ctx->vm, object, key, out)));
   return err;
 }
 
 int glue_set_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* value) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = setProperty(ctx->vm, object, key, value)));
   return err;
@@ -304,24 +347,31 @@ int glue_set_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_V
 
 /* Replaces *inout (an object) with a fixed-length array of its own keys. */
 int glue_object_keys(GlueContext* ctx, mvm_Value* inout) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = vm_objectKeys(ctx->vm, inout)));
   return err;
 }
 
 int glue_run_gc(GlueContext* ctx, bool squeeze) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   GUARD(mvm_runGC(ctx->vm, squeeze));
   return MVM_E_SUCCESS;
 }
 
 int glue_create_snapshot(GlueContext* ctx, void** out_data, size_t* out_size) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   GUARD(*out_data = mvm_createSnapshot(ctx->vm, out_size));
   return MVM_E_SUCCESS;
 }
 
-void glue_free_snapshot(void* data) { free(data); }
+/* The snapshot buffer came from the engine's allocator, which is ours. */
+void glue_free_snapshot(GlueContext* ctx, void* data) {
+  if (data) block_free(ctx, data);
+}
 
 int glue_resolve_export(GlueContext* ctx, uint16_t id, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(err = mvm_resolveExports(ctx->vm, &id, out, 1));
   return err;
@@ -329,11 +379,13 @@ int glue_resolve_export(GlueContext* ctx, uint16_t id, mvm_Value* out) {
 
 /* Only called on string values, which the engine reads without allocating. */
 int glue_string_utf8(GlueContext* ctx, mvm_Value value, const char** out_ptr, size_t* out_size) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   GUARD(*out_ptr = mvm_toStringUtf8(ctx->vm, value, out_size));
   return MVM_E_SUCCESS;
 }
 
 double glue_to_float64(GlueContext* ctx, mvm_Value value) {
+  REQUIRE_VM(ctx, 0);
   return mvm_toFloat64(ctx->vm, value);
 }
 
@@ -357,6 +409,7 @@ int glue_uint8array_bytes(GlueContext* ctx, mvm_Value value, uint8_t** out_data,
  * bucket straddles a 64 kB address boundary), and reports the import table
  * size as the globals size. */
 void glue_get_memory_stats(GlueContext* ctx, mvm_TsMemoryStats* out) {
+  if (!ctx->vm) return;
   mvm_VM* vm = ctx->vm;
   mvm_getMemoryStats(vm, out);
   size_t wrong_capacity = out->virtualHeapAllocatedCapacity;
@@ -373,22 +426,35 @@ void glue_get_memory_stats(GlueContext* ctx, mvm_TsMemoryStats* out) {
   out->totalSize = out->totalSize - wrong_capacity + capacity - wrong_globals + globals;
 }
 
-void glue_stop_after(GlueContext* ctx, int32_t n) { mvm_stopAfterNInstructions(ctx->vm, n); }
-int32_t glue_instructions_remaining(GlueContext* ctx) { return mvm_getInstructionCountRemaining(ctx->vm); }
-uint16_t glue_current_address(GlueContext* ctx) { return mvm_getCurrentAddress(ctx->vm); }
+void glue_stop_after(GlueContext* ctx, int32_t n) {
+  if (!ctx->vm) return;
+  mvm_stopAfterNInstructions(ctx->vm, n);
+}
+int32_t glue_instructions_remaining(GlueContext* ctx) {
+  REQUIRE_VM(ctx, -1);
+  return mvm_getInstructionCountRemaining(ctx->vm);
+}
+uint16_t glue_current_address(GlueContext* ctx) {
+  REQUIRE_VM(ctx, 0);
+  return mvm_getCurrentAddress(ctx->vm);
+}
 
 int glue_set_breakpoint(GlueContext* ctx, uint16_t address) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   GUARD(mvm_dbg_setBreakpoint(ctx->vm, address));
   return MVM_E_SUCCESS;
 }
 void glue_remove_breakpoint(GlueContext* ctx, uint16_t address) {
+  if (!ctx->vm) return;
   mvm_dbg_removeBreakpoint(ctx->vm, address);
 }
 void glue_set_breakpoint_callback(GlueContext* ctx, mvm_TfBreakpointCallback cb) {
+  if (!ctx->vm) return;
   mvm_dbg_setBreakpointCallback(ctx->vm, cb);
 }
 
 void glue_handle_init(GlueContext* ctx, mvm_Handle* handle) {
+  if (!ctx->vm) return;
   mvm_initializeHandle(ctx->vm, handle);
 }
 
@@ -417,6 +483,7 @@ static bool is_promise(mvm_VM* vm, mvm_Value value) {
  * original host function), promises, and -0/NaN/int/float numbers.
  */
 int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra) {
+  REQUIRE_VM(ctx, GLUE_KIND_UNDEFINED);
   mvm_VM* vm = ctx->vm;
   TeTypeCode tc = deepTypeOf(vm, value);
   *out_extra = 0;
@@ -448,6 +515,7 @@ int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra) {
 
 /* The prototype of a plain object (for class instances), or null. */
 mvm_Value glue_object_proto(GlueContext* ctx, mvm_Value value) {
+  REQUIRE_VM(ctx, VM_VALUE_UNDEFINED);
   mvm_VM* vm = ctx->vm;
   if (deepTypeOf(vm, value) != TC_REF_PROPERTY_LIST) return VM_VALUE_NULL;
   LongPtr lp = DynamicPtr_decode_long(vm, value);
@@ -456,6 +524,7 @@ mvm_Value glue_object_proto(GlueContext* ctx, mvm_Value value) {
 
 /* Array length without allocating; fixed-length arrays included. */
 int glue_array_length(GlueContext* ctx, mvm_Value value) {
+  REQUIRE_VM(ctx, -1);
   mvm_VM* vm = ctx->vm;
   TeTypeCode tc = deepTypeOf(vm, value);
   if (tc == TC_REF_ARRAY) {
@@ -476,6 +545,7 @@ bool glue_is_deleted(mvm_Value value) { return value == VM_VALUE_DELETED; }
 /* A guest reference to the host function `host_function_id`, which must be
  * one of the snapshot's imports (the engine calls imports by table index). */
 int glue_new_host_function(GlueContext* ctx, uint16_t host_function_id, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_VM* vm = ctx->vm;
   uint16_t count = getSectionSize(vm, BCS_IMPORT_TABLE) / sizeof(vm_TsImportTableEntry);
   uint16_t index;
@@ -504,6 +574,7 @@ int glue_new_host_function(GlueContext* ctx, uint16_t host_function_id, mvm_Valu
  * that resumes the guest: callback(isSuccess, value).
  */
 int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callback) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_VM* vm = ctx->vm;
   /* Without await points the compiler leaves the async machinery out, and
    * mvm_asyncStart would be a fatal error. */
@@ -515,6 +586,7 @@ int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callbac
 /* State of a guest promise: 0 pending, 1 resolved, 2 rejected (with the
  * result or error in *out_value), -1 if not a promise. */
 int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value) {
+  REQUIRE_VM(ctx, -1);
   mvm_VM* vm = ctx->vm;
   if (deepTypeOf(vm, promise) != TC_REF_PROPERTY_LIST || !is_promise(vm, promise)) return -1;
   LongPtr lp = DynamicPtr_decode_long(vm, promise);
@@ -527,12 +599,14 @@ int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value
 
 /* Guest heap in use now (allocated since the last collection included). */
 uint16_t glue_heap_size(GlueContext* ctx) {
+  REQUIRE_VM(ctx, 0);
   return getHeapSize(ctx->vm);
 }
 
 /* Converts *inout (a string) to the engine's property-key form (an interned
  * string, or an integer for index-like strings), as getProperty expects. */
 int glue_to_property_key(GlueContext* ctx, mvm_Value* inout) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = toPropertyName(ctx->vm, inout)));
   return err;

@@ -17,7 +17,7 @@ typedef struct GlueContext {
   void* host;              /* the Rust VM state, for host-function callbacks */
   void* spare_stack;       /* one cached virtual-stack block */
   uint32_t gc_epoch;       /* bumped whenever the collector frees old buckets */
-  int64_t allocated_blocks;/* live engine allocations, for leak checks */
+  void* blocks;            /* every live engine allocation (see glue_malloc) */
   uint32_t poll_count;     /* instruction dispatches, see GLUE_POLL */
 } GlueContext;
 

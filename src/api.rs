@@ -507,7 +507,7 @@ fn create_snapshot_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     // SAFETY: the engine malloc'd `size` bytes at `data`; freed right after.
     let copy = unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec();
     // SAFETY: data came from the engine's malloc.
-    unsafe { engine::glue_free_snapshot(data) };
+    unsafe { engine::glue_free_snapshot(vm.ctx(), data) };
     env.uint8array_from(&copy)
 }
 

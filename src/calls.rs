@@ -95,7 +95,11 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
     };
     vm.clear_host_exception_if_idle(env);
     settle_promises(env, vm);
-    relieve_pressure(env, vm);
+    // A fatal error in the collection that relieves heap pressure is this
+    // call's failure: the VM is unusable from here on.
+    if let Err(f @ Failure::Fatal(_)) = relieve_pressure(env, vm) {
+        return Err(throw_failure(env, vm, f));
+    }
     converted
 }
 
@@ -169,9 +173,15 @@ pub unsafe extern "C" fn host_function_trampoline(
             let _temps = TempScope::new(&vm);
             host_call(env, &vm, id, result, args, argc)
         };
-        relieve_pressure(env, &vm);
+        // A fatal error here poisons the VM; the guest then unwinds with a
+        // host error and the caller reports the fatal error.
+        let relieved = relieve_pressure(env, &vm);
         env.close_scope(scope);
-        code
+        if relieved.is_err() && code == 0 {
+            14
+        } else {
+            code
+        }
     }));
     outcome.unwrap_or(14)
 }
@@ -189,7 +199,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
                 // Rooted until `resume` releases it.
                 async_callback = Some(vm.handles.borrow_mut().alloc(vm.ctx(), callback));
             }
-            Err(Failure::Fatal(_)) => return 14,
+            Err(Failure::Fatal(_)) | Err(Failure::Unusable) => return 14,
             // No await points in the script: an ordinary call.
             Err(Failure::Error(_)) => {}
         }

@@ -22,7 +22,7 @@ pub struct GlueContext {
     pub host: *const c_void,
     pub spare_stack: *mut c_void,
     pub gc_epoch: u32,
-    pub allocated_blocks: i64,
+    pub blocks: *mut c_void,
     pub poll_count: u32,
 }
 
@@ -78,7 +78,7 @@ pub const E_UNCAUGHT_EXCEPTION: c_int = 44;
 
 extern "C" {
     pub fn glue_restore(ctx: *mut GlueContext, bytes: *const u8, size: usize, resolve: ResolveImport) -> c_int;
-    pub fn glue_free_vm(ctx: *mut GlueContext);
+    pub fn glue_free_vm(ctx: *mut GlueContext, after_fatal_error: bool);
     pub fn glue_call(ctx: *mut GlueContext, func: Value, this_value: *const Value, out: *mut Value, args: *mut Value, argc: u8) -> c_int;
     pub fn glue_construct(ctx: *mut GlueContext, target: *mut Value, ctor: *mut Value, proto: *mut Value) -> c_int;
     pub fn glue_new_string(ctx: *mut GlueContext, utf8: *const c_char, size: usize, out: *mut Value) -> c_int;
@@ -93,7 +93,7 @@ extern "C" {
     pub fn glue_object_keys(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
     pub fn glue_run_gc(ctx: *mut GlueContext, squeeze: bool) -> c_int;
     pub fn glue_create_snapshot(ctx: *mut GlueContext, out_data: *mut *mut c_void, out_size: *mut usize) -> c_int;
-    pub fn glue_free_snapshot(data: *mut c_void);
+    pub fn glue_free_snapshot(ctx: *mut GlueContext, data: *mut c_void);
     pub fn glue_resolve_export(ctx: *mut GlueContext, id: u16, out: *mut Value) -> c_int;
     pub fn glue_string_utf8(ctx: *mut GlueContext, value: Value, out_ptr: *mut *const c_char, out_size: *mut usize) -> c_int;
     pub fn glue_to_float64(ctx: *mut GlueContext, value: Value) -> f64;
@@ -150,6 +150,9 @@ pub fn int14_encode(i: i32) -> Option<Value> {
 pub enum Failure {
     Error(i32),
     Fatal(i32),
+    /// Not attempted: the VM was disposed or poisoned (for example by a
+    /// getter or host function that ran in the middle of a conversion).
+    Unusable,
 }
 
 #[inline]

@@ -67,6 +67,7 @@ const ERRORS: &[(&str, &str)] = &[
     ("MVM_E_CLASS_PROTOTYPE_MUST_BE_NULL_OR_OBJECT", "the prototype property of a class must be null or a plain object"),
 ];
 
+pub const E_ALLOCATION_TOO_LARGE: i32 = 3;
 pub const E_STACK_OVERFLOW: i32 = 8;
 pub const E_UNRESOLVED_IMPORT: i32 = 9;
 pub const E_INVALID_BYTECODE: i32 = 18;

@@ -32,13 +32,19 @@ use crate::roots::{Rooted, TempScope};
 /// recursive copy far from the native stack's end.
 pub const MAX_COPY_DEPTH: usize = 64;
 
+/// Largest host array and object copied into the guest (engine allocation
+/// limits; see copy_array and copy_plain).
+pub const MAX_ARRAY_ITEMS: u32 = 2047;
+pub const MAX_OBJECT_PROPERTIES: usize = 1000;
+
 pub fn throw_failure(env: Env, vm: &VmState, f: Failure) -> Pending {
     match f {
         Failure::Error(e) => errors::throw(env, e, None),
-        Failure::Fatal(e) => {
-            let _ = vm;
-            errors::throw(env, e, Some("fatal engine error; this VM can no longer be used"))
-        }
+        Failure::Fatal(e) => errors::throw(env, e, Some("fatal engine error; this VM can no longer be used")),
+        Failure::Unusable => match vm.check_usable(env) {
+            Err(p) => p,
+            Ok(()) => env.throw_error("Microvium VM is not usable"),
+        },
     }
 }
 
@@ -392,8 +398,15 @@ fn copy_object<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsV
 fn copy_array<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
     let ctx = vm.ctx();
     let len = env.array_length(v)?;
-    if len > 8191 {
-        return Err(env.throw_range_error(&format!("Cannot pass an array of length {len} into a Microvium VM (at most 8191)")));
+    // The engine stores an array's items in one allocation of at most 4095
+    // bytes; a longer array is a fatal error in the engine, so it is refused
+    // here, before anything is allocated.
+    if len > MAX_ARRAY_ITEMS {
+        return Err(errors::throw(
+            env,
+            errors::E_ALLOCATION_TOO_LARGE,
+            Some(&format!("an array of {len} items cannot go into the VM (at most {MAX_ARRAY_ITEMS})")),
+        ));
     }
     let arr = Rooted::new(vm, engine::UNDEFINED);
     let mut out = engine::UNDEFINED;
@@ -422,6 +435,15 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
     obj.set(out);
     let keys = env.own_enumerable_string_keys(v)?;
     let n = env.array_length(keys)?;
+    // The collector compacts an object's properties into one allocation of
+    // at most 4095 bytes (4 per property) and fails fatally beyond that.
+    if n as usize > MAX_OBJECT_PROPERTIES {
+        return Err(errors::throw(
+            env,
+            errors::E_ALLOCATION_TOO_LARGE,
+            Some(&format!("an object with {n} properties cannot go into the VM (at most {MAX_OBJECT_PROPERTIES})")),
+        ));
+    }
     let mut names: Vec<JsValue> = Vec::with_capacity(n as usize + 2);
     for i in 0..n {
         names.push(env.get_element(keys, i)?);

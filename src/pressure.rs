@@ -1,6 +1,6 @@
 //! Guest heap pressure from guest values the host holds.
 
-use crate::engine;
+use crate::engine::{self, Failure};
 use crate::js::Env;
 use crate::runtime::{self, Helper};
 use crate::vm::{Status, VmState};
@@ -22,14 +22,16 @@ const PRESSURE_ROOM: u16 = 0x2000;
 pub const FORCE_GC_MIN_HOST_VALUES: usize = 64;
 const FORCE_GC_STEP: usize = 256;
 
-pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) {
+/// Returns the failure of the guest collection it ran, if any (a fatal one
+/// poisons the VM, and the caller reports it).
+pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     if vm.status() != Status::Live || vm.is_engine_freed() {
-        return;
+        return Ok(());
     }
     // SAFETY: the engine is live.
     let size = unsafe { engine::glue_heap_size(vm.ctx()) };
     if size < vm.pressure_mark.get() {
-        return;
+        return Ok(());
     }
     let alive = |r| {
         let scope = env.open_scope();
@@ -46,7 +48,7 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) {
             h.sweep_collected(alive);
             h.host_held() >= vm.force_gc_floor.get()
         }
-        Err(_) => return,
+        Err(_) => return Ok(()),
     };
     if many {
         // A minor JavaScript collection first; a full one only if that freed
@@ -71,10 +73,9 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) {
     let ctx = vm.ctx();
     // SAFETY: the engine is live; a collection moves guest values, which the
     // handle slots track.
-    if vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, false) }).is_err() {
-        return;
-    }
+    vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, false) })?;
     // SAFETY: as above.
     let after = unsafe { engine::glue_heap_size(ctx) };
     vm.pressure_mark.set(PRESSURE_MARK.max(after.saturating_add(PRESSURE_ROOM)));
+    Ok(())
 }

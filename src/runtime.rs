@@ -66,10 +66,26 @@ pub fn set_helpers(env: Env, values: [JsValue; HELPER_COUNT]) -> JsResult<()> {
         refs[i] = env.new_ref(*v, 1)?;
     }
     let old = HELPERS.with(|h| h.replace(refs));
+    let first = old.iter().all(|r| r.is_null());
     for r in old {
         env.delete_ref(r);
     }
+    if first {
+        // Delete the references when this thread's environment goes away
+        // (a worker exiting), instead of leaking them.
+        // SAFETY: the hook is a plain function; the argument is unused.
+        unsafe { napi::sys::napi_add_env_cleanup_hook(env.0, Some(release_helpers), std::ptr::null_mut()) };
+    }
     Ok(())
+}
+
+unsafe extern "C" fn release_helpers(_arg: *mut std::ffi::c_void) {
+    let Some(env) = current_env() else { return };
+    let refs = HELPERS.with(|h| h.replace([std::ptr::null_mut(); HELPER_COUNT]));
+    for r in refs {
+        env.delete_ref(r);
+    }
+    ENV.with(|e| e.set(std::ptr::null_mut()));
 }
 
 pub fn helper(env: Env, which: Helper) -> JsResult<JsValue> {

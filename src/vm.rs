@@ -36,6 +36,9 @@ pub struct VmState {
     imports: Vec<Import>,
     pub breakpoint: Cell<RawRef>,
     status: Cell<Status>,
+    /// A fatal error happened at some point (the status may since have
+    /// become Disposed): the engine's structures are not to be trusted.
+    fatal: Cell<bool>,
     thread: usize,
     /// Engine calls in progress on this VM (re-entrant calls nest).
     active: Cell<u32>,
@@ -191,11 +194,15 @@ impl VmState {
     /// One engine entry that cannot run guest code (allocation of strings,
     /// objects...): counted as active, and a fatal error poisons the VM.
     pub fn engine_op(&self, f: impl FnOnce() -> i32) -> Result<(), Failure> {
+        if self.status.get() != Status::Live || self.is_engine_freed() {
+            return Err(Failure::Unusable);
+        }
         self.active.set(self.active.get() + 1);
         let code = f();
         self.active.set(self.active.get() - 1);
         let result = engine::check(code);
         if let Err(Failure::Fatal(c)) = result {
+            self.fatal.set(true);
             if self.status.get() == Status::Live {
                 self.status.set(Status::Poisoned(c));
             }
@@ -237,7 +244,7 @@ impl VmState {
         if self.status.get() == Status::Disposed && self.active.get() == 0 {
             // SAFETY: no engine frame of this VM is on the stack (active is
             // 0), and glue_free_vm is idempotent (it clears ctx->vm).
-            unsafe { engine::glue_free_vm(self.ctx) };
+            unsafe { engine::glue_free_vm(self.ctx, self.fatal.get()) };
         }
     }
 
@@ -389,7 +396,7 @@ impl Drop for VmState {
         // SAFETY: the last owner is going away; no engine call can be active
         // (every active call holds an Rc). ctx came from Box::into_raw.
         unsafe {
-            engine::glue_free_vm(self.ctx);
+            engine::glue_free_vm(self.ctx, self.fatal.get());
             drop(Box::from_raw(self.ctx));
         }
         if let Some(env) = runtime::current_env() {
@@ -474,7 +481,7 @@ pub fn restore(
         host: std::ptr::null(),
         spare_stack: std::ptr::null_mut(),
         gc_epoch: 0,
-        allocated_blocks: 0,
+        blocks: std::ptr::null_mut(),
         poll_count: 0,
     }));
     let state = Rc::new(VmState {
@@ -484,6 +491,7 @@ pub fn restore(
         imports: import_refs,
         breakpoint: Cell::new(std::ptr::null_mut()),
         status: Cell::new(Status::Live),
+        fatal: Cell::new(false),
         thread: runtime::thread_token(),
         active: Cell::new(0),
         pending_releases: RefCell::new(Vec::new()),
@@ -525,5 +533,6 @@ pub fn restore(
             Err(errors::throw(env, e, detail.as_deref()))
         }
         Err(Failure::Fatal(e)) => Err(errors::throw(env, e, Some("fatal error while restoring the snapshot"))),
+        Err(Failure::Unusable) => Err(env.throw_error("Microvium: restore failed")),
     }
 }

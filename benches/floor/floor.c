@@ -16,6 +16,8 @@
  */
 #define _GNU_SOURCE
 #include <stdio.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
@@ -26,6 +28,11 @@
 
 /* ---- What the host normally supplies (Rust does, in the addon) ---------- */
 
+/* The other host hooks of c/engine.c: no thread teardown to watch for, and
+ * the C library's pow (the addon uses V8's). */
+bool host_should_abort(void) { return false; }
+double host_pow(double x, double y) { return pow(x, y); }
+
 int host_format_number(char* buf, size_t size, const char* fmt, double x) {
   (void)fmt;
   return snprintf(buf, size, "%.17g", x);
@@ -34,7 +41,7 @@ int host_format_number(char* buf, size_t size, const char* fmt, double x) {
 /* ---- The glue entry points used here (defined in c/engine.c) ------------ */
 
 int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size, mvm_TfResolveImport resolve);
-void glue_free_vm(GlueContext* ctx);
+void glue_free_vm(GlueContext* ctx, bool after_fatal_error);
 int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
               mvm_Value* out_result, mvm_Value* args, uint8_t arg_count);
 int glue_new_string(GlueContext* ctx, const char* utf8, size_t size, mvm_Value* out);
@@ -127,7 +134,7 @@ static double w_restore(Floor* F, long n, double* check) {
     if (err) die("restore", err);
   }
   double t = now_ns() - t0;
-  for (long i = 0; i < n; i++) glue_free_vm(&vms[i]);
+  for (long i = 0; i < n; i++) glue_free_vm(&vms[i], false);
   free(vms);
   *check += 1;
   return t;
@@ -347,7 +354,7 @@ static int run_memory(const char* path, long count) {
          count, (double)(rss1 - rss0) / count,
          (double)((long)m1.uordblks - (long)m0.uordblks) / count,
          stats.totalSize, size);
-  for (long i = 0; i <= count; i++) glue_free_vm(&vms[i]);
+  for (long i = 0; i <= count; i++) glue_free_vm(&vms[i], false);
   free(vms);
   free(bytes);
   return 0;
@@ -419,7 +426,7 @@ int main(int argc, char** argv) {
   mvm_releaseHandle(F.ctx.vm, &F.held);
   mvm_releaseHandle(F.ctx.vm, &F.scratch);
   for (int i = 0; i < 6; i++) mvm_releaseHandle(F.ctx.vm, &F.key[i]);
-  glue_free_vm(&F.ctx);
+  glue_free_vm(&F.ctx, false);
   free(main_bytes);
   free((void*)F.restore_bytes);
   return 0;
