@@ -50,7 +50,6 @@ int glue_resolve_export(GlueContext* ctx, uint16_t id, mvm_Value* out);
 int glue_string_utf8(GlueContext* ctx, mvm_Value value, const char** out_ptr, size_t* out_size);
 double glue_to_float64(GlueContext* ctx, mvm_Value value);
 void glue_handle_init(GlueContext* ctx, mvm_Handle* handle);
-mvm_Value glue_undefined(void);
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -82,7 +81,7 @@ static uint8_t* read_file(const char* path, size_t* out_size) {
 static mvm_TeError host_identity(mvm_VM* vm, mvm_HostFunctionID id, mvm_Value* result,
                                  mvm_Value* args, uint8_t argCount) {
   (void)vm; (void)id;
-  *result = argCount ? args[0] : glue_undefined();
+  *result = argCount ? args[0] : (mvm_Value)0x01; /* undefined */
   return MVM_E_SUCCESS;
 }
 
