@@ -505,6 +505,16 @@ function main() {
     const seconds = (Date.now() - started) / 1000;
     process.stdout.write('\n' + text + '\n');
     for (const [e, why] of Object.entries(skipped)) process.stdout.write(`  - ${e} not measured: ${why}\n`);
+    if (engines.includes('addon')) {
+      // The membrane workloads (issue 3): addon only, in their own process.
+      try {
+        const out = require('node:child_process').execFileSync(process.execPath,
+          ['--expose-gc', path.join(__dirname, 'membrane.js')], { encoding: 'utf8', timeout: 300000 });
+        process.stdout.write('\n' + out);
+      } catch (e) {
+        process.stdout.write(`\nmembrane workloads failed: ${e.message}\n`);
+      }
+    }
     process.stdout.write(`\n${roundCount} rounds${opts.quick ? ' (--quick: a smoke test, not a measurement)' : ''}, ` +
       `${os.cpus().length} × ${os.cpus()[0].model.trim()}, Node ${process.version}, ${seconds.toFixed(0)} s\n`);
 
