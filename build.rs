@@ -24,6 +24,9 @@ fn main() {
         .include(manifest.join("c"))
         .include(&engine_dir)
         .flag_if_supported("-std=gnu11")
+        // MSVC: C11 for _Thread_local, _Noreturn and _Generic (the glue and
+        // the port header use them).
+        .flag_if_supported("/std:c11")
         // The engine is one translation unit with our glue and is compiled
         // as published; its own code triggers many -Wextra warnings that are
         // not ours to fix, so only -Wall stays on, minus these:
