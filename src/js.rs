@@ -193,12 +193,25 @@ impl Env {
     /// UTF-8 contents of a JS string, into `buf` (reused by the caller).
     /// Lone surrogates become U+FFFD, as in any UTF-8 conversion.
     pub fn get_string_into(self, v: JsValue, buf: &mut Vec<u8>) -> JsResult<()> {
+        // One call for short strings: Node never splits a character, so a
+        // result with room for another 4-byte character to spare is whole.
+        const FIRST_TRY: usize = 256;
+        buf.clear();
+        buf.reserve(FIRST_TRY);
+        let mut written = 0usize;
+        // SAFETY: buf has capacity for FIRST_TRY bytes (terminator included).
+        self.ok(unsafe {
+            sys::napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr() as *mut c_char, FIRST_TRY, &mut written)
+        })?;
+        if written + 4 < FIRST_TRY - 1 {
+            // SAFETY: Node-API wrote `written` initialised bytes.
+            unsafe { buf.set_len(written) };
+            return Ok(());
+        }
         let mut len = 0usize;
         // SAFETY: a null buffer asks for the length only.
         self.ok(unsafe { sys::napi_get_value_string_utf8(self.0, v, ptr::null_mut(), 0, &mut len) })?;
-        buf.clear();
         buf.reserve(len + 1);
-        let mut written = 0usize;
         // SAFETY: buf has capacity for len + 1 bytes (terminator included).
         self.ok(unsafe {
             sys::napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr() as *mut c_char, len + 1, &mut written)
