@@ -114,6 +114,28 @@ void glue_poll_slow(void) {
  * getter on an object being converted, say) may have disposed it. */
 #define REQUIRE_VM(ctx, result) do { if (!(ctx)->vm) return (result); } while (0)
 
+/* Whether the n bytes at p (the payload of `value`, which the host is
+ * about to read) lie in memory of this VM: the snapshot for values the
+ * compiler placed there, the used part of one heap bucket for heap values.
+ * Payload sizes come from allocation headers, which a snapshot can set to
+ * anything (a zero-size string even gives n = SIZE_MAX). */
+static bool glue_payload_in_bounds(mvm_VM* vm, Value value, const void* p, size_t n) {
+  uintptr_t q = (uintptr_t)p, lo, hi;
+  if (Value_isShortPtr(value)) {
+    for (TsBucket* b = vm->pLastBucket; b; b = b->prev) {
+      lo = (uintptr_t)getBucketDataBegin(b);
+      hi = (uintptr_t)b->pEndOfUsedSpace;
+      if (q >= lo && q <= hi) return n <= hi - q;
+    }
+    return false;
+  }
+  /* Constants and values in the snapshot: the engine's own bound on one
+   * allocation is all the host checks here (sizes from a zero-size header
+   * are SIZE_MAX). */
+  (void)p;
+  return n <= MAX_ALLOCATION_SIZE;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Allocator hooks                                                          */
 /* ------------------------------------------------------------------------ */
@@ -141,11 +163,21 @@ void glue_poll_slow(void) {
 typedef struct Block {
   struct Block* prev;
   struct Block* next;
+  size_t size;
+  size_t pad;              /* keeps the payload 16-byte aligned */
 } Block;
 
+/* Most memory one VM may hold: a 64 kB heap, a to-space as large during a
+ * collection, the stack, and a VM struct with up to 32k resolved imports.
+ * A corrupted heap can make the collector allocate buckets without end. */
+#define GLUE_MEMORY_CAP (1u << 20)
+
 static void* block_alloc(GlueContext* ctx, size_t size) {
+  if (size > GLUE_MEMORY_CAP - ctx->bytes) return NULL;  /* engine: MVM_E_MALLOC_FAIL */
   Block* b = (Block*)malloc(sizeof(Block) + size + ALLOCATION_SLACK);
   if (!b) return NULL;
+  b->size = size;
+  ctx->bytes += size;
   b->prev = NULL;
   b->next = (Block*)ctx->blocks;
   if (b->next) b->next->prev = b;
@@ -155,6 +187,7 @@ static void* block_alloc(GlueContext* ctx, size_t size) {
 
 static void block_free(GlueContext* ctx, void* ptr) {
   Block* b = (Block*)ptr - 1;
+  ctx->bytes -= b->size;
   if (b->prev) b->prev->next = b->next; else ctx->blocks = b->next;
   if (b->next) b->next->prev = b->prev;
   free(b);
@@ -381,6 +414,7 @@ int glue_resolve_export(GlueContext* ctx, uint16_t id, mvm_Value* out) {
 int glue_string_utf8(GlueContext* ctx, mvm_Value value, const char** out_ptr, size_t* out_size) {
   REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   GUARD(*out_ptr = mvm_toStringUtf8(ctx->vm, value, out_size));
+  if (!glue_payload_in_bounds(ctx->vm, value, *out_ptr, *out_size)) return MVM_E_INVALID_BYTECODE;
   return MVM_E_SUCCESS;
 }
 
@@ -401,6 +435,7 @@ int glue_uint8array_bytes(GlueContext* ctx, mvm_Value value, uint8_t** out_data,
   *out_size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(headerWord);
   *out_data = (uint8_t*)MVM_LONG_PTR_TRUNCATE(lp);
   *out_writable = Value_isShortPtr(value);
+  if (!glue_payload_in_bounds(vm, value, *out_data, *out_size)) return MVM_E_INVALID_BYTECODE;
   return MVM_E_SUCCESS;
 }
 
@@ -500,6 +535,7 @@ int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra) {
     case TC_REF_HOST_FUNC: {
       LongPtr lp = DynamicPtr_decode_long(vm, value);
       uint16_t index = READ_FIELD_2(lp, TsHostFunc, indexInImportTable);
+      if (index >= getSectionSize(vm, BCS_IMPORT_TABLE) / sizeof(vm_TsImportTableEntry)) return GLUE_KIND_OTHER;
       *out_extra = vm_getHostFunctionId(vm, index);
       return GLUE_KIND_HOST_FUNCTION;
     }

@@ -19,6 +19,7 @@ typedef struct GlueContext {
   uint32_t gc_epoch;       /* bumped whenever the collector frees old buckets */
   void* blocks;            /* every live engine allocation (see glue_malloc) */
   uint32_t poll_count;     /* instruction dispatches, see GLUE_POLL */
+  size_t bytes;            /* engine memory held (see GLUE_MEMORY_CAP) */
 } GlueContext;
 
 enum {

@@ -24,6 +24,7 @@ pub struct GlueContext {
     pub gc_epoch: u32,
     pub blocks: *mut c_void,
     pub poll_count: u32,
+    pub bytes: usize,
 }
 
 /// Mirror of `mvm_TsMemoryStats`.

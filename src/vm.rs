@@ -483,6 +483,7 @@ pub fn restore(
         gc_epoch: 0,
         blocks: std::ptr::null_mut(),
         poll_count: 0,
+        bytes: 0,
     }));
     let state = Rc::new(VmState {
         ctx,
