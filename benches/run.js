@@ -112,7 +112,7 @@ function buildFloor(extraFlags) {
   const inputs = [
     path.join(ROOT, 'c/engine.c'), path.join(ROOT, 'c/engine.h'), path.join(ROOT, 'c/microvium_port.h'),
     path.join(engineDir, 'microvium.c'), path.join(engineDir, 'microvium.h'),
-    path.join(__dirname, 'floor/floor.c'),
+    path.join(__dirname, 'floor/floor.c'), path.join(ROOT, 'c/standalone_host.c'),
   ];
   const cc = process.env.CC || 'gcc';
   const flags = ['-O2', '-std=gnu11', `-I${path.join(ROOT, 'c')}`, `-I${engineDir}`,
@@ -125,7 +125,7 @@ function buildFloor(extraFlags) {
   if (fs.existsSync(out)) return { path: out, flags, cc };
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const tmp = out + '.tmp' + process.pid;
-  const r = spawnSync(cc, [...flags, inputs[0], inputs[5], '-o', tmp, '-lm'], { encoding: 'utf8' });
+  const r = spawnSync(cc, [...flags, inputs[0], inputs[5], inputs[6], '-o', tmp, '-lm'], { encoding: 'utf8' });
   if (r.status !== 0) {
     const msg = (r.stderr || String(r.error)).split('\n').filter((l) => /error|undefined reference/.test(l));
     throw new Error('building the floor failed: ' + msg.slice(0, 4).join(' | '));

@@ -30,7 +30,6 @@ static const int32_t reg2I = 0;
 /* Guest `**` gives Node's result: V8's pow differs from the C library's in
  * the last bit for some operands, so the host computes it (see
  * host_pow in src/number_format.rs). */
-double host_pow(double x, double y);
 #define pow(x, y) host_pow(x, y)
 
 #include "microvium.c"
@@ -101,8 +100,6 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
     }                                                               \
   } while (0)
 
-/* Whether the host wants the running guest stopped (src/runtime.rs). */
-bool host_should_abort(void);
 
 void glue_poll_slow(void) {
   if (innermost_boundary && host_should_abort()) {
@@ -574,8 +571,6 @@ int glue_array_length(GlueContext* ctx, mvm_Value value) {
   return -1;
 }
 
-/* Whether a guest value is the empty "deleted" marker (array holes). */
-bool glue_is_deleted(mvm_Value value) { return value == VM_VALUE_DELETED; }
 
 
 /* A guest reference to the host function `host_function_id`, which must be

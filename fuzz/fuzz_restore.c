@@ -45,43 +45,8 @@
 #include <string.h>
 #include "engine.h"
 
-/* ---- Host hooks that c/engine.c needs (Rust supplies them in the addon) -- */
-
-bool host_should_abort(void) { return false; }
-double host_pow(double x, double y) { return pow(x, y); }
-int host_format_number(char* buf, size_t size, const char* fmt, double x) {
-  (void)fmt;
-  return snprintf(buf, size, "%.17g", x);
-}
-
-/* ---- The glue entry points used here (defined in c/engine.c) ------------ */
-
-int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size, mvm_TfResolveImport resolve);
-void glue_free_vm(GlueContext* ctx, bool after_fatal_error);
-int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
-              mvm_Value* out_result, mvm_Value* args, uint8_t arg_count);
-int glue_construct(GlueContext* ctx, mvm_Value* target, mvm_Value* ctor, mvm_Value* proto);
-int glue_new_string(GlueContext* ctx, const char* utf8, size_t size, mvm_Value* out);
-int glue_new_int32(GlueContext* ctx, int32_t value, mvm_Value* out);
-int glue_get_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* out);
-int glue_object_keys(GlueContext* ctx, mvm_Value* inout);
-int glue_run_gc(GlueContext* ctx, bool squeeze);
-int glue_create_snapshot(GlueContext* ctx, void** out_data, size_t* out_size);
-void glue_free_snapshot(GlueContext* ctx, void* data);
-int glue_resolve_export(GlueContext* ctx, uint16_t id, mvm_Value* out);
-int glue_string_utf8(GlueContext* ctx, mvm_Value value, const char** out_ptr, size_t* out_size);
-double glue_to_float64(GlueContext* ctx, mvm_Value value);
-int glue_uint8array_bytes(GlueContext* ctx, mvm_Value value, uint8_t** out_data, size_t* out_size,
-                          bool* out_writable);
-void glue_stop_after(GlueContext* ctx, int32_t n);
-void glue_handle_init(GlueContext* ctx, mvm_Handle* handle);
-GlueContext* glue_get_context(mvm_VM* vm);
-int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callback);
-int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra);
-mvm_Value glue_object_proto(GlueContext* ctx, mvm_Value value);
-int glue_array_length(GlueContext* ctx, mvm_Value value);
-int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value);
-uint16_t glue_heap_size(GlueContext* ctx);
+/* The host hooks come from c/standalone_host.c and the glue API is declared
+ * in c/engine.h. */
 
 /* ---- Limits --------------------------------------------------------------- */
 

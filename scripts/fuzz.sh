@@ -68,7 +68,7 @@ if [ ! -x "$bin" ] || [ -n "$(find "$root/fuzz/fuzz_restore.c" "$root/scripts/fu
     -I"$root/c" -I"$engine_dir" \
     -Wno-unused-parameter -Wno-sign-compare -Wno-unused-function \
     -Wno-unused-variable -Wno-unused-label -Wno-unused-but-set-variable \
-    "$root/c/engine.c" "$root/fuzz/fuzz_restore.c" \
+    "$root/c/engine.c" "$root/c/standalone_host.c" "$root/fuzz/fuzz_restore.c" \
     -o "$bin" -lm
 fi
 

@@ -222,8 +222,8 @@ fn get_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>) -
 
 fn read_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>) -> JsResult<JsValue> {
     let v = get_property(env, vm, slot, key)?.get();
-    if v == 0x19 {
-        // VM_VALUE_DELETED: an array hole reads as undefined.
+    if v == engine::DELETED {
+        // An array hole reads as undefined.
         return Ok(env.undefined());
     }
     to_host(env, vm, v)

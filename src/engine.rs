@@ -123,6 +123,8 @@ pub const UNDEFINED: Value = 0x01;
 pub const NULL: Value = 0x05;
 pub const TRUE: Value = 0x09;
 pub const FALSE: Value = 0x0D;
+/// VM_VALUE_DELETED: array holes and deleted properties.
+pub const DELETED: Value = 0x19;
 pub const STR_LENGTH: Value = 0x1D;
 pub const STR_PROTO: Value = 0x21;
 

@@ -45,7 +45,8 @@ fn string_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue, buf: &mut Vec<u8>
             return Ok(Rooted::new(vm, engine::int14_encode(i).expect("in range")));
         }
     }
-    if let Some(&slot) = vm.key_cache.borrow().get(&buf[..]) {
+    if let Some(&id) = vm.key_cache.borrow().get(&buf[..]) {
+        let slot = vm.key_ids.borrow()[id as usize];
         let v = vm.handles.borrow().get(slot);
         return Ok(Rooted::new(vm, v));
     }
@@ -63,8 +64,9 @@ fn string_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue, buf: &mut Vec<u8>
     if cache.len() < KEY_CACHE_LIMIT {
         let interned = r.get();
         let slot = vm.handles.borrow_mut().alloc(ctx, interned);
-        cache.insert(buf.clone().into_boxed_slice(), slot);
-        vm.key_ids.borrow_mut().push(slot);
+        let mut ids = vm.key_ids.borrow_mut();
+        cache.insert(buf.clone().into_boxed_slice(), ids.len() as u32);
+        ids.push(slot);
     }
     Ok(r)
 }
@@ -76,8 +78,9 @@ pub fn key_id(env: Env, vm: &Rc<VmState>, key: JsValue) -> JsResult<i32> {
     if env.type_of(key)? != Type::String {
         return Ok(-1);
     }
-    let key_value = property_key(env, vm, key)?.get();
-    let ids = vm.key_ids.borrow();
-    let h = vm.handles.borrow();
-    Ok(ids.iter().position(|s| h.get(*s) == key_value).map(|i| i as i32).unwrap_or(-1))
+    // Converting caches the name (if there is room); its UTF-8 bytes are
+    // left in the VM's string buffer.
+    property_key(env, vm, key)?;
+    let bytes = vm.string_buf.borrow();
+    Ok(vm.key_cache.borrow().get(&bytes[..]).map(|&id| id as i32).unwrap_or(-1))
 }

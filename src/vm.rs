@@ -68,11 +68,11 @@ pub struct VmState {
     breakpoint_error: RefCell<Option<(RawRef, i32)>>,
     pub export_ids: Vec<u16>,
     pub required_version: String,
-    /// Property names already converted to guest keys (interned strings),
-    /// each rooted in a slot: property access through proxies then needs no
-    /// guest allocation.
-    pub key_cache: RefCell<std::collections::HashMap<Box<[u8]>, Slot>>,
-    /// The same keys by id (see keyId in api.rs): index → slot.
+    /// Property names already converted to guest keys (interned strings):
+    /// UTF-8 name → id, so property access needs no guest allocation.
+    pub key_cache: RefCell<std::collections::HashMap<Box<[u8]>, u32>>,
+    /// Id → the slot rooting that key (ids are also what proxies pass to
+    /// getk/setk, see keyId in api.rs).
     pub key_ids: RefCell<Vec<Slot>>,
     /// Reused UTF-8 buffer for strings going into the guest.
     pub string_buf: RefCell<Vec<u8>>,

@@ -13,6 +13,6 @@ ${CC:-gcc} -O2 -std=gnu11 \
   -I"$root/c" -I"$root/node_modules/microvium/dist-c" \
   -Wno-unused-parameter -Wno-sign-compare -Wno-unused-function \
   "$@" \
-  "$root/c/engine.c" "$root/benches/floor/floor.c" \
+  "$root/c/engine.c" "$root/c/standalone_host.c" "$root/benches/floor/floor.c" \
   -o "$out" -lm
 echo "$out"

@@ -26,30 +26,8 @@
 #include <unistd.h>
 #include "engine.h"
 
-/* ---- What the host normally supplies (Rust does, in the addon) ---------- */
-
-/* The other host hooks of c/engine.c: no thread teardown to watch for, and
- * the C library's pow (the addon uses V8's). */
-bool host_should_abort(void) { return false; }
-double host_pow(double x, double y) { return pow(x, y); }
-
-int host_format_number(char* buf, size_t size, const char* fmt, double x) {
-  (void)fmt;
-  return snprintf(buf, size, "%.17g", x);
-}
-
-/* ---- The glue entry points used here (defined in c/engine.c) ------------ */
-
-int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size, mvm_TfResolveImport resolve);
-void glue_free_vm(GlueContext* ctx, bool after_fatal_error);
-int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
-              mvm_Value* out_result, mvm_Value* args, uint8_t arg_count);
-int glue_new_string(GlueContext* ctx, const char* utf8, size_t size, mvm_Value* out);
-int glue_get_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* out);
-int glue_resolve_export(GlueContext* ctx, uint16_t id, mvm_Value* out);
-int glue_string_utf8(GlueContext* ctx, mvm_Value value, const char** out_ptr, size_t* out_size);
-double glue_to_float64(GlueContext* ctx, mvm_Value value);
-void glue_handle_init(GlueContext* ctx, mvm_Handle* handle);
+/* The host hooks come from c/standalone_host.c and the glue API is declared
+ * in c/engine.h. */
 
 /* ---- Helpers ------------------------------------------------------------ */
 
