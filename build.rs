@@ -20,6 +20,7 @@ fn main() {
     let mut build = cc::Build::new();
     build
         .file(manifest.join("c/engine.c"))
+        .file(manifest.join("c/fault_net.c"))
         // c/ first, so the engine's `#include "microvium_port.h"` finds ours.
         .include(manifest.join("c"))
         .include(&engine_dir)
@@ -47,7 +48,7 @@ fn main() {
     }
     build.compile("microvium_engine");
 
-    for f in ["c/engine.c", "c/engine.h", "c/microvium_port.h"] {
+    for f in ["c/engine.c", "c/engine.h", "c/microvium_port.h", "c/fault_net.c", "c/bytecode_checks.h"] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-changed={}", engine_dir.join("microvium.c").display());

@@ -19,6 +19,7 @@
  * glue function's own.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include "microvium_port.h"
 #include "engine.h"
 
@@ -30,9 +31,110 @@ static const int32_t reg2I = 0;
 /* Guest `**` gives Node's result: V8's pow differs from the C library's in
  * the last bit for some operands, so the host computes it (see
  * host_pow in src/number_format.rs). */
-#define pow(x, y) host_pow(x, y)
+double glue_pow(double x, double y);
+#define pow(x, y) glue_pow(x, y)
 
 #include "microvium.c"
+
+/* ------------------------------------------------------------------------ */
+/* The checks of c/bytecode_checks.h                                        */
+/* ------------------------------------------------------------------------ */
+
+static bool glue_check_global_index(void* vm, uint16_t index) {
+  return index < getSectionSize((VM*)vm, BCS_GLOBALS) / 2;
+}
+
+static bool glue_check_import_index(void* vm, uint16_t index) {
+  return index < getSectionSize((VM*)vm, BCS_IMPORT_TABLE) / sizeof(vm_TsImportTableEntry);
+}
+
+/* A function starts after its 2-byte header, inside the ROM section. */
+static bool glue_check_function_offset(void* vm, uint16_t offset) {
+  LongPtr end;
+  LongPtr start = getBytecodeSection((VM*)vm, BCS_ROM, &end);
+  uint16_t lo = (uint16_t)LongPtr_sub(start, ((VM*)vm)->lpBytecode);
+  uint16_t hi = (uint16_t)LongPtr_sub(end, ((VM*)vm)->lpBytecode);
+  return offset >= lo + 2 && offset < hi;
+}
+
+static bool glue_check_stack_slot(void* vm, const uint16_t* slot) {
+  vm_TsStack* stack = ((VM*)vm)->stack;
+  const uint16_t* bottom = (const uint16_t*)(stack + 1);
+  return slot >= bottom && slot < bottom + MVM_STACK_SIZE / 2;
+}
+
+static bool glue_check_stack_pointer(void* vm, const uint16_t* sp) {
+  vm_TsStack* stack = ((VM*)vm)->stack;
+  const uint16_t* bottom = (const uint16_t*)(stack + 1);
+  return sp >= bottom && sp <= bottom + MVM_STACK_SIZE / 2;
+}
+
+/* What the engine assumes of an allocation of each type, beyond its size
+ * fitting in memory: the fixed layouts of its structs. */
+static bool layout_ok(uint16_t header) {
+  uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
+  switch (vm_getTypeCodeFromHeaderWord(header)) {
+    case TC_REF_TOMBSTONE: return false;
+    case TC_REF_INT32: return size == 4;
+    case TC_REF_FLOAT64: return size == 8;
+    case TC_REF_STRING: case TC_REF_INTERNED_STRING: return size >= 1;
+    case TC_REF_HOST_FUNC: return size == sizeof(TsHostFunc);
+    case TC_REF_CLASS: return size == sizeof(TsClass);
+    case TC_REF_PROPERTY_LIST:
+      return size >= sizeof(TsPropertyList) && (size - sizeof(TsPropertyList)) % 4 == 0;
+    case TC_REF_ARRAY: return size == sizeof(TsArray);
+    /* Any size: an empty one is allocated with 1 byte (vm_objectKeys). */
+    case TC_REF_FIXED_LENGTH_ARRAY: return true;
+    case TC_REF_CLOSURE: return size >= 2 && size % 2 == 0;
+    default: return true;
+  }
+}
+
+/* A short pointer leads to the payload of an allocation that lies inside one
+ * heap bucket and has the layout its type needs. */
+static bool glue_check_short_ptr(void* vm, uint16_t value) {
+  if (value >= getHeapSize((VM*)vm)) return false;
+  const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, value);
+  return glue_check_allocation(vm, p, p[-1]) && layout_ok(p[-1]);
+}
+
+/* Only the range: during a collection the target may be a tombstone. */
+static bool glue_check_heap_offset(void* vm, uint16_t value) {
+  return value < getHeapSize((VM*)vm);
+}
+
+/* A property list chained to an object that the collector merges into it. */
+static bool glue_check_gc_child(void* vm, uint16_t value) {
+  if (!Value_isShortPtr(value) || !glue_check_short_ptr(vm, value)) return false;
+  const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, value);
+  return vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST;
+}
+
+/* The same for an allocation in the snapshot's ROM section. */
+static bool glue_check_rom_offset(void* vm, uint16_t offset) {
+  LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
+  uint16_t start = getSectionOffset(lpBytecode, BCS_ROM);
+  uint16_t end = getSectionOffset(lpBytecode, vm_sectionAfter((VM*)vm, BCS_ROM));
+  if (offset < start + 2 || offset >= end) return false;
+  uint16_t header = LongPtr_read2_aligned(LongPtr_add(lpBytecode, (int16_t)(offset - 2)));
+  /* A function may also be a resume point inside an async function, whose
+   * header holds a back pointer, not a size; calls check their target
+   * (glue_check_function_offset) and the program counter stays in ROM. */
+  if (vm_getTypeCodeFromHeaderWord(header) == TC_REF_FUNCTION) return true;
+  uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
+  return size <= end - offset && layout_ok(header);
+}
+
+/* The handle's value is read next: it must be in the globals section and
+ * hold a pointer into the heap. */
+static bool glue_check_global_handle(void* vm, uint16_t offset) {
+  LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
+  uint16_t start = getSectionOffset(lpBytecode, BCS_GLOBALS);
+  uint16_t end = getSectionOffset(lpBytecode, vm_sectionAfter((VM*)vm, BCS_GLOBALS));
+  if (offset < start || offset + 2 > end) return false;
+  Value handle = *(Value*)((intptr_t)((VM*)vm)->globals + (offset - start));
+  return Value_isShortPtr(handle) && glue_check_short_ptr(vm, handle);
+}
 
 static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
                                             mvm_Value* ctor, mvm_Value* proto);
@@ -45,11 +147,38 @@ typedef struct Boundary {
   jmp_buf jump;
   struct Boundary* outer;
   int fatal_code;
+  sig_atomic_t was_running;   /* engine_code_running when it was entered */
 } Boundary;
+
+/* Thread-locals the fault net's signal handler reads: initial-exec, so that
+ * reading them never allocates (lazily allocated TLS of a dlopen'ed module
+ * may, and a signal handler must not). */
+#if defined(__GNUC__) || defined(__clang__)
+#define GLUE_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define GLUE_TLS _Thread_local
+#endif
 
 /* Innermost active boundary of this thread (each Node.js thread runs its own
  * VMs, so boundaries never cross threads). */
-static _Thread_local Boundary* innermost_boundary = NULL;
+static GLUE_TLS Boundary* innermost_boundary = NULL;
+
+/*
+ * Whether this thread is running engine code right now: set inside a
+ * boundary, cleared while the engine calls out (host functions, the
+ * allocator, number formatting...). The fault net (c/fault_net.c) turns a
+ * memory fault into a fatal error only when this is set: a fault anywhere
+ * else (V8, libc holding a lock) is not ours to recover from.
+ */
+static GLUE_TLS volatile sig_atomic_t engine_code_running = 0;
+
+/* Brackets a call out of the engine. */
+#define LEAVE_ENGINE() sig_atomic_t outer_running = engine_code_running; engine_code_running = 0
+#define REENTER_ENGINE() engine_code_running = outer_running
+
+bool glue_fault_is_recoverable(void) {
+  return engine_code_running && innermost_boundary;
+}
 
 _Noreturn void glue_fatal_error(void* vm, int e) {
   (void)vm;
@@ -72,12 +201,43 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
   Boundary boundary;                                              \
   boundary.outer = innermost_boundary;                            \
   boundary.fatal_code = 0;                                        \
+  boundary.was_running = engine_code_running;                     \
   if (setjmp(boundary.jump)) {                                    \
     innermost_boundary = boundary.outer;                          \
+    engine_code_running = boundary.was_running;                   \
     return GLUE_FATAL_BASE + boundary.fatal_code;                 \
   }                                                               \
   innermost_boundary = &boundary;                                 \
+  engine_code_running = 1;                                        \
+  glue_reset_steps();                                             \
   statement;                                                      \
+  engine_code_running = boundary.was_running;                     \
+  innermost_boundary = boundary.outer;
+
+/*
+ * GUARD for the inspection functions (value kinds, lengths, numbers...),
+ * which return a value rather than a status: on a fatal error (in safe mode
+ * the engine asserts on values a corrupted snapshot can produce, and the
+ * fault net in fault_net.c lands here too) the code is kept in
+ * ctx->fatal_code, where the host finds it and poisons the VM, and the
+ * function returns `fallback`.
+ */
+#define GUARD_OR(ctx, fallback, statement)                        \
+  Boundary boundary;                                              \
+  boundary.outer = innermost_boundary;                            \
+  boundary.fatal_code = 0;                                        \
+  boundary.was_running = engine_code_running;                     \
+  if (setjmp(boundary.jump)) {                                    \
+    innermost_boundary = boundary.outer;                          \
+    engine_code_running = boundary.was_running;                   \
+    if (!(ctx)->fatal_code) (ctx)->fatal_code = boundary.fatal_code; \
+    return fallback;                                              \
+  }                                                               \
+  innermost_boundary = &boundary;                                 \
+  engine_code_running = 1;                                        \
+  glue_reset_steps();                                             \
+  statement;                                                      \
+  engine_code_running = boundary.was_running;                     \
   innermost_boundary = boundary.outer;
 
 /*
@@ -102,9 +262,45 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
 
 
 void glue_poll_slow(void) {
-  if (innermost_boundary && host_should_abort()) {
-    glue_fatal_error(NULL, MVM_E_HOST_ERROR);
-  }
+  if (!innermost_boundary) return;
+  LEAVE_ENGINE();
+  bool abort_now = host_should_abort();
+  REENTER_ENGINE();
+  if (abort_now) glue_fatal_error(NULL, MVM_E_HOST_ERROR);
+}
+
+/* Calls out of the engine to the host (see engine_code_running). */
+
+double glue_pow(double x, double y) {
+  LEAVE_ENGINE();
+  double r = host_pow(x, y);
+  REENTER_ENGINE();
+  return r;
+}
+
+int glue_format_number(char* buf, size_t size, const char* fmt, double x) {
+  LEAVE_ENGINE();
+  int r = host_format_number(buf, size, fmt, x);
+  REENTER_ENGINE();
+  return r;
+}
+
+/* Every import resolves to the host's one host-function callback, which the
+ * engine reaches through this wrapper (see glue_restore). */
+static mvm_TeError glue_host_function(mvm_VM* vm, mvm_HostFunctionID id, mvm_Value* result,
+                                      mvm_Value* args, uint8_t arg_count) {
+  GlueContext* ctx = (GlueContext*)mvm_getContext(vm);
+  LEAVE_ENGINE();
+  mvm_TeError err = ((mvm_TfHostFunction)ctx->host_function)(vm, id, result, args, arg_count);
+  REENTER_ENGINE();
+  return err;
+}
+
+static void glue_breakpoint_entry(mvm_VM* vm, uint16_t address) {
+  GlueContext* ctx = (GlueContext*)mvm_getContext(vm);
+  LEAVE_ENGINE();
+  ((mvm_TfBreakpointCallback)ctx->breakpoint_callback)(vm, address);
+  REENTER_ENGINE();
 }
 
 /* Every entry point checks that the VM still exists: a host callback (a
@@ -118,19 +314,21 @@ void glue_poll_slow(void) {
  * anything (a zero-size string even gives n = SIZE_MAX). */
 static bool glue_payload_in_bounds(mvm_VM* vm, Value value, const void* p, size_t n) {
   uintptr_t q = (uintptr_t)p, lo, hi;
-  if (Value_isShortPtr(value)) {
-    for (TsBucket* b = vm->pLastBucket; b; b = b->prev) {
-      lo = (uintptr_t)getBucketDataBegin(b);
-      hi = (uintptr_t)b->pEndOfUsedSpace;
-      if (q >= lo && q <= hi) return n <= hi - q;
-    }
-    return false;
+  if (value < VM_VALUE_WELLKNOWN_END) {
+    /* "length" and "__proto__": the engine's own constant strings. */
+    return n <= MAX_ALLOCATION_SIZE;
   }
-  /* Constants and values in the snapshot: the engine's own bound on one
-   * allocation is all the host checks here (sizes from a zero-size header
-   * are SIZE_MAX). */
-  (void)p;
-  return n <= MAX_ALLOCATION_SIZE;
+  /* In the heap: a short pointer, or a value in the snapshot that reaches
+   * the heap through a handle in the globals section. */
+  for (TsBucket* b = vm->pLastBucket; b; b = b->prev) {
+    lo = (uintptr_t)getBucketDataBegin(b);
+    hi = (uintptr_t)b->pEndOfUsedSpace;
+    if (q >= lo && q <= hi) return n <= hi - q;
+  }
+  /* In the snapshot's read-only data. */
+  lo = (uintptr_t)vm->lpBytecode;
+  hi = lo + getBytecodeSize(vm);
+  return q >= lo && q <= hi && n <= hi - q;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -146,9 +344,12 @@ static bool glue_payload_in_bounds(mvm_VM* vm, Value value, const void* p, size_
  * writes two, so it can write 2 bytes past the end of the bucket. The cells
  * it merges hold one property each, so the overrun is at most one word; the
  * engine's own bookkeeping stays consistent (offsets follow the write
- * pointer), and the slack keeps the write inside the allocation.
+ * pointer), and the slack keeps the write inside the allocation. The stack
+ * block needs more: the stack pointer is checked at every instruction
+ * dispatch (GLUE_STACK_CHECK), and one instruction may push a few words
+ * past the end before that check sees it.
  */
-#define ALLOCATION_SLACK 16
+#define ALLOCATION_SLACK 64
 
 /*
  * Every engine allocation of a VM is linked into its context's block list,
@@ -161,7 +362,8 @@ typedef struct Block {
   struct Block* prev;
   struct Block* next;
   size_t size;
-  size_t pad;              /* keeps the payload 16-byte aligned */
+  GlueContext* owner;      /* NULL for allocations made without a context;
+                            * also keeps the payload 16-byte aligned */
 } Block;
 
 /* Most memory one VM may hold: a 64 kB heap, a to-space as large during a
@@ -170,29 +372,40 @@ typedef struct Block {
 #define GLUE_MEMORY_CAP (1u << 20)
 
 static void* block_alloc(GlueContext* ctx, size_t size) {
-  if (size > GLUE_MEMORY_CAP - ctx->bytes) return NULL;  /* engine: MVM_E_MALLOC_FAIL */
+  if (ctx && size > GLUE_MEMORY_CAP - ctx->bytes) return NULL;  /* engine: MVM_E_MALLOC_FAIL */
+  LEAVE_ENGINE();
   Block* b = (Block*)malloc(sizeof(Block) + size + ALLOCATION_SLACK);
+  REENTER_ENGINE();
   if (!b) return NULL;
   b->size = size;
-  ctx->bytes += size;
+  b->owner = ctx;
   b->prev = NULL;
-  b->next = (Block*)ctx->blocks;
-  if (b->next) b->next->prev = b;
-  ctx->blocks = b;
+  b->next = NULL;
+  if (ctx) {
+    ctx->bytes += size;
+    b->next = (Block*)ctx->blocks;
+    if (b->next) b->next->prev = b;
+    ctx->blocks = b;
+  }
   return b + 1;
 }
 
-static void block_free(GlueContext* ctx, void* ptr) {
+static void block_free(void* ptr) {
   Block* b = (Block*)ptr - 1;
-  ctx->bytes -= b->size;
-  if (b->prev) b->prev->next = b->next; else ctx->blocks = b->next;
-  if (b->next) b->next->prev = b->prev;
+  GlueContext* ctx = b->owner;
+  if (ctx) {
+    ctx->bytes -= b->size;
+    if (b->prev) b->prev->next = b->next; else ctx->blocks = b->next;
+    if (b->next) b->next->prev = b->prev;
+  }
+  LEAVE_ENGINE();
   free(b);
+  REENTER_ENGINE();
 }
 
 void* glue_malloc(size_t size, void* context) {
   GlueContext* ctx = (GlueContext*)context;
-  if (!ctx) return malloc(size + ALLOCATION_SLACK);
+  if (!ctx) return block_alloc(NULL, size);
   /* The engine mallocs and frees its virtual stack around every outermost
    * call; keeping the last block saves two allocator round trips per call. */
   if (size == STACK_BLOCK_SIZE && ctx->spare_stack) {
@@ -204,13 +417,12 @@ void* glue_malloc(size_t size, void* context) {
 }
 
 void glue_free(void* ptr, void* context) {
-  GlueContext* ctx = (GlueContext*)context;
+  (void)context;
   if (!ptr) return;
-  if (!ctx) {
-    free(ptr);
-    return;
-  }
-  if (ctx->vm) {
+  /* The block knows its VM: in safe mode mvm_free clears the VM struct,
+   * context included, before freeing it. */
+  GlueContext* ctx = ((Block*)ptr - 1)->owner;
+  if (ctx && ctx->vm) {
     mvm_VM* vm = ctx->vm;
     if (ptr == (void*)vm) {
       /* mvm_free releasing the VM struct itself; nothing may read it after. */
@@ -225,18 +437,36 @@ void glue_free(void* ptr, void* context) {
       ctx->gc_epoch++;
     }
   }
-  block_free(ctx, ptr);
+  block_free(ptr);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Guarded engine entry points                                              */
 /* ------------------------------------------------------------------------ */
 
+static GLUE_TLS mvm_TfResolveImport host_resolver;
+
+/* The host's resolver, with the host function it returns kept in the
+ * context and the wrapper handed to the engine instead. */
+static mvm_TeError glue_resolve_import(mvm_HostFunctionID id, void* context, mvm_TfHostFunction* out) {
+  GlueContext* ctx = (GlueContext*)context;
+  LEAVE_ENGINE();
+  mvm_TeError err = host_resolver(id, context, out);
+  REENTER_ENGINE();
+  if (*out) {
+    if (ctx->host_function && ctx->host_function != (void*)*out) return MVM_E_UNEXPECTED;
+    ctx->host_function = (void*)*out;
+    *out = glue_host_function;
+  }
+  return err;
+}
+
 int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size,
                  mvm_TfResolveImport resolve) {
   mvm_TeError err = MVM_E_SUCCESS;
   mvm_VM* vm = NULL;
-  GUARD(err = mvm_restore(&vm, (MVM_LONG_PTR_TYPE)bytes, size, ctx, resolve));
+  host_resolver = resolve;
+  GUARD(err = mvm_restore(&vm, (MVM_LONG_PTR_TYPE)bytes, size, ctx, glue_resolve_import));
   if (err == MVM_E_SUCCESS) ctx->vm = vm;
   return err;
 }
@@ -244,11 +474,17 @@ int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size,
 /* Frees the VM and every block it still holds. After a fatal error the
  * engine's own structures may be inconsistent, so mvm_free is skipped and
  * the block list alone frees everything. */
+static void free_vm_guarded(GlueContext* ctx) {
+  /* A fatal error inside mvm_free (an assertion on a corrupted heap) leaves
+   * the rest to the block list below. */
+  GUARD_OR(ctx, , mvm_free(ctx->vm));
+}
+
 void glue_free_vm(GlueContext* ctx, bool after_fatal_error) {
-  if (ctx->vm && !after_fatal_error) mvm_free(ctx->vm);
+  if (ctx->vm && !after_fatal_error) free_vm_guarded(ctx);
   ctx->vm = NULL;
   ctx->spare_stack = NULL; /* it is in the block list */
-  while (ctx->blocks) block_free(ctx, (Block*)ctx->blocks + 1);
+  while (ctx->blocks) block_free((Block*)ctx->blocks + 1);
 }
 
 int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
@@ -278,6 +514,41 @@ int glue_construct(GlueContext* ctx, mvm_Value* target, mvm_Value* ctor, mvm_Val
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = glue_construct_unguarded(ctx->vm, target, ctor, proto)));
   return err;
+}
+
+/* The payload of an allocation (header word before it) lies inside one
+ * bucket of the heap, as far as the used part of that bucket goes. */
+static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t header) {
+  uintptr_t p = (uintptr_t)payload;
+  uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
+  for (TsBucket* b = ((VM*)vm)->pLastBucket; b; b = b->prev) {
+    uintptr_t lo = (uintptr_t)getBucketDataBegin(b);
+    uintptr_t hi = (uintptr_t)b->pEndOfUsedSpace;
+    if (p >= lo + 2 && p <= hi) return size <= hi - p;
+  }
+  return false;
+}
+
+static bool string_size_ok(VM* vm, Value value) {
+  TeTypeCode tc = deepTypeOf(vm, value);
+  if (tc != TC_REF_STRING && tc != TC_REF_INTERNED_STRING) return true;
+  LongPtr lp = DynamicPtr_decode_long(vm, value);
+  return vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp)) >= 1;
+}
+
+static bool glue_check_concat(void* vm, uint16_t left, uint16_t right) {
+  return string_size_ok((VM*)vm, left) && string_size_ok((VM*)vm, right);
+}
+
+/* See GLUE_MAX_STEPS in c/bytecode_checks.h. */
+static GLUE_TLS uint32_t glue_steps;
+
+static bool glue_count_step(void) {
+  return ++glue_steps <= GLUE_MAX_STEPS;
+}
+
+static void glue_reset_steps(void) {
+  glue_steps = 0;
 }
 
 static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
@@ -360,19 +631,65 @@ int glue_new_array(GlueContext* ctx, uint16_t capacity, mvm_Value* out) {
   return err;
 }
 
-/* Object, key and result must be handle slots: getProperty can allocate. */
-int glue_get_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* out) {
-  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+/*
+ * In safe mode getProperty and setProperty overwrite their object argument
+ * (the engine's own check that a caller does not reuse a value that may
+ * have moved). The host's slot must keep the object, so the engine gets a
+ * copy in a temporary handle, which the collector keeps current. The handle
+ * is unlinked whether or not the call ended in a fatal error.
+ */
+#if MVM_SAFE_MODE
+static mvm_Value* temp_handle_push(mvm_VM* vm, mvm_Handle* h, mvm_Value value) {
+  h->_next = vm->gc_handles;
+  vm->gc_handles = h;
+  h->_value = value;
+  return &h->_value;
+}
+
+static void temp_handle_unlink(mvm_VM* vm, mvm_Handle* h) {
+  for (mvm_Handle** p = &vm->gc_handles; *p; p = &(*p)->_next) {
+    if (*p == h) { *p = h->_next; return; }
+  }
+}
+#endif
+
+static int get_property_guarded(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* out) {
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = getProperty(ctx->vm, object, key, out)));
   return err;
 }
 
-int glue_set_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* value) {
-  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+static int set_property_guarded(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* value) {
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = setProperty(ctx->vm, object, key, value)));
   return err;
+}
+
+/* Object, key and result must be handle slots: getProperty can allocate. */
+int glue_get_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* out) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+#if MVM_SAFE_MODE
+  mvm_VM* vm = ctx->vm;
+  mvm_Handle copy;
+  int err = get_property_guarded(ctx, temp_handle_push(vm, &copy, *object), key, out);
+  temp_handle_unlink(vm, &copy);
+  return err;
+#else
+  return get_property_guarded(ctx, object, key, out);
+#endif
+}
+
+int glue_set_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* value) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+#if MVM_SAFE_MODE
+  mvm_VM* vm = ctx->vm;
+  mvm_Handle copy;
+  int err = set_property_guarded(ctx, temp_handle_push(vm, &copy, *object), key, value);
+  temp_handle_unlink(vm, &copy);
+  return err;
+#else
+  return set_property_guarded(ctx, object, key, value);
+#endif
 }
 
 /* Replaces *inout (an object) with a fixed-length array of its own keys. */
@@ -397,7 +714,8 @@ int glue_create_snapshot(GlueContext* ctx, void** out_data, size_t* out_size) {
 
 /* The snapshot buffer came from the engine's allocator, which is ours. */
 void glue_free_snapshot(GlueContext* ctx, void* data) {
-  if (data) block_free(ctx, data);
+  (void)ctx;
+  if (data) block_free(data);
 }
 
 int glue_resolve_export(GlueContext* ctx, uint16_t id, mvm_Value* out) {
@@ -417,15 +735,16 @@ int glue_string_utf8(GlueContext* ctx, mvm_Value value, const char** out_ptr, si
 
 double glue_to_float64(GlueContext* ctx, mvm_Value value) {
   REQUIRE_VM(ctx, 0);
-  return mvm_toFloat64(ctx->vm, value);
+  double result = 0;
+  GUARD_OR(ctx, 0, result = mvm_toFloat64(ctx->vm, value));
+  return result;
 }
 
 /* The bytes of a Uint8Array, which may live in the heap or (for arrays the
  * compiler placed there) in the snapshot's read-only section. Writable only
  * in the first case. */
-int glue_uint8array_bytes(GlueContext* ctx, mvm_Value value, uint8_t** out_data, size_t* out_size,
-                          bool* out_writable) {
-  mvm_VM* vm = ctx->vm;
+static int uint8array_bytes_unguarded(mvm_VM* vm, mvm_Value value, uint8_t** out_data,
+                                     size_t* out_size, bool* out_writable) {
   if (deepTypeOf(vm, value) != TC_REF_UINT8_ARRAY) return MVM_E_TYPE_ERROR;
   LongPtr lp = DynamicPtr_decode_long(vm, value);
   uint16_t headerWord = readAllocationHeaderWord_long(lp);
@@ -434,6 +753,18 @@ int glue_uint8array_bytes(GlueContext* ctx, mvm_Value value, uint8_t** out_data,
   *out_writable = Value_isShortPtr(value);
   if (!glue_payload_in_bounds(vm, value, *out_data, *out_size)) return MVM_E_INVALID_BYTECODE;
   return MVM_E_SUCCESS;
+}
+
+int glue_uint8array_bytes(GlueContext* ctx, mvm_Value value, uint8_t** out_data, size_t* out_size,
+                          bool* out_writable) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+  *out_data = NULL;
+  *out_size = 0;
+  *out_writable = false;
+  int err = 0;
+  GUARD_OR(ctx, GLUE_FATAL_BASE + ctx->fatal_code,
+           err = uint8array_bytes_unguarded(ctx->vm, value, out_data, out_size, out_writable));
+  return err;
 }
 
 /* mvm_getMemoryStats, with two of its figures computed correctly: it takes
@@ -482,12 +813,19 @@ void glue_remove_breakpoint(GlueContext* ctx, uint16_t address) {
 }
 void glue_set_breakpoint_callback(GlueContext* ctx, mvm_TfBreakpointCallback cb) {
   if (!ctx->vm) return;
-  mvm_dbg_setBreakpointCallback(ctx->vm, cb);
+  ctx->breakpoint_callback = (void*)cb;
+  mvm_dbg_setBreakpointCallback(ctx->vm, cb ? glue_breakpoint_entry : NULL);
 }
 
+/* What mvm_initializeHandle does, without its safe-mode check that the
+ * handle is not registered yet: that check walks every registered handle,
+ * which made registering n handles O(n^2). The host registers each slot
+ * exactly once (src/handles.rs). */
 void glue_handle_init(GlueContext* ctx, mvm_Handle* handle) {
   if (!ctx->vm) return;
-  mvm_initializeHandle(ctx->vm, handle);
+  handle->_next = ctx->vm->gc_handles;
+  ctx->vm->gc_handles = handle;
+  handle->_value = VM_VALUE_UNDEFINED;
 }
 
 void* glue_get_context(mvm_VM* vm) { return mvm_getContext(vm); }
@@ -514,9 +852,7 @@ static bool is_promise(mvm_VM* vm, mvm_Value value) {
  * (read-only from the host), host function references (which go back to the
  * original host function), promises, and -0/NaN/int/float numbers.
  */
-int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra) {
-  REQUIRE_VM(ctx, GLUE_KIND_UNDEFINED);
-  mvm_VM* vm = ctx->vm;
+static int kind_unguarded(mvm_VM* vm, mvm_Value value, uint16_t* out_extra) {
   TeTypeCode tc = deepTypeOf(vm, value);
   *out_extra = 0;
   switch (tc) {
@@ -546,19 +882,30 @@ int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra) {
   }
 }
 
+int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra) {
+  *out_extra = 0;
+  REQUIRE_VM(ctx, GLUE_KIND_UNDEFINED);
+  int kind = GLUE_KIND_OTHER;
+  GUARD_OR(ctx, GLUE_KIND_OTHER, kind = kind_unguarded(ctx->vm, value, out_extra));
+  return kind;
+}
+
 /* The prototype of a plain object (for class instances), or null. */
-mvm_Value glue_object_proto(GlueContext* ctx, mvm_Value value) {
-  REQUIRE_VM(ctx, VM_VALUE_UNDEFINED);
-  mvm_VM* vm = ctx->vm;
+static mvm_Value object_proto_unguarded(mvm_VM* vm, mvm_Value value) {
   if (deepTypeOf(vm, value) != TC_REF_PROPERTY_LIST) return VM_VALUE_NULL;
   LongPtr lp = DynamicPtr_decode_long(vm, value);
   return READ_FIELD_2(lp, TsPropertyList, dpProto);
 }
 
+mvm_Value glue_object_proto(GlueContext* ctx, mvm_Value value) {
+  REQUIRE_VM(ctx, VM_VALUE_UNDEFINED);
+  mvm_Value proto = VM_VALUE_NULL;
+  GUARD_OR(ctx, VM_VALUE_NULL, proto = object_proto_unguarded(ctx->vm, value));
+  return proto;
+}
+
 /* Array length without allocating; fixed-length arrays included. */
-int glue_array_length(GlueContext* ctx, mvm_Value value) {
-  REQUIRE_VM(ctx, -1);
-  mvm_VM* vm = ctx->vm;
+static int array_length_unguarded(mvm_VM* vm, mvm_Value value) {
   TeTypeCode tc = deepTypeOf(vm, value);
   if (tc == TC_REF_ARRAY) {
     LongPtr lp = DynamicPtr_decode_long(vm, value);
@@ -572,6 +919,13 @@ int glue_array_length(GlueContext* ctx, mvm_Value value) {
 }
 
 
+
+int glue_array_length(GlueContext* ctx, mvm_Value value) {
+  REQUIRE_VM(ctx, -1);
+  int length = -1;
+  GUARD_OR(ctx, -1, length = array_length_unguarded(ctx->vm, value));
+  return length;
+}
 
 /* A guest reference to the host function `host_function_id`, which must be
  * one of the snapshot's imports (the engine calls imports by table index). */
@@ -616,9 +970,7 @@ int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callbac
 
 /* State of a guest promise: 0 pending, 1 resolved, 2 rejected (with the
  * result or error in *out_value), -1 if not a promise. */
-int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value) {
-  REQUIRE_VM(ctx, -1);
-  mvm_VM* vm = ctx->vm;
+static int promise_state_unguarded(mvm_VM* vm, mvm_Value promise, mvm_Value* out_value) {
   if (deepTypeOf(vm, promise) != TC_REF_PROPERTY_LIST || !is_promise(vm, promise)) return -1;
   LongPtr lp = DynamicPtr_decode_long(vm, promise);
   Value status = LongPtr_read2_aligned(LongPtr_add(lp, VM_OIS_PROMISE_STATUS * 2));
@@ -626,6 +978,13 @@ int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value
   if (status == VM_PROMISE_STATUS_RESOLVED) { *out_value = out; return 1; }
   if (status == VM_PROMISE_STATUS_REJECTED) { *out_value = out; return 2; }
   return 0;
+}
+
+int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value) {
+  REQUIRE_VM(ctx, -1);
+  int state = -1;
+  GUARD_OR(ctx, -1, state = promise_state_unguarded(ctx->vm, promise, out_value));
+  return state;
 }
 
 /* Guest heap in use now (allocated since the last collection included). */

@@ -20,6 +20,10 @@ typedef struct GlueContext {
   void* blocks;            /* every live engine allocation (see glue_malloc) */
   uint32_t poll_count;     /* instruction dispatches, see GLUE_POLL */
   size_t bytes;            /* engine memory held (see GLUE_MEMORY_CAP) */
+  int fatal_code;          /* a fatal error in an inspection function
+                            * (glue_kind...), which cannot return a status */
+  void* host_function;     /* the host's mvm_TfHostFunction for imports */
+  void* breakpoint_callback; /* the host's mvm_TfBreakpointCallback */
 } GlueContext;
 
 enum {
@@ -84,6 +88,13 @@ int glue_array_length(GlueContext* ctx, mvm_Value value);
 int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callback);
 int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value);
 uint16_t glue_heap_size(GlueContext* ctx);
+
+/* The fault net (c/fault_net.c): installs a SIGSEGV/SIGBUS handler that
+ * turns a memory fault in engine code into a fatal error of the VM
+ * concerned. Once per process; a no-op where unsupported. */
+void glue_install_fault_net(void);
+bool glue_fault_is_recoverable(void);
+_Noreturn void glue_fatal_error(void* vm, int e);
 
 /* What the host supplies to the engine and glue (src/ in the addon;
  * c/standalone_host.c for C programs such as the bench floor and fuzzer). */

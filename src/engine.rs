@@ -25,6 +25,13 @@ pub struct GlueContext {
     pub blocks: *mut c_void,
     pub poll_count: u32,
     pub bytes: usize,
+    /// Set by an inspection function (glue_kind, ...) that hit a fatal
+    /// error; the VM checks it and poisons itself.
+    pub fatal_code: i32,
+    /// Kept by the glue: the host-function and breakpoint callbacks it
+    /// wraps (see glue_restore).
+    pub host_function: *mut c_void,
+    pub breakpoint_callback: *mut c_void,
 }
 
 /// Mirror of `mvm_TsMemoryStats`.
@@ -114,6 +121,7 @@ extern "C" {
     pub fn glue_async_start(ctx: *mut GlueContext, result: *mut Value, out_callback: *mut Value) -> c_int;
     pub fn glue_promise_state(ctx: *mut GlueContext, promise: Value, out_value: *mut Value) -> c_int;
     pub fn glue_heap_size(ctx: *mut GlueContext) -> u16;
+    pub fn glue_install_fault_net();
     pub fn glue_to_property_key(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
 }
 

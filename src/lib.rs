@@ -40,6 +40,9 @@ use napi_derive::napi;
 pub fn module_exports(exports: Object, env: Env) -> Result<()> {
     let raw_env = env.raw();
     runtime::set_env(raw_env);
+    // SAFETY: installs a process-wide signal handler once (pthread_once);
+    // see c/fault_net.c for when it acts and when it passes faults on.
+    unsafe { engine::glue_install_fault_net() };
     let e = js::Env(raw_env);
     let target = exports.raw();
     for (name, f) in api::FUNCTIONS {

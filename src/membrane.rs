@@ -90,7 +90,10 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
         },
         kind::FUNCTION | kind::OBJECT | kind::ARRAY | kind::FIXED_ARRAY | kind::UINT8_ARRAY | kind::CLASS
         | kind::PROMISE => reference_to_host(env, vm, value, k),
-        _ => Err(env.throw_type_error("Microvium guest value of an unsupported type (symbol or bigint)")),
+        _ => match vm.take_inspection_fatal() {
+            Some(code) => Err(throw_failure(env, vm, Failure::Fatal(code))),
+            None => Err(env.throw_type_error("Microvium guest value of an unsupported type (symbol or bigint)")),
+        },
     }
 }
 

@@ -125,6 +125,23 @@ impl VmState {
         self.status.get()
     }
 
+    /// Poisons the VM if an inspection function (glue_kind and the like,
+    /// which return a value, not a status) hit a fatal error. Returns the
+    /// code, once per error.
+    pub fn take_inspection_fatal(&self) -> Option<i32> {
+        // SAFETY: ctx is a live allocation owned by this state, written by
+        // the engine only while this thread is inside an engine call.
+        let code = unsafe { std::mem::replace(&mut (*self.ctx).fatal_code, 0) };
+        if code == 0 {
+            return None;
+        }
+        self.fatal.set(true);
+        if self.status.get() == Status::Live {
+            self.status.set(Status::Poisoned(code));
+        }
+        Some(code)
+    }
+
     /// Checks that the VM may be used now, from this thread.
     pub fn check_usable(&self, env: Env) -> JsResult<()> {
         if runtime::thread_token() != self.thread {
@@ -132,6 +149,7 @@ impl VmState {
                 "Microvium VM used from a thread other than the one that created it; each VM belongs to its creating thread",
             ));
         }
+        self.take_inspection_fatal();
         match self.status.get() {
             Status::Live => {
                 self.apply_pending_releases(env);
@@ -194,6 +212,7 @@ impl VmState {
     /// One engine entry that cannot run guest code (allocation of strings,
     /// objects...): counted as active, and a fatal error poisons the VM.
     pub fn engine_op(&self, f: impl FnOnce() -> i32) -> Result<(), Failure> {
+        self.take_inspection_fatal();
         if self.status.get() != Status::Live || self.is_engine_freed() {
             return Err(Failure::Unusable);
         }
@@ -484,6 +503,9 @@ pub fn restore(
         blocks: std::ptr::null_mut(),
         poll_count: 0,
         bytes: 0,
+        fatal_code: 0,
+        host_function: std::ptr::null_mut(),
+        breakpoint_callback: std::ptr::null_mut(),
     }));
     let state = Rc::new(VmState {
         ctx,

@@ -1,0 +1,144 @@
+/*
+ * Checks on what a snapshot says, at the places in the engine where the
+ * fuzzer (npm run fuzz) found it acting on unchecked bytecode or heap data:
+ * global and import indexes, call targets, stack-relative variable
+ * indexes, heap and bytecode pointers. A failed check is a fatal error
+ * (MVM_E_INVALID_BYTECODE): the VM is poisoned and the process goes on.
+ *
+ * How it reaches into the engine without changing it: every interesting
+ * spot in microvium.c carries a coverage marker, CODE_COVERAGE(id) with an
+ * id unique in the file (stable for the pinned 8.0.0), which the port may
+ * define. Here each marker expands to GLUE_SITE_<id> when that macro is
+ * defined below, and to nothing otherwise; a site's check is an expression
+ * over the engine's locals at that point (reg1, pStackPointer, ...).
+ * The comment on each site says which engine code follows the marker.
+ *
+ * Included by c/microvium_port.h; the check functions are defined in
+ * c/engine.c (they need the engine's internal types).
+ */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Defined in c/engine.c. Each returns true if the value is acceptable. */
+static bool glue_check_global_index(void* vm, uint16_t index);
+static bool glue_check_import_index(void* vm, uint16_t index);
+static bool glue_check_function_offset(void* vm, uint16_t offset);
+static bool glue_check_stack_slot(void* vm, const uint16_t* slot);
+static bool glue_check_stack_pointer(void* vm, const uint16_t* sp);
+static bool glue_check_short_ptr(void* vm, uint16_t value);
+static bool glue_check_heap_offset(void* vm, uint16_t value);
+static bool glue_check_gc_child(void* vm, uint16_t value);
+static bool glue_check_rom_offset(void* vm, uint16_t offset);
+static bool glue_check_global_handle(void* vm, uint16_t offset);
+static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t header);
+static bool glue_check_concat(void* vm, uint16_t left, uint16_t right);
+static bool glue_count_step(void);
+static void glue_reset_steps(void);
+_Noreturn void glue_fatal_error(void* vm, int e);
+
+#define GLUE_REQUIRE(condition) \
+  ((condition) ? (void)0 : glue_fatal_error(NULL, 45 /* MVM_E_INVALID_BYTECODE */))
+
+/* GLUE_SECOND and GLUE_CAT come from c/microvium_port.h. */
+#define GLUE_NO_CHECK() ((void)0)
+#define GLUE_SITE(id) GLUE_SECOND(GLUE_CAT(GLUE_SITE_, id), GLUE_NO_CHECK)()
+
+#define CODE_COVERAGE(id) GLUE_SITE(id)
+#define CODE_COVERAGE_UNTESTED(id) GLUE_SITE(id)
+#define CODE_COVERAGE_UNIMPLEMENTED(id) GLUE_SITE(id)
+#define CODE_COVERAGE_ERROR_PATH(id) GLUE_SITE(id)
+/* Defined with the markers above in the engine, so it must be here too. */
+#define TABLE_COVERAGE(indexInTable, tableSize, id)
+
+/* mvm_call, VM_OP3_LOAD_GLOBAL_3 / VM_OP3_STORE_GLOBAL_3: globals[reg1]. */
+#define GLUE_SITE_155 ~, GLUE_CHECK_GLOBAL_REG1
+#define GLUE_SITE_157 ~, GLUE_CHECK_GLOBAL_REG1
+#define GLUE_CHECK_GLOBAL_REG1() GLUE_REQUIRE(glue_check_global_index(vm, reg1))
+
+/* mvm_call, SUB_CALL_HOST_COMMON: resolvedImports[reg2] is then called. */
+#define GLUE_SITE_162 ~, GLUE_CHECK_IMPORT_REG2
+#define GLUE_CHECK_IMPORT_REG2() GLUE_REQUIRE(glue_check_import_index(vm, reg2))
+
+/* mvm_call, SUB_CALL_BYTECODE_FUNC: reg2 is the callee's offset in the
+ * bytecode; the function header just before it is read next. */
+#define GLUE_SITE_163 ~, GLUE_CHECK_CALL_TARGET
+#define GLUE_CHECK_CALL_TARGET() GLUE_REQUIRE(glue_check_function_offset(vm, reg2))
+
+/* mvm_call, VM_OP_LOAD_VAR_1 / VM_OP2_LOAD_VAR_2 / VM_OP_STORE_VAR_1 /
+ * VM_OP2_STORE_VAR_2: pStackPointer[-reg1 - 1] is read or written. */
+#define GLUE_SITE_61 ~, GLUE_CHECK_VAR_SLOT
+#define GLUE_SITE_147 ~, GLUE_CHECK_VAR_SLOT
+#define GLUE_SITE_73 ~, GLUE_CHECK_VAR_SLOT
+#define GLUE_SITE_133 ~, GLUE_CHECK_VAR_SLOT
+#define GLUE_CHECK_VAR_SLOT() GLUE_REQUIRE(glue_check_stack_slot(vm, pStackPointer - reg1 - 1))
+
+/* deepTypeOf and DynamicPtr_decode_long: a heap pointer is decoded and the
+ * allocation it leads to is used; it must lie in the heap, with the layout
+ * its type needs (a property list of 4 + 4n bytes, an array of 4, ...). */
+#define GLUE_SITE_0 ~, GLUE_CHECK_DEEP_TYPE_PTR
+#define GLUE_CHECK_DEEP_TYPE_PTR() GLUE_REQUIRE(glue_check_short_ptr(vm, value))
+
+#define GLUE_SITE_218 ~, GLUE_CHECK_DYNAMIC_PTR
+#define GLUE_CHECK_DYNAMIC_PTR() GLUE_REQUIRE(glue_check_short_ptr(vm, ptr))
+
+/* BytecodeMappedPtr_decode_long: the ROM case (an allocation in the ROM
+ * section, checked as above), and the case of a handle in the globals
+ * section (whose value is then decoded as a heap pointer). */
+#define GLUE_SITE_215 ~, GLUE_CHECK_ROM_PTR
+#define GLUE_CHECK_ROM_PTR() GLUE_REQUIRE(glue_check_rom_offset(vm, offsetInBytecode))
+#define GLUE_SITE_216 ~, GLUE_CHECK_HANDLE_PTR
+#define GLUE_CHECK_HANDLE_PTR() GLUE_REQUIRE(glue_check_global_handle(vm, offsetInBytecode))
+
+/* mvm_call, SUB_DO_NEXT_INSTRUCTION, before every instruction: the stack
+ * pointer is still inside the stack (bytecode whose function header
+ * understates its stack use, or that pops more than it pushed, would
+ * otherwise run it off either end; the stack block has slack for the few
+ * words one instruction can push before the next check). */
+#define GLUE_SITE_59 ~, GLUE_NEXT_INSTRUCTION
+#define GLUE_NEXT_INSTRUCTION() \
+  (glue_reset_steps(), GLUE_REQUIRE(glue_check_stack_pointer(vm, pStackPointer)))
+
+/*
+ * Loops inside one instruction. A heap whose links form a cycle (a scope
+ * chain, a property list's next pointers, a prototype chain, the list of
+ * interned strings) would keep the engine in one instruction for ever,
+ * where the gas counter and the worker-termination poll never run. Each
+ * pass of those loops decodes a pointer (DynamicPtr_decode_long) or is
+ * marked (toInternedString's list walk); more than GLUE_MAX_STEPS of them
+ * within one instruction (or one host entry) is taken as a cycle. A 64 kB
+ * heap holds at most about 16,000 allocations, so real walks stay far
+ * below. The count restarts at every instruction and every entry.
+ */
+#define GLUE_MAX_STEPS (1u << 20)
+#define GLUE_SITE_217 ~, GLUE_STEP
+#define GLUE_SITE_388 ~, GLUE_STEP
+#define GLUE_STEP() GLUE_REQUIRE(glue_count_step())
+
+/* mvm_allocate: a closure scope of zero slots, which vm_scopePushOrNew would
+ * then fill with 65,535 slots (its loop counts down from zero). The slot
+ * count comes from the bytecode; the compiler never emits zero. */
+#define GLUE_SITE_184 ~, GLUE_CHECK_ALLOCATION_REQUEST
+#define GLUE_CHECK_ALLOCATION_REQUEST() GLUE_REQUIRE(typeCode != TC_REF_CLOSURE || sizeBytes > 0)
+
+/* gc_processShortPtrValue: the value the collector follows points into the
+ * heap being collected (entry), and the allocation there, whose header the
+ * collector trusts for the size it copies, lies inside that heap (after
+ * the tombstone test). */
+#define GLUE_SITE_407 ~, GLUE_CHECK_GC_VALUE
+#define GLUE_CHECK_GC_VALUE() GLUE_REQUIRE(glue_check_heap_offset(gc->vm, *pValue))
+#define GLUE_SITE_465 ~, GLUE_CHECK_GC_ALLOCATION
+#define GLUE_CHECK_GC_ALLOCATION() GLUE_REQUIRE(glue_check_allocation(vm, pSrc, headerWord))
+
+/* vm_concat: each string's size is its header's size less one (the
+ * terminator); a header of size zero would make it 65,535 and the result
+ * allocation wrap around to a few bytes. */
+#define GLUE_SITE_553 ~, GLUE_CHECK_CONCAT
+#define GLUE_CHECK_CONCAT() GLUE_REQUIRE(glue_check_concat(vm, *left, *right))
+
+/* gc_processShortPtrValue, merging an object's chained property lists into
+ * it: each chained list must be a property list in the heap before its
+ * size (read from its header) decides how much is copied. */
+#define GLUE_SITE_479 ~, GLUE_CHECK_GC_CHILD
+#define GLUE_SITE_480 ~, GLUE_CHECK_GC_CHILD
+#define GLUE_CHECK_GC_CHILD() GLUE_REQUIRE(glue_check_gc_child(vm, dpNext))
