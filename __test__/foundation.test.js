@@ -770,7 +770,7 @@ describe('6. bad input gets a clear error, never a crash', () => {
     assert.ok(codes.MVM_E_BYTECODE_CRC_FAIL > 0);
   });
 
-  test('hostile snapshots with a valid CRC (each byte changed, CRC fixed) do not crash the process', { todo: 'issue 6: the engine trusts bytecode whose CRC is valid (e.g. an out-of-range import index segfaults); needs bytecode validation and fuzzing' }, () => {
+  test('hostile snapshots with a valid CRC (each byte changed, CRC fixed) do not crash the process', () => {
     // The engine only checks the CRC; a snapshot whose CRC is right but whose
     // content is wrong must still give an error, never a crash.
     const src = `const h = vmImport(1); let o = { a: 1, b: [1, 2, 3], s: 'str' };

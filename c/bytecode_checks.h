@@ -34,11 +34,16 @@ static bool glue_check_global_handle(void* vm, uint16_t offset);
 static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t header);
 static bool glue_check_concat(void* vm, uint16_t left, uint16_t right);
 static bool glue_count_step(void);
+static bool glue_check_builtin(void* vm, unsigned id);
+static bool glue_check_scoped(void* vm, uint16_t index);
+static bool glue_check_intern_cell(void* vm, uint16_t cell);
+static bool glue_check_continuation(void* vm, void* pc, uint16_t back);
+static bool glue_check_handle_slot(void* vm, uint16_t value);
 static void glue_reset_steps(void);
 _Noreturn void glue_fatal_error(void* vm, int e);
 
 #define GLUE_REQUIRE(condition) \
-  ((condition) ? (void)0 : glue_fatal_error(NULL, 45 /* MVM_E_INVALID_BYTECODE */))
+  ((condition) ? (void)0 : glue_fatal_error(NULL, MVM_E_INVALID_BYTECODE))
 
 /* GLUE_SECOND and GLUE_CAT come from c/microvium_port.h. */
 #define GLUE_NO_CHECK() ((void)0)
@@ -112,8 +117,13 @@ _Noreturn void glue_fatal_error(void* vm, int e);
  */
 #define GLUE_MAX_STEPS (1u << 20)
 #define GLUE_SITE_217 ~, GLUE_STEP
-#define GLUE_SITE_388 ~, GLUE_STEP
 #define GLUE_STEP() GLUE_REQUIRE(glue_count_step())
+
+/* toInternedString, walking the interned strings in RAM: each cell and its
+ * string are decoded without the engine's checks (and counted as steps). */
+#define GLUE_SITE_388 ~, GLUE_CHECK_INTERN_CELL
+#define GLUE_CHECK_INTERN_CELL() \
+  (GLUE_REQUIRE(glue_count_step()), GLUE_REQUIRE(glue_check_intern_cell(vm, spCell)))
 
 /* mvm_allocate: a closure scope of zero slots, which vm_scopePushOrNew would
  * then fill with 65,535 slots (its loop counts down from zero). The slot
@@ -142,3 +152,38 @@ _Noreturn void glue_fatal_error(void* vm, int e);
 #define GLUE_SITE_479 ~, GLUE_CHECK_GC_CHILD
 #define GLUE_SITE_480 ~, GLUE_CHECK_GC_CHILD
 #define GLUE_CHECK_GC_CHILD() GLUE_REQUIRE(glue_check_gc_child(vm, dpNext))
+
+/* getBuiltin: entry builtinID of the builtins section is read (a snapshot
+ * may make that section short). */
+#define GLUE_SITE_526 ~, GLUE_CHECK_BUILTIN
+#define GLUE_CHECK_BUILTIN() GLUE_REQUIRE(glue_check_builtin(vm, builtinID))
+
+/* vm_getHandleTargetOrNull: a pointer into the globals section, whose slot
+ * is returned for reading or writing. */
+#define GLUE_SITE_531 ~, GLUE_CHECK_HANDLE_SLOT
+#define GLUE_CHECK_HANDLE_SLOT() GLUE_REQUIRE(glue_check_handle_slot(vm, value))
+
+/* mvm_call, VM_OP_LOAD_SCOPED_1/2/3 and VM_OP_STORE_SCOPED_1/2/3:
+ * vm_findScopedVariable(vm, reg1) walks the closure chain, trusting each
+ * link, then reads or writes the slot. */
+#define GLUE_SITE_62 ~, GLUE_CHECK_SCOPED
+#define GLUE_SITE_146 ~, GLUE_CHECK_SCOPED
+#define GLUE_SITE_600 ~, GLUE_CHECK_SCOPED
+#define GLUE_SITE_74 ~, GLUE_CHECK_SCOPED
+#define GLUE_SITE_132 ~, GLUE_CHECK_SCOPED
+#define GLUE_SITE_601 ~, GLUE_CHECK_SCOPED
+#define GLUE_CHECK_SCOPED() GLUE_REQUIRE(glue_check_scoped(vm, reg1))
+
+/* mvm_call, SUB_CALL_BYTECODE_FUNC on a resume point: reg2 is the back
+ * pointer to the containing function's header. */
+#define GLUE_SITE_737 ~, GLUE_CHECK_CONTINUATION
+#define GLUE_CHECK_CONTINUATION() GLUE_REQUIRE(glue_check_continuation( \
+  vm, lpProgramCounter, reg2 & VM_FUNCTION_HEADER_BACK_POINTER_MASK))
+
+/* mvm_call, VM_OP_ARRAY_GET_1 / VM_OP_ARRAY_SET_1: the compiler of 8.0.0
+ * never emits them, and the engine's versions index with the wrong
+ * register (an array reference, or the opcode), so bytecode using them is
+ * rejected. */
+#define GLUE_SITE_75 ~, GLUE_REJECT
+#define GLUE_SITE_76 ~, GLUE_REJECT
+#define GLUE_REJECT() GLUE_REQUIRE(false)

@@ -20,6 +20,7 @@
  */
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include "microvium_port.h"
 #include "engine.h"
 
@@ -69,6 +70,58 @@ static bool glue_check_stack_pointer(void* vm, const uint16_t* sp) {
   return sp >= bottom && sp <= bottom + MVM_STACK_SIZE / 2;
 }
 
+/* What vm_findScopedVariable will walk for variable `index`: closures (in
+ * the heap or ROM, each checked as any decoded pointer), linked through
+ * their last slot, until the one holding the variable. */
+static bool glue_check_scoped(void* vm, uint16_t index) {
+  VM* v = (VM*)vm;
+  uint32_t offset = (uint32_t)index * 2;
+  Value scope = v->stack->reg.closure;
+  for (int depth = 0; depth < 4096; depth++) {
+    if (deepTypeOf(v, scope) != TC_REF_CLOSURE) return false;
+    LongPtr lp = DynamicPtr_decode_long(v, scope);
+    uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp));
+    if (offset < size) return true;
+    offset -= size;
+    scope = LongPtr_read2_aligned(LongPtr_add(lp, (int16_t)(size - 2)));
+  }
+  return false;
+}
+
+/* A cell of the list of interned strings in RAM (TsInternedStringCell:
+ * spNext, str), and its string in the heap. */
+static bool glue_check_intern_cell(void* vm, uint16_t cell) {
+  if (!Value_isShortPtr(cell) || !glue_check_short_ptr(vm, cell)) return false;
+  const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, cell);
+  if (vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) < 4) return false;
+  Value str = ((const TsInternedStringCell*)p)->str;
+  if (!Value_isShortPtr(str) || !glue_check_short_ptr(vm, str)) return false;
+  TeTypeCode tc = deepTypeOf((VM*)vm, str);
+  return tc == TC_REF_STRING || tc == TC_REF_INTERNED_STRING;
+}
+
+/* SUB_CALL_BYTECODE_FUNC on a resume point: the header of the function
+ * containing it is `back * 4 + 2` bytes before it, inside ROM. */
+static bool glue_check_continuation(void* vm, LongPtr pc, uint16_t back) {
+  LongPtr start = getBytecodeSection((VM*)vm, BCS_ROM, NULL);
+  return LongPtr_sub(pc, start) >= (int32_t)back * 4 + 2;
+}
+
+/* getBuiltin reads entry `id` of the builtins section. */
+static bool glue_check_builtin(void* vm, unsigned id) {
+  return (id + 1) * 2 <= getSectionSize((VM*)vm, BCS_BUILTINS);
+}
+
+/* vm_getHandleTargetOrNull: a pointer past the ROM section names a slot of
+ * the globals section (which is read, or written through). */
+static bool glue_check_handle_slot(void* vm, uint16_t value) {
+  LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
+  uint16_t start = getSectionOffset(lpBytecode, BCS_GLOBALS);
+  uint16_t end = getSectionOffset(lpBytecode, vm_sectionAfter((VM*)vm, BCS_GLOBALS));
+  uint16_t offset = start + ((uint16_t)(value - start) / 2) * 2;
+  return value >= start && offset + 2 <= end;
+}
+
 /* What the engine assumes of an allocation of each type, beyond its size
  * fitting in memory: the fixed layouts of its structs. */
 static bool layout_ok(uint16_t header) {
@@ -90,12 +143,32 @@ static bool layout_ok(uint16_t header) {
   }
 }
 
+/* A dynamic array's length fits in its data (a fixed-length array, or
+ * none while the length is zero): the engine indexes the data by the
+ * length and writes through it when the array shrinks or grows. */
+static bool array_ok(VM* vm, LongPtr lpArray) {
+  Value length = READ_FIELD_2(lpArray, TsArray, viLength);
+  Value data = READ_FIELD_2(lpArray, TsArray, dpData);
+  if (!Value_isVirtualInt14(length) || VirtualInt14_decode(vm, length) < 0) return false;
+  uint16_t capacity = 0;
+  if (data != VM_VALUE_NULL) {
+    if (deepTypeOf(vm, data) != TC_REF_FIXED_LENGTH_ARRAY) return false;
+    LongPtr lpData = DynamicPtr_decode_long(vm, data);
+    capacity = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lpData)) / 2;
+  }
+  return VirtualInt14_decode(vm, length) <= capacity;
+}
+
 /* A short pointer leads to the payload of an allocation that lies inside one
  * heap bucket and has the layout its type needs. */
 static bool glue_check_short_ptr(void* vm, uint16_t value) {
   if (value >= getHeapSize((VM*)vm)) return false;
   const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, value);
-  return glue_check_allocation(vm, p, p[-1]) && layout_ok(p[-1]);
+  if (!glue_check_allocation(vm, p, p[-1]) || !layout_ok(p[-1])) return false;
+  if (vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_ARRAY) {
+    return array_ok((VM*)vm, LongPtr_new((void*)p));
+  }
+  return true;
 }
 
 /* Only the range: during a collection the target may be a tombstone. */
@@ -122,7 +195,11 @@ static bool glue_check_rom_offset(void* vm, uint16_t offset) {
    * (glue_check_function_offset) and the program counter stays in ROM. */
   if (vm_getTypeCodeFromHeaderWord(header) == TC_REF_FUNCTION) return true;
   uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
-  return size <= end - offset && layout_ok(header);
+  if (size > end - offset || !layout_ok(header)) return false;
+  if (vm_getTypeCodeFromHeaderWord(header) == TC_REF_ARRAY) {
+    return array_ok((VM*)vm, LongPtr_add(lpBytecode, (int16_t)offset));
+  }
+  return true;
 }
 
 /* The handle's value is read next: it must be in the globals section and
@@ -160,7 +237,9 @@ typedef struct Boundary {
 #endif
 
 /* Innermost active boundary of this thread (each Node.js thread runs its own
- * VMs, so boundaries never cross threads). */
+ * VMs, so boundaries never cross threads). GUARD publishes it with a signal
+ * fence, so that the fault net's handler sees it before the statement it
+ * guards runs. */
 static GLUE_TLS Boundary* innermost_boundary = NULL;
 
 /*
@@ -210,6 +289,7 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
   innermost_boundary = &boundary;                                 \
   engine_code_running = 1;                                        \
   glue_reset_steps();                                             \
+  atomic_signal_fence(memory_order_seq_cst);                      \
   statement;                                                      \
   engine_code_running = boundary.was_running;                     \
   innermost_boundary = boundary.outer;
@@ -236,6 +316,7 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
   innermost_boundary = &boundary;                                 \
   engine_code_running = 1;                                        \
   glue_reset_steps();                                             \
+  atomic_signal_fence(memory_order_seq_cst);                      \
   statement;                                                      \
   engine_code_running = boundary.was_running;                     \
   innermost_boundary = boundary.outer;
@@ -260,6 +341,20 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
     }                                                               \
   } while (0)
 
+
+/*
+ * For the tests of the fault net (__test__/hostile-snapshots.test.js): a
+ * read of an unmapped address as engine code, inside a boundary. Returns
+ * GLUE_FATAL_BASE + MVM_E_INVALID_BYTECODE when the net caught the fault;
+ * without the net the process ends, so callers first ask
+ * glue_fault_net_installed.
+ */
+int glue_fault_net_self_test(void) {
+  volatile uint16_t* volatile unmapped = (volatile uint16_t*)(uintptr_t)16;
+  int value = 0;
+  GUARD(value = *unmapped);
+  return value;
+}
 
 void glue_poll_slow(void) {
   if (!innermost_boundary) return;
@@ -314,7 +409,7 @@ static void glue_breakpoint_entry(mvm_VM* vm, uint16_t address) {
  * anything (a zero-size string even gives n = SIZE_MAX). */
 static bool glue_payload_in_bounds(mvm_VM* vm, Value value, const void* p, size_t n) {
   uintptr_t q = (uintptr_t)p, lo, hi;
-  if (value < VM_VALUE_WELLKNOWN_END) {
+  if (!Value_isShortPtr(value) && value < VM_VALUE_WELLKNOWN_END) {
     /* "length" and "__proto__": the engine's own constant strings. */
     return n <= MAX_ALLOCATION_SIZE;
   }
@@ -362,21 +457,33 @@ typedef struct Block {
   struct Block* prev;
   struct Block* next;
   size_t size;
-  GlueContext* owner;      /* NULL for allocations made without a context;
-                            * also keeps the payload 16-byte aligned */
+  GlueContext* owner;      /* NULL for allocations made without a context */
+  void* raw;               /* what malloc returned (see STACK_FRONT_SLACK) */
+  size_t pad;              /* keeps the payload 16-byte aligned */
 } Block;
+
+/*
+ * Room before the virtual stack. Some instructions address the stack at an
+ * offset taken from the bytecode without a check the host can add (SUB_NEW
+ * reaches up to 256 words below the stack pointer); this keeps such reads
+ * and writes inside the VM's own block instead of the allocator's data.
+ */
+#define STACK_FRONT_SLACK 1024
 
 /* Most memory one VM may hold: a 64 kB heap, a to-space as large during a
  * collection, the stack, and a VM struct with up to 32k resolved imports.
  * A corrupted heap can make the collector allocate buckets without end. */
 #define GLUE_MEMORY_CAP (1u << 20)
 
-static void* block_alloc(GlueContext* ctx, size_t size) {
+static void* block_alloc(GlueContext* ctx, size_t size, size_t front) {
   if (ctx && size > GLUE_MEMORY_CAP - ctx->bytes) return NULL;  /* engine: MVM_E_MALLOC_FAIL */
   LEAVE_ENGINE();
-  Block* b = (Block*)malloc(sizeof(Block) + size + ALLOCATION_SLACK);
+  uint8_t* raw = (uint8_t*)malloc(front + sizeof(Block) + size + ALLOCATION_SLACK);
+  if (raw && front) memset(raw, 0, front);
   REENTER_ENGINE();
-  if (!b) return NULL;
+  if (!raw) return NULL;
+  Block* b = (Block*)(raw + front);
+  b->raw = raw;
   b->size = size;
   b->owner = ctx;
   b->prev = NULL;
@@ -399,13 +506,13 @@ static void block_free(void* ptr) {
     if (b->next) b->next->prev = b->prev;
   }
   LEAVE_ENGINE();
-  free(b);
+  free(b->raw);
   REENTER_ENGINE();
 }
 
 void* glue_malloc(size_t size, void* context) {
   GlueContext* ctx = (GlueContext*)context;
-  if (!ctx) return block_alloc(NULL, size);
+  if (!ctx) return block_alloc(NULL, size, 0);
   /* The engine mallocs and frees its virtual stack around every outermost
    * call; keeping the last block saves two allocator round trips per call. */
   if (size == STACK_BLOCK_SIZE && ctx->spare_stack) {
@@ -413,7 +520,7 @@ void* glue_malloc(size_t size, void* context) {
     ctx->spare_stack = NULL;
     return p;
   }
-  return block_alloc(ctx, size);
+  return block_alloc(ctx, size, size == STACK_BLOCK_SIZE ? STACK_FRONT_SLACK : 0);
 }
 
 void glue_free(void* ptr, void* context) {
@@ -531,7 +638,8 @@ static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t he
 
 static bool string_size_ok(VM* vm, Value value) {
   TeTypeCode tc = deepTypeOf(vm, value);
-  if (tc != TC_REF_STRING && tc != TC_REF_INTERNED_STRING) return true;
+  if (tc == TC_VAL_STR_LENGTH || tc == TC_VAL_STR_PROTO) return true;
+  if (tc != TC_REF_STRING && tc != TC_REF_INTERNED_STRING) return false;
   LongPtr lp = DynamicPtr_decode_long(vm, value);
   return vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp)) >= 1;
 }

@@ -94,6 +94,8 @@ uint16_t glue_heap_size(GlueContext* ctx);
  * concerned. Once per process; a no-op where unsupported. */
 void glue_install_fault_net(void);
 bool glue_fault_is_recoverable(void);
+bool glue_fault_net_installed(void);
+int glue_fault_net_self_test(void);
 _Noreturn void glue_fatal_error(void* vm, int e);
 
 /* What the host supplies to the engine and glue (src/ in the addon;

@@ -42,6 +42,7 @@
 #ifdef GLUE_NO_FAULT_NET
 
 void glue_install_fault_net(void) {}
+bool glue_fault_net_installed(void) { return false; }
 
 #else
 
@@ -63,9 +64,11 @@ static void pass_on(int sig, siginfo_t* info, void* ucontext) {
     previous->sa_handler(sig);
     return;
   }
-  /* Default action: reinstate it; returning re-executes the faulting
-   * instruction, which now ends the process as it would have without us. */
+  /* Default action: reinstate it and raise the signal again, which ends
+   * the process as it would have without us (also for a signal sent with
+   * kill, where returning would not re-execute a faulting instruction). */
   signal(sig, SIG_DFL);
+  raise(sig);
 }
 
 static void on_fault(int sig, siginfo_t* info, void* ucontext) {
@@ -89,6 +92,12 @@ static pthread_once_t installed = PTHREAD_ONCE_INIT;
 
 void glue_install_fault_net(void) {
   pthread_once(&installed, install);
+}
+
+bool glue_fault_net_installed(void) {
+  struct sigaction current;
+  return sigaction(SIGSEGV, NULL, &current) == 0 &&
+         (current.sa_flags & SA_SIGINFO) && current.sa_sigaction == on_fault;
 }
 
 #endif

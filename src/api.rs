@@ -85,6 +85,7 @@ native! {
     dispose => dispose_impl,
     status => status_impl,
     liveHandles => live_handles_impl,
+    faultNetSelfTest => fault_net_self_test_impl,
 }
 
 fn arg(env: Env, ci: &CallInfo, i: usize) -> JsValue {
@@ -120,6 +121,19 @@ fn int_arg(env: Env, ci: &CallInfo, i: usize) -> JsResult<f64> {
         return Err(env.throw_type_error("Microvium: expected a number"));
     }
     env.get_f64(v)
+}
+
+/// For the tests: whether the fault net (c/fault_net.c) is installed, and
+/// if so, that it turns a fault in engine code into a fatal-error code
+/// (returned) instead of ending the process. Not part of the public API.
+fn fault_net_self_test_impl(env: Env, _ci: &CallInfo) -> JsResult<JsValue> {
+    // SAFETY: reads the process's SIGSEGV disposition.
+    if !unsafe { engine::glue_fault_net_installed() } {
+        return Ok(env.null());
+    }
+    // SAFETY: the read faults inside a boundary with the net installed,
+    // which longjmps back to the boundary in the same C function.
+    Ok(env.int32(unsafe { engine::glue_fault_net_self_test() }))
 }
 
 fn init_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {

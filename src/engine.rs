@@ -122,6 +122,8 @@ extern "C" {
     pub fn glue_promise_state(ctx: *mut GlueContext, promise: Value, out_value: *mut Value) -> c_int;
     pub fn glue_heap_size(ctx: *mut GlueContext) -> u16;
     pub fn glue_install_fault_net();
+    pub fn glue_fault_net_installed() -> bool;
+    pub fn glue_fault_net_self_test() -> i32;
     pub fn glue_to_property_key(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
 }
 
