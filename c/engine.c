@@ -37,6 +37,8 @@ double glue_pow(double x, double y);
 
 #include "microvium.c"
 
+static void* block_alloc(GlueContext* ctx, size_t size, size_t front);
+
 /* ------------------------------------------------------------------------ */
 /* The checks of c/bytecode_checks.h                                        */
 /* ------------------------------------------------------------------------ */
@@ -159,16 +161,63 @@ static bool array_ok(VM* vm, LongPtr lpArray) {
   return VirtualInt14_decode(vm, length) <= capacity;
 }
 
+/* Bytes of the record of checked heap offsets: one bit per even offset of
+ * a heap of up to 64 kB. */
+#define CHECKED_BITS_SIZE (65536 / 16)
+
 /* A short pointer leads to the payload of an allocation that lies inside one
  * heap bucket and has the layout its type needs. */
-static bool glue_check_short_ptr(void* vm, uint16_t value) {
-  if (value >= getHeapSize((VM*)vm)) return false;
-  const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, value);
-  if (!glue_check_allocation(vm, p, p[-1]) || !layout_ok(p[-1])) return false;
-  if (vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_ARRAY) {
-    return array_ok((VM*)vm, LongPtr_new((void*)p));
+static bool check_short_ptr_slow(VM* v, uint16_t value) {
+  if (value & 1) return false;
+  const uint16_t* p = NULL;
+  for (TsBucket* b = v->pLastBucket; b; b = b->prev) {
+    if (value >= b->offsetStart) {
+      const uint16_t* lo = (const uint16_t*)getBucketDataBegin(b);
+      const uint16_t* hi = (const uint16_t*)b->pEndOfUsedSpace;
+      p = (const uint16_t*)((const uint8_t*)lo + (value - b->offsetStart));
+      if (p < lo + 1 || p > hi) return false;
+      uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]);
+      if (size > (size_t)((const uint8_t*)hi - (const uint8_t*)p)) return false;
+      break;
+    }
   }
+  if (!p || !layout_ok(p[-1])) return false;
+  if (vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_ARRAY && !array_ok(v, LongPtr_new((void*)p))) {
+    return false;
+  }
+
+  /* Remember it: an allocation stays where it is, with its header, until
+   * the collector moves everything (which bumps gc_epoch), and the engine
+   * keeps the arrays it changes consistent. checked_epoch is gc_epoch + 1
+   * (never 0) while the record is current, so a fresh context starts
+   * empty. */
+  GlueContext* ctx = (GlueContext*)v->context;
+  uint32_t current = ctx->gc_epoch + 1 ? ctx->gc_epoch + 1 : 1;
+  if (!ctx->checked_bits) {
+    ctx->checked_bits = (uint8_t*)block_alloc(ctx, CHECKED_BITS_SIZE, 0);
+    if (!ctx->checked_bits) return true;   /* no record, checked each time */
+    ctx->checked_epoch = 0;
+  }
+  if (ctx->checked_epoch != current) {
+    memset(ctx->checked_bits, 0, CHECKED_BITS_SIZE);
+    ctx->checked_epoch = current;
+  }
+  ctx->checked_bits[value >> 4] |= (uint8_t)(1u << ((value >> 1) & 7));
   return true;
+}
+
+/* Every heap pointer the engine decodes comes here, so the common case (a
+ * pointer already checked since the last collection) is one bit test:
+ * without the record the checks tripled the cost of object-heavy code. */
+static inline bool glue_check_short_ptr(void* vm, uint16_t value) {
+  VM* v = (VM*)vm;
+  GlueContext* ctx = (GlueContext*)v->context;
+  if (ctx->checked_bits && !(value & 1) &&
+      ctx->checked_epoch == (ctx->gc_epoch + 1 ? ctx->gc_epoch + 1 : 1) &&
+      (ctx->checked_bits[value >> 4] >> ((value >> 1) & 7)) & 1) {
+    return true;
+  }
+  return check_short_ptr_slow(v, value);
 }
 
 /* Only the range: during a collection the target may be a tombstone. */
@@ -591,6 +640,7 @@ void glue_free_vm(GlueContext* ctx, bool after_fatal_error) {
   if (ctx->vm && !after_fatal_error) free_vm_guarded(ctx);
   ctx->vm = NULL;
   ctx->spare_stack = NULL; /* it is in the block list */
+  ctx->checked_bits = NULL; /* so is this */
   while (ctx->blocks) block_free((Block*)ctx->blocks + 1);
 }
 

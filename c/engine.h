@@ -24,6 +24,9 @@ typedef struct GlueContext {
                             * (glue_kind...), which cannot return a status */
   void* host_function;     /* the host's mvm_TfHostFunction for imports */
   void* breakpoint_callback; /* the host's mvm_TfBreakpointCallback */
+  uint32_t checked_epoch;  /* gc_epoch + 1 while checked_bits is current */
+  uint8_t* checked_bits;   /* heap offsets already checked, a bit each (see
+                            * glue_check_short_ptr); in the block list */
 } GlueContext;
 
 enum {

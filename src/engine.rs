@@ -32,6 +32,10 @@ pub struct GlueContext {
     /// wraps (see glue_restore).
     pub host_function: *mut c_void,
     pub breakpoint_callback: *mut c_void,
+    /// The glue's record of heap pointers it has checked (c/engine.c,
+    /// glue_check_short_ptr), allocated and freed by the glue.
+    pub checked_epoch: u32,
+    pub checked_bits: *mut u8,
 }
 
 /// Mirror of `mvm_TsMemoryStats`.

@@ -506,6 +506,8 @@ pub fn restore(
         fatal_code: 0,
         host_function: std::ptr::null_mut(),
         breakpoint_callback: std::ptr::null_mut(),
+        checked_epoch: 0,
+        checked_bits: std::ptr::null_mut(),
     }));
     let state = Rc::new(VmState {
         ctx,
