@@ -38,6 +38,10 @@ static bool glue_check_builtin(void* vm, unsigned id);
 static bool glue_check_scoped(void* vm, uint16_t index);
 static bool glue_check_intern_cell(void* vm, uint16_t cell);
 static bool glue_check_continuation(void* vm, void* pc, uint16_t back);
+static bool glue_check_async_resume(void* vm, uint16_t closure, uint16_t count, const uint16_t* sp);
+static bool glue_check_await(void* vm, uint16_t closure, const uint16_t* frame, const uint16_t* sp);
+static bool glue_check_gc_array(void* vm, uint16_t data, uint16_t length);
+static bool glue_check_short_call(void* vm, uint16_t index);
 static bool glue_check_handle_slot(void* vm, uint16_t value);
 static void glue_reset_steps(void);
 _Noreturn void glue_fatal_error(void* vm, int e);
@@ -53,8 +57,8 @@ _Noreturn void glue_fatal_error(void* vm, int e);
 #define CODE_COVERAGE_UNTESTED(id) GLUE_SITE(id)
 #define CODE_COVERAGE_UNIMPLEMENTED(id) GLUE_SITE(id)
 #define CODE_COVERAGE_ERROR_PATH(id) GLUE_SITE(id)
-/* Defined with the markers above in the engine, so it must be here too. */
-#define TABLE_COVERAGE(indexInTable, tableSize, id)
+/* The engine's table markers name sites the same way. */
+#define TABLE_COVERAGE(indexInTable, tableSize, id) GLUE_SITE(id)
 
 /* mvm_call, VM_OP3_LOAD_GLOBAL_3 / VM_OP3_STORE_GLOBAL_3: globals[reg1]. */
 #define GLUE_SITE_155 ~, GLUE_CHECK_GLOBAL_REG1
@@ -149,9 +153,14 @@ _Noreturn void glue_fatal_error(void* vm, int e);
 /* gc_processShortPtrValue, merging an object's chained property lists into
  * it: each chained list must be a property list in the heap before its
  * size (read from its header) decides how much is copied. */
-#define GLUE_SITE_479 ~, GLUE_CHECK_GC_CHILD
-#define GLUE_SITE_480 ~, GLUE_CHECK_GC_CHILD
+#define GLUE_SITE_478 ~, GLUE_CHECK_GC_CHILD
+#define GLUE_SITE_490 ~, GLUE_CHECK_GC_CHILD
 #define GLUE_CHECK_GC_CHILD() GLUE_REQUIRE(glue_check_gc_child(vm, dpNext))
+
+/* gc_processShortPtrValue, compacting a dynamic array: its data's header is
+ * rewritten to the array's length. */
+#define GLUE_SITE_469 ~, GLUE_CHECK_GC_ARRAY
+#define GLUE_CHECK_GC_ARRAY() GLUE_REQUIRE(glue_check_gc_array(vm, dpData, arr->viLength))
 
 /* getBuiltin: entry builtinID of the builtins section is read (a snapshot
  * may make that section short). */
@@ -187,3 +196,18 @@ _Noreturn void glue_fatal_error(void* vm, int e);
 #define GLUE_SITE_75 ~, GLUE_REJECT
 #define GLUE_SITE_76 ~, GLUE_REJECT
 #define GLUE_REJECT() GLUE_REQUIRE(false)
+
+/* mvm_call, VM_OP3_ASYNC_RESUME: reg1 (from the bytecode) saved stack slots
+ * are copied from the current closure onto the stack. */
+#define GLUE_SITE_685 ~, GLUE_CHECK_ASYNC_RESUME
+#define GLUE_CHECK_ASYNC_RESUME() \
+  GLUE_REQUIRE(glue_check_async_resume(vm, reg->closure, reg1, pStackPointer))
+
+/* mvm_call, SUB_AWAIT: the stack is saved into the current closure. */
+#define GLUE_SITE_666 ~, GLUE_CHECK_AWAIT
+#define GLUE_CHECK_AWAIT() \
+  GLUE_REQUIRE(glue_check_await(vm, reg->closure, pFrameBase, pStackPointer))
+
+/* mvm_call, SUB_CALL_SHORT: entry reg1 of the short-call table is read. */
+#define GLUE_SITE_173 ~, GLUE_CHECK_SHORT_CALL
+#define GLUE_CHECK_SHORT_CALL() GLUE_REQUIRE(glue_check_short_call(vm, reg1))

@@ -109,6 +109,49 @@ static bool glue_check_continuation(void* vm, LongPtr pc, uint16_t back) {
   return LongPtr_sub(pc, start) >= (int32_t)back * 4 + 2;
 }
 
+/* VM_OP3_ASYNC_RESUME copies `count` saved stack slots from the current
+ * closure (after its continuation and callback slots) onto the stack. */
+static bool glue_check_async_resume(void* vm, Value closure, uint16_t count, const uint16_t* sp) {
+  VM* v = (VM*)vm;
+  if (!Value_isShortPtr(closure) || !glue_check_short_ptr(vm, closure)) return false;
+  if (deepTypeOf(v, closure) != TC_REF_CLOSURE) return false;
+  const uint16_t* p = (const uint16_t*)ShortPtr_decode(v, closure);
+  if (vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) < (2u + count) * 2) return false;
+  const uint16_t* top = (const uint16_t*)(v->stack + 1) + MVM_STACK_SIZE / 2;
+  return sp + count <= top;
+}
+
+/* SUB_AWAIT (before its pop): the stack above the frame's first three slots,
+ * less the awaited value, is saved into the current closure after its two
+ * first slots. */
+static bool glue_check_await(void* vm, Value closure, const uint16_t* frame, const uint16_t* sp) {
+  VM* v = (VM*)vm;
+  if (!Value_isShortPtr(closure) || !glue_check_short_ptr(vm, closure)) return false;
+  if (deepTypeOf(v, closure) != TC_REF_CLOSURE) return false;
+  const uint16_t* bottom = (const uint16_t*)(v->stack + 1);
+  if (frame < bottom || sp < bottom + 1) return false;
+  size_t words = sp - 1 > frame + 3 ? (size_t)(sp - 1 - (frame + 3)) : 0;
+  const uint16_t* p = (const uint16_t*)ShortPtr_decode(v, closure);
+  return vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= (words + 2) * 2;
+}
+
+/* The collector, compacting a dynamic array: its data (which it truncates to
+ * the length by rewriting the header) is a fixed-length array in the heap
+ * being collected, at least as long as the length. */
+static bool glue_check_gc_array(void* vm, Value data, Value length) {
+  VM* v = (VM*)vm;
+  if (!Value_isShortPtr(data) || !glue_check_heap_offset(vm, data)) return false;
+  if (!Value_isVirtualInt14(length) || VirtualInt14_decode(v, length) < 0) return false;
+  const uint16_t* p = (const uint16_t*)ShortPtr_decode(v, data);
+  if (!glue_check_allocation(vm, p, p[-1])) return false;
+  if (vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_FIXED_LENGTH_ARRAY) return false;
+  return (uint32_t)VirtualInt14_decode(v, length) * 2 <= vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]);
+}
+
+static bool glue_check_short_call(void* vm, uint16_t index) {
+  return (index + 1u) * sizeof(vm_TsShortCallTableEntry) <= getSectionSize((VM*)vm, BCS_SHORT_CALL_TABLE);
+}
+
 /* getBuiltin reads entry `id` of the builtins section. */
 static bool glue_check_builtin(void* vm, unsigned id) {
   return (id + 1) * 2 <= getSectionSize((VM*)vm, BCS_BUILTINS);
@@ -225,11 +268,15 @@ static bool glue_check_heap_offset(void* vm, uint16_t value) {
   return value < getHeapSize((VM*)vm);
 }
 
-/* A property list chained to an object that the collector merges into it. */
+/* A property list chained to an object that the collector merges into it
+ * (read from the heap being collected: not through the record of checked
+ * pointers, which a collection invalidates). */
 static bool glue_check_gc_child(void* vm, uint16_t value) {
-  if (!Value_isShortPtr(value) || !glue_check_short_ptr(vm, value)) return false;
+  if (value == VM_VALUE_NULL) return true;
+  if (!Value_isShortPtr(value) || !glue_check_heap_offset(vm, value)) return false;
   const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, value);
-  return vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST;
+  return glue_check_allocation(vm, p, p[-1]) && layout_ok(p[-1]) &&
+         vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST;
 }
 
 /* The same for an allocation in the snapshot's ROM section. */
@@ -490,32 +537,16 @@ static bool glue_payload_in_bounds(mvm_VM* vm, Value value, const void* p, size_
  * engine's own bookkeeping stays consistent (offsets follow the write
  * pointer), and the slack keeps the write inside the allocation. The stack
  * block needs more: the stack pointer is checked at every instruction
- * dispatch (GLUE_STACK_CHECK), and one instruction may push a few words
+ * dispatch (site 59 in c/bytecode_checks.h), and one instruction may push a few words
  * past the end before that check sees it.
  */
 #define ALLOCATION_SLACK 64
 
 /*
- * Every engine allocation of a VM is linked into its context's block list,
- * so that freeing the VM frees everything: a fatal error can leave blocks
- * the engine no longer knows about (a collection cut short holds its new
- * buckets only in locals), and mvm_free does not free breakpoints. The
- * header keeps the 16-byte alignment malloc gives.
- */
-typedef struct Block {
-  struct Block* prev;
-  struct Block* next;
-  size_t size;
-  GlueContext* owner;      /* NULL for allocations made without a context */
-  void* raw;               /* what malloc returned (see STACK_FRONT_SLACK) */
-  size_t pad;              /* keeps the payload 16-byte aligned */
-} Block;
-
-/*
  * Room before the virtual stack. Some instructions address the stack at an
  * offset taken from the bytecode without a check the host can add (SUB_NEW
  * reaches up to 256 words below the stack pointer); this keeps such reads
- * and writes inside the VM's own block instead of the allocator's data.
+ * and writes inside the VM's own allocation.
  */
 #define STACK_FRONT_SLACK 1024
 
@@ -524,39 +555,85 @@ typedef struct Block {
  * A corrupted heap can make the collector allocate buckets without end. */
 #define GLUE_MEMORY_CAP (1u << 20)
 
-static void* block_alloc(GlueContext* ctx, size_t size, size_t front) {
-  if (ctx && size > GLUE_MEMORY_CAP - ctx->bytes) return NULL;  /* engine: MVM_E_MALLOC_FAIL */
+/*
+ * Every engine allocation of a VM is recorded in its context's block table,
+ * so that freeing the VM frees everything: a fatal error can leave blocks
+ * the engine no longer knows about (a collection cut short holds its new
+ * buckets only in locals), and mvm_free does not free breakpoints. The
+ * table lives apart from the blocks, in memory the engine never addresses:
+ * a write past either end of a block (which the slack and the checks make
+ * unlikely, not impossible) cannot corrupt the bookkeeping.
+ */
+typedef struct BlockEntry {
+  void* payload;           /* what the engine got */
+  void* raw;               /* what malloc returned */
+  size_t size;
+} BlockEntry;
+
+typedef struct BlockTable {
+  size_t count;
+  size_t capacity;
+  BlockEntry entries[];
+} BlockTable;
+
+static bool block_table_reserve(GlueContext* ctx) {
+  BlockTable* t = (BlockTable*)ctx->blocks;
+  if (t && t->count < t->capacity) return true;
+  size_t capacity = t ? t->capacity * 2 : 8;
   LEAVE_ENGINE();
-  uint8_t* raw = (uint8_t*)malloc(front + sizeof(Block) + size + ALLOCATION_SLACK);
+  BlockTable* grown = (BlockTable*)realloc(t, sizeof(BlockTable) + capacity * sizeof(BlockEntry));
+  REENTER_ENGINE();
+  if (!grown) return false;
+  if (!t) grown->count = 0;
+  grown->capacity = capacity;
+  ctx->blocks = grown;
+  return true;
+}
+
+static void* block_alloc(GlueContext* ctx, size_t size, size_t front) {
+  if (!ctx) {
+    /* Only a standalone C host restoring without a context gets here. */
+    return malloc(size + ALLOCATION_SLACK);
+  }
+  if (size > GLUE_MEMORY_CAP - ctx->bytes) return NULL;  /* engine: MVM_E_MALLOC_FAIL */
+  if (!block_table_reserve(ctx)) return NULL;
+  LEAVE_ENGINE();
+  uint8_t* raw = (uint8_t*)malloc(front + size + ALLOCATION_SLACK);
   if (raw && front) memset(raw, 0, front);
   REENTER_ENGINE();
   if (!raw) return NULL;
-  Block* b = (Block*)(raw + front);
-  b->raw = raw;
-  b->size = size;
-  b->owner = ctx;
-  b->prev = NULL;
-  b->next = NULL;
-  if (ctx) {
-    ctx->bytes += size;
-    b->next = (Block*)ctx->blocks;
-    if (b->next) b->next->prev = b;
-    ctx->blocks = b;
-  }
-  return b + 1;
+  BlockTable* t = (BlockTable*)ctx->blocks;
+  t->entries[t->count++] = (BlockEntry){ raw + front, raw, size };
+  ctx->bytes += size;
+  return raw + front;
 }
 
-static void block_free(void* ptr) {
-  Block* b = (Block*)ptr - 1;
-  GlueContext* ctx = b->owner;
-  if (ctx) {
-    ctx->bytes -= b->size;
-    if (b->prev) b->prev->next = b->next; else ctx->blocks = b->next;
-    if (b->next) b->next->prev = b->prev;
+/* Frees a block of ctx; false if ptr is not one. */
+static bool block_free(GlueContext* ctx, void* ptr) {
+  BlockTable* t = (BlockTable*)ctx->blocks;
+  if (!t) return false;
+  for (size_t i = t->count; i-- > 0;) {
+    if (t->entries[i].payload == ptr) {
+      void* raw = t->entries[i].raw;
+      ctx->bytes -= t->entries[i].size;
+      t->entries[i] = t->entries[--t->count];
+      LEAVE_ENGINE();
+      free(raw);
+      REENTER_ENGINE();
+      return true;
+    }
   }
-  LEAVE_ENGINE();
-  free(b->raw);
-  REENTER_ENGINE();
+  return false;
+}
+
+/* Frees every block of ctx, and the table. */
+static void block_free_all(GlueContext* ctx) {
+  BlockTable* t = (BlockTable*)ctx->blocks;
+  if (!t) return;
+  for (size_t i = 0; i < t->count; i++) free(t->entries[i].raw);
+  free(t);
+  ctx->blocks = NULL;
+  ctx->bytes = 0;
 }
 
 void* glue_malloc(size_t size, void* context) {
@@ -573,12 +650,15 @@ void* glue_malloc(size_t size, void* context) {
 }
 
 void glue_free(void* ptr, void* context) {
-  (void)context;
+  GlueContext* ctx = (GlueContext*)context;
   if (!ptr) return;
-  /* The block knows its VM: in safe mode mvm_free clears the VM struct,
-   * context included, before freeing it. */
-  GlueContext* ctx = ((Block*)ptr - 1)->owner;
-  if (ctx && ctx->vm) {
+  if (!ctx) {
+    /* In safe mode, mvm_free clears the VM struct (its context included)
+     * before freeing it: the block stays in the table, and glue_free_vm,
+     * which always follows, frees it. */
+    return;
+  }
+  if (ctx->vm) {
     mvm_VM* vm = ctx->vm;
     if (ptr == (void*)vm) {
       /* mvm_free releasing the VM struct itself; nothing may read it after. */
@@ -593,7 +673,7 @@ void glue_free(void* ptr, void* context) {
       ctx->gc_epoch++;
     }
   }
-  block_free(ptr);
+  block_free(ctx, ptr);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -641,7 +721,7 @@ void glue_free_vm(GlueContext* ctx, bool after_fatal_error) {
   ctx->vm = NULL;
   ctx->spare_stack = NULL; /* it is in the block list */
   ctx->checked_bits = NULL; /* so is this */
-  while (ctx->blocks) block_free((Block*)ctx->blocks + 1);
+  block_free_all(ctx);
 }
 
 int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
@@ -872,8 +952,7 @@ int glue_create_snapshot(GlueContext* ctx, void** out_data, size_t* out_size) {
 
 /* The snapshot buffer came from the engine's allocator, which is ours. */
 void glue_free_snapshot(GlueContext* ctx, void* data) {
-  (void)ctx;
-  if (data) block_free(data);
+  if (data) block_free(ctx, data);
 }
 
 int glue_resolve_export(GlueContext* ctx, uint16_t id, mvm_Value* out) {
