@@ -42,6 +42,7 @@ static bool glue_check_async_resume(void* vm, uint16_t closure, uint16_t count, 
 static bool glue_check_await(void* vm, uint16_t closure, const uint16_t* frame, const uint16_t* sp);
 static bool glue_check_gc_array(void* vm, uint16_t data, uint16_t length);
 static bool glue_check_short_call(void* vm, uint16_t index);
+static bool glue_check_promise(void* vm, uint16_t promise);
 static bool glue_check_handle_slot(void* vm, uint16_t value);
 static void glue_reset_steps(void);
 _Noreturn void glue_fatal_error(void* vm, int e);
@@ -211,3 +212,11 @@ _Noreturn void glue_fatal_error(void* vm, int e);
 /* mvm_call, SUB_CALL_SHORT: entry reg1 of the short-call table is read. */
 #define GLUE_SITE_173 ~, GLUE_CHECK_SHORT_CALL
 #define GLUE_CHECK_SHORT_CALL() GLUE_REQUIRE(glue_check_short_call(vm, reg1))
+
+/* mvm_call, SUB_ASYNC_COMPLETE: the callback slot holds the promise to
+ * settle (its status and result slots are written through a heap
+ * pointer), and a promise's subscriber list, if an array, is in the heap. */
+#define GLUE_SITE_699 ~, GLUE_CHECK_PROMISE
+#define GLUE_CHECK_PROMISE() GLUE_REQUIRE(glue_check_promise(vm, reg1))
+#define GLUE_SITE_721 ~, GLUE_CHECK_SUBSCRIBERS
+#define GLUE_CHECK_SUBSCRIBERS() GLUE_REQUIRE(Value_isShortPtr(callbackList))

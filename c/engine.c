@@ -39,6 +39,14 @@ double glue_pow(double x, double y);
 
 static void* block_alloc(GlueContext* ctx, size_t size, size_t front);
 
+/*
+ * Room before the virtual stack. Some instructions address the stack at an
+ * offset taken from the bytecode without a check the host can add (SUB_NEW
+ * reaches up to 256 words below the stack pointer); this keeps such reads
+ * and writes inside the VM's own allocation.
+ */
+#define STACK_FRONT_SLACK 1024
+
 /* ------------------------------------------------------------------------ */
 /* The checks of c/bytecode_checks.h                                        */
 /* ------------------------------------------------------------------------ */
@@ -150,6 +158,15 @@ static bool glue_check_gc_array(void* vm, Value data, Value length) {
 
 static bool glue_check_short_call(void* vm, uint16_t index) {
   return (index + 1u) * sizeof(vm_TsShortCallTableEntry) <= getSectionSize((VM*)vm, BCS_SHORT_CALL_TABLE);
+}
+
+/* SUB_ASYNC_COMPLETE settling the promise an async function returned: the
+ * engine writes its status and result slots through a heap pointer. */
+static bool glue_check_promise(void* vm, Value promise) {
+  if (!Value_isShortPtr(promise) || !glue_check_short_ptr(vm, promise)) return false;
+  const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, promise);
+  return vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST &&
+         vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= 4 * sizeof(Value);
 }
 
 /* getBuiltin reads entry `id` of the builtins section. */
@@ -481,6 +498,16 @@ int glue_format_number(char* buf, size_t size, const char* fmt, double x) {
 static mvm_TeError glue_host_function(mvm_VM* vm, mvm_HostFunctionID id, mvm_Value* result,
                                       mvm_Value* args, uint8_t arg_count) {
   GlueContext* ctx = (GlueContext*)mvm_getContext(vm);
+  /* The host reads the arguments and writes the result outside engine code,
+   * where a fault is not recoverable: both must lie in the stack block (the
+   * engine takes them from below its stack pointer, which bytecode moves). */
+  const uint16_t* bottom = (const uint16_t*)(vm->stack + 1);
+  const uint16_t* lowest = (const uint16_t*)((const uint8_t*)vm->stack - STACK_FRONT_SLACK);
+  const uint16_t* top = bottom + MVM_STACK_SIZE / 2;
+  if ((const uint16_t*)args < lowest || (const uint16_t*)args + arg_count > top ||
+      (const uint16_t*)result < lowest || (const uint16_t*)result >= top) {
+    glue_fatal_error(vm, MVM_E_INVALID_BYTECODE);
+  }
   LEAVE_ENGINE();
   mvm_TeError err = ((mvm_TfHostFunction)ctx->host_function)(vm, id, result, args, arg_count);
   REENTER_ENGINE();
@@ -542,13 +569,6 @@ static bool glue_payload_in_bounds(mvm_VM* vm, Value value, const void* p, size_
  */
 #define ALLOCATION_SLACK 64
 
-/*
- * Room before the virtual stack. Some instructions address the stack at an
- * offset taken from the bytecode without a check the host can add (SUB_NEW
- * reaches up to 256 words below the stack pointer); this keeps such reads
- * and writes inside the VM's own allocation.
- */
-#define STACK_FRONT_SLACK 1024
 
 /* Most memory one VM may hold: a 64 kB heap, a to-space as large during a
  * collection, the stack, and a VM struct with up to 32k resolved imports.
@@ -598,7 +618,9 @@ static void* block_alloc(GlueContext* ctx, size_t size, size_t front) {
   if (size > GLUE_MEMORY_CAP - ctx->bytes) return NULL;  /* engine: MVM_E_MALLOC_FAIL */
   if (!block_table_reserve(ctx)) return NULL;
   LEAVE_ENGINE();
-  uint8_t* raw = (uint8_t*)malloc(front + size + ALLOCATION_SLACK);
+  /* A block with room in front (the stack) gets as much behind it: the
+   * engine pushes a call's arguments before it checks the callee's frame. */
+  uint8_t* raw = (uint8_t*)malloc(front + size + ALLOCATION_SLACK + front);
   if (raw && front) memset(raw, 0, front);
   REENTER_ENGINE();
   if (!raw) return NULL;

@@ -75,6 +75,7 @@ fi
 set +e
 (cd "$dir" && \
   LD_PRELOAD="$libasan" \
+  MICROVIUM_TEST_ASAN=1 \
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$dir/logs/asan:quarantine_size_mb=16:malloc_context_size=40:detect_stack_use_after_return=0:handle_segv=1:allow_user_segv_handler=0" \
   LSAN_OPTIONS="exitcode=0:suppressions=$dir/logs/lsan.supp:print_suppressions=0" \
   ASAN_SKIP_RSS=1 \

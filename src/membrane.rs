@@ -69,8 +69,14 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
         kind::UNDEFINED => Ok(env.undefined()),
         kind::NULL => Ok(env.null()),
         kind::BOOLEAN => Ok(env.boolean(extra != 0)),
-        // SAFETY: value is a number of this engine.
-        kind::NUMBER => Ok(env.double(unsafe { engine::glue_to_float64(ctx, value) })),
+        kind::NUMBER => {
+            // SAFETY: value is a number of this engine.
+            let n = unsafe { engine::glue_to_float64(ctx, value) };
+            match vm.take_inspection_fatal() {
+                Some(code) => Err(throw_failure(env, vm, Failure::Fatal(code))),
+                None => Ok(env.double(n)),
+            }
+        }
         kind::STRING => {
             let mut p = std::ptr::null();
             let mut n = 0usize;
@@ -221,6 +227,14 @@ unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hi
     // SAFETY: data is the Box leaked in wrap_box/wrap_core, finalized once.
     let wrapped = unsafe { Box::from_raw(data as *mut Wrapped) };
     let env = Env(env);
+    if runtime::current_env().is_none() {
+        // The environment is being torn down (our cleanup hook has run):
+        // Node is finalizing every wrapped object, and deleting a wrap's
+        // reference from inside its finalizer then makes Node read the freed
+        // reference (seen under valgrind). The references go with the
+        // environment; only the Rust side is dropped.
+        return;
+    }
     match *wrapped {
         Wrapped::Guest(g) => g.vm.queue_release(env, g.slot, g.generation, g.host_ref),
         Wrapped::Core(vm) => {
