@@ -13,6 +13,7 @@ const path = require('node:path');
 const { compile, runIsolated } = require('./helpers');
 const { spawnSync } = require('node:child_process');
 const { replayFiles } = require('../fuzz/replay.js');
+const { fixCrc, prng } = require('../fuzz/mutate.js');
 
 function hasValgrind() {
   return spawnSync('valgrind', ['--version'], { encoding: 'utf8' }).status === 0;
@@ -29,38 +30,6 @@ const fixture = (name) => path.join(FIXTURES, name);
 
 function describeFailures(failures) {
   return failures.map((f) => `${f.why}: ${path.basename(f.file)}\n${f.stderr}`).join('\n');
-}
-
-/** CRC-16-CCITT of the snapshot after its 8-byte prefix (as the engine). */
-function crc16(bytes) {
-  let r = 0xffff;
-  for (const b of bytes) {
-    r = ((r >> 8) | (r << 8)) & 0xffff;
-    r ^= b;
-    r ^= (r & 0xff) >> 4;
-    r ^= (r << 12) & 0xffff;
-    r ^= ((r & 0xff) << 5) & 0xffff;
-  }
-  return r;
-}
-
-function fixCrc(bytes) {
-  const c = crc16(bytes.subarray(8));
-  bytes[6] = c & 0xff;
-  bytes[7] = c >> 8;
-  return bytes;
-}
-
-/** A small deterministic PRNG (mulberry32), so failures can be replayed. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const GUESTS = [

@@ -385,11 +385,14 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
 }
 
 /*
- * GUARD runs `statement` inside a boundary. On a fatal error the function
- * returns GLUE_FATAL_BASE + code. Locals written inside `statement` are not
- * read after a longjmp, so none needs to be volatile.
+ * BOUNDARY runs `statement` inside a boundary; after a fatal error (a
+ * longjmp from glue_fatal_error), `on_fatal` runs, with boundary.fatal_code
+ * holding the engine's code, and must leave the function. Locals written
+ * inside `statement` are not read after a longjmp, so none needs to be
+ * volatile. The signal fence publishes the boundary to the fault net's
+ * handler before the statement runs.
  */
-#define GUARD(statement)                                          \
+#define BOUNDARY(on_fatal, statement)                             \
   Boundary boundary;                                              \
   boundary.outer = innermost_boundary;                            \
   boundary.fatal_code = 0;                                        \
@@ -397,7 +400,7 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
   if (setjmp(boundary.jump)) {                                    \
     innermost_boundary = boundary.outer;                          \
     engine_code_running = boundary.was_running;                   \
-    return GLUE_FATAL_BASE + boundary.fatal_code;                 \
+    on_fatal;                                                     \
   }                                                               \
   innermost_boundary = &boundary;                                 \
   engine_code_running = 1;                                        \
@@ -407,32 +410,20 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
   engine_code_running = boundary.was_running;                     \
   innermost_boundary = boundary.outer;
 
+/* For functions that return a status: a fatal error returns
+ * GLUE_FATAL_BASE + code. */
+#define GUARD(statement) BOUNDARY(return GLUE_FATAL_BASE + boundary.fatal_code, statement)
+
 /*
- * GUARD for the inspection functions (value kinds, lengths, numbers...),
- * which return a value rather than a status: on a fatal error (in safe mode
- * the engine asserts on values a corrupted snapshot can produce, and the
- * fault net in fault_net.c lands here too) the code is kept in
- * ctx->fatal_code, where the host finds it and poisons the VM, and the
- * function returns `fallback`.
+ * For the inspection functions (value kinds, lengths, numbers...), which
+ * return a value rather than a status: the code of a fatal error (a check
+ * of c/bytecode_checks.h, or the fault net) is kept in ctx->fatal_code,
+ * where the host finds it and poisons the VM, and the function returns
+ * `fallback`.
  */
-#define GUARD_OR(ctx, fallback, statement)                        \
-  Boundary boundary;                                              \
-  boundary.outer = innermost_boundary;                            \
-  boundary.fatal_code = 0;                                        \
-  boundary.was_running = engine_code_running;                     \
-  if (setjmp(boundary.jump)) {                                    \
-    innermost_boundary = boundary.outer;                          \
-    engine_code_running = boundary.was_running;                   \
-    if (!(ctx)->fatal_code) (ctx)->fatal_code = boundary.fatal_code; \
-    return fallback;                                              \
-  }                                                               \
-  innermost_boundary = &boundary;                                 \
-  engine_code_running = 1;                                        \
-  glue_reset_steps();                                             \
-  atomic_signal_fence(memory_order_seq_cst);                      \
-  statement;                                                      \
-  engine_code_running = boundary.was_running;                     \
-  innermost_boundary = boundary.outer;
+#define GUARD_OR(ctx, fallback, statement)                                         \
+  BOUNDARY({ if (!(ctx)->fatal_code) (ctx)->fatal_code = boundary.fatal_code;      \
+             return fallback; }, statement)
 
 /*
  * Some engine internals used by the host between calls (object creation,

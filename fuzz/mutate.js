@@ -23,6 +23,7 @@ const { replayFiles } = require('./replay.js');
 
 const BATCH = 200;
 
+/** CRC-16-CCITT of the snapshot after its 8-byte prefix, as the engine. */
 function crc16(bytes) {
   let r = 0xffff;
   for (const b of bytes) {
@@ -35,6 +36,7 @@ function crc16(bytes) {
   return r;
 }
 
+/** A small deterministic PRNG (mulberry32), so a run can be replayed. */
 function prng(seed) {
   let a = seed >>> 0;
   return () => {
@@ -46,6 +48,15 @@ function prng(seed) {
   };
 }
 
+/** Writes the snapshot's CRC for its current content. */
+function fixCrc(v) {
+  const c = crc16(v.subarray(8));
+  v[6] = c & 0xff;
+  v[7] = c >> 8;
+  return v;
+}
+
+/** 1 to 8 random edits past the 12-byte header, then the CRC fixed. */
 function mutate(original, random) {
   const v = original.slice();
   const edits = 1 + Math.floor(random() * 8);
@@ -63,10 +74,7 @@ function mutate(original, random) {
       if (at + 1 < v.length) v[at + 1] = v[from + 1];
     }
   }
-  const c = crc16(v.subarray(8));
-  v[6] = c & 0xff;
-  v[7] = c >> 8;
-  return v;
+  return fixCrc(v);
 }
 
 async function main() {
@@ -118,4 +126,6 @@ async function main() {
   process.exitCode = failures.length ? 1 : 0;
 }
 
-main();
+if (require.main === module) main();
+
+module.exports = { crc16, prng, fixCrc, mutate };
