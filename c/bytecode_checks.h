@@ -25,7 +25,7 @@ static bool glue_check_global_index(void* vm, uint16_t index);
 static bool glue_check_import_index(void* vm, uint16_t index);
 static bool glue_check_function_offset(void* vm, uint16_t offset);
 static bool glue_check_stack_slot(void* vm, const uint16_t* slot);
-static bool glue_check_stack_pointer(void* vm, const uint16_t* sp);
+static bool glue_check_stack_pointer(void* vm, const uint16_t* sp, const uint16_t* frame);
 static bool glue_check_short_ptr(void* vm, uint16_t value);
 static bool glue_check_heap_offset(void* vm, uint16_t value);
 static bool glue_check_gc_child(void* vm, uint16_t value);
@@ -104,10 +104,11 @@ _Noreturn void glue_fatal_error(void* vm, int e);
  * pointer is still inside the stack (bytecode whose function header
  * understates its stack use, or that pops more than it pushed, would
  * otherwise run it off either end; the stack block has slack for the few
- * words one instruction can push before the next check). */
+ * words one instruction can push before the next check), and so are the
+ * frame base, arguments and catch target (see glue_check_stack_pointer). */
 #define GLUE_SITE_59 ~, GLUE_NEXT_INSTRUCTION
 #define GLUE_NEXT_INSTRUCTION() \
-  (glue_reset_steps(), GLUE_REQUIRE(glue_check_stack_pointer(vm, pStackPointer)))
+  (glue_reset_steps(), GLUE_REQUIRE(glue_check_stack_pointer(vm, pStackPointer, pFrameBase)))
 
 /*
  * Loops inside one instruction. A heap whose links form a cycle (a scope

@@ -74,10 +74,22 @@ static bool glue_check_stack_slot(void* vm, const uint16_t* slot) {
   return slot >= bottom && slot < bottom + MVM_STACK_SIZE / 2;
 }
 
-static bool glue_check_stack_pointer(void* vm, const uint16_t* sp) {
-  vm_TsStack* stack = ((VM*)vm)->stack;
+/* Before every instruction: the stack pointer, the frame base, the
+ * arguments pointer and the catch target all lie in the stack, in that
+ * order. A return restores the frame base from a 16-bit offset saved on the
+ * stack, which bytecode can overwrite (a variable slot of the callee may be
+ * the caller's saved frame word), and the arguments and catch target are
+ * derived from it. */
+static bool glue_check_stack_pointer(void* vm, const uint16_t* sp, const uint16_t* frame) {
+  VM* v = (VM*)vm;
+  vm_TsStack* stack = v->stack;
   const uint16_t* bottom = (const uint16_t*)(stack + 1);
-  return sp >= bottom && sp <= bottom + MVM_STACK_SIZE / 2;
+  if (sp < bottom || sp > bottom + MVM_STACK_SIZE / 2) return false;
+  if (frame < bottom || frame > sp) return false;
+  const uint16_t* args = stack->reg.pArgs;
+  if (args && (args < bottom || args > frame)) return false;
+  const uint16_t* catch_target = stack->reg.pCatchTarget;
+  return !catch_target || (catch_target >= bottom && catch_target < sp);
 }
 
 /* What vm_findScopedVariable will walk for variable `index`: closures (in

@@ -444,6 +444,9 @@ pub enum CallFailure {
     Thrown(Pending),
 }
 
+/// Zero bytes kept after the snapshot copy (see restore).
+const SNAPSHOT_PADDING: usize = 64;
+
 thread_local! {
     /// Import ids the snapshot asked for that the host did not provide,
     /// collected by `resolve_import` during a restore.
@@ -494,6 +497,12 @@ pub fn restore(
     for (id, f, is_async) in &imports {
         import_refs.push(Import { id: *id, function: env.new_ref(*f, 0)?, is_async: *is_async });
     }
+    // The engine reads a word or two past the end of a crafted snapshot's
+    // ROM before a check can stop it; zeroed padding keeps those reads in
+    // memory this VM owns. The engine is told the real length.
+    let snapshot_len = bytes.len();
+    let mut bytes = bytes;
+    bytes.extend_from_slice(&[0u8; SNAPSHOT_PADDING]);
     let snapshot = bytes.into_boxed_slice();
     let ctx = Box::into_raw(Box::new(GlueContext {
         vm: std::ptr::null_mut(),
@@ -542,7 +551,6 @@ pub fn restore(
         r.1.clear();
     });
     let snapshot_ptr = state._snapshot.as_ptr();
-    let snapshot_len = state._snapshot.len();
     // SAFETY: the snapshot bytes are owned by the state and outlive the
     // engine instance; ctx is valid.
     let code = unsafe { engine::glue_restore(ctx, snapshot_ptr, snapshot_len, resolve_import) };
