@@ -227,14 +227,6 @@ unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hi
     // SAFETY: data is the Box leaked in wrap_box/wrap_core, finalized once.
     let wrapped = unsafe { Box::from_raw(data as *mut Wrapped) };
     let env = Env(env);
-    if runtime::current_env().is_none() {
-        // The environment is being torn down (our cleanup hook has run):
-        // Node is finalizing every wrapped object, and deleting a wrap's
-        // reference from inside its finalizer then makes Node read the freed
-        // reference (seen under valgrind). The references go with the
-        // environment; only the Rust side is dropped.
-        return;
-    }
     match *wrapped {
         Wrapped::Guest(g) => g.vm.queue_release(env, g.slot, g.generation, g.host_ref),
         Wrapped::Core(vm) => {
