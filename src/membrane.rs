@@ -226,6 +226,13 @@ pub fn wrap_core(env: Env, core: JsValue, vm: Rc<VmState>) -> JsResult<()> {
 unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     // SAFETY: data is the Box leaked in wrap_box/wrap_core, finalized once.
     let wrapped = unsafe { Box::from_raw(data as *mut Wrapped) };
+    // At environment teardown our cleanup hook has already cleared the
+    // thread's env; the last owner of a VM may be dropped here, and its
+    // Drop deletes the VM's references through the thread's env.
+    let teardown = runtime::current_env().is_none();
+    if teardown {
+        runtime::set_env(env);
+    }
     let env = Env(env);
     match *wrapped {
         Wrapped::Guest(g) => g.vm.queue_release(env, g.slot, g.generation, g.host_ref),
@@ -234,6 +241,9 @@ unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hi
             let r = vm.core.replace(std::ptr::null_mut());
             env.delete_ref(r);
         }
+    }
+    if teardown {
+        runtime::set_env(std::ptr::null_mut());
     }
 }
 
