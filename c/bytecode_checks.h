@@ -43,6 +43,7 @@ static bool glue_check_await(void* vm, uint16_t closure, const uint16_t* frame, 
 static bool glue_check_gc_array(void* vm, uint16_t data, uint16_t length);
 static bool glue_check_short_call(void* vm, uint16_t index);
 static bool glue_check_promise(void* vm, uint16_t promise);
+static bool glue_check_proplist_link(void* vm, uint16_t link);
 static bool glue_check_handle_slot(void* vm, uint16_t value);
 static void glue_reset_steps(void);
 _Noreturn void glue_fatal_error(void* vm, int e);
@@ -221,3 +222,11 @@ _Noreturn void glue_fatal_error(void* vm, int e);
 #define GLUE_CHECK_PROMISE() GLUE_REQUIRE(glue_check_promise(vm, reg1))
 #define GLUE_SITE_721 ~, GLUE_CHECK_SUBSCRIBERS
 #define GLUE_CHECK_SUBSCRIBERS() GLUE_REQUIRE(Value_isShortPtr(callbackList))
+
+/* getProperty: the next property list of an object, and its prototype,
+ * are read as property lists (a link to a 1-byte string would be read 3
+ * bytes past it). */
+#define GLUE_SITE_536 ~, GLUE_CHECK_NEXT_LINK
+#define GLUE_CHECK_NEXT_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpNext))
+#define GLUE_SITE_537 ~, GLUE_CHECK_PROTO_LINK
+#define GLUE_CHECK_PROTO_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpProto))

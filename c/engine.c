@@ -181,6 +181,13 @@ static bool glue_check_promise(void* vm, Value promise) {
          vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= 4 * sizeof(Value);
 }
 
+/* getProperty walks an object's property lists and then its prototype
+ * chain, reading each link as a property list whatever its type. */
+static bool glue_check_proplist_link(void* vm, Value link) {
+  if (link == VM_VALUE_NULL || link == VM_VALUE_UNDEFINED) return true;
+  return deepTypeOf((VM*)vm, link) == TC_REF_PROPERTY_LIST;
+}
+
 /* getBuiltin reads entry `id` of the builtins section. */
 static bool glue_check_builtin(void* vm, unsigned id) {
   return (id + 1) * 2 <= getSectionSize((VM*)vm, BCS_BUILTINS);
