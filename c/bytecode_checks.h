@@ -230,3 +230,9 @@ _Noreturn void glue_fatal_error(void* vm, int e);
 #define GLUE_CHECK_NEXT_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpNext))
 #define GLUE_SITE_537 ~, GLUE_CHECK_PROTO_LINK
 #define GLUE_CHECK_PROTO_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpProto))
+
+/* setProperty (542) and vm_objectKeys (640, 643) walk the same links. */
+#define GLUE_SITE_542 ~, GLUE_CHECK_NEXT_LINK
+#define GLUE_SITE_640 ~, GLUE_CHECK_KEYS_LINK
+#define GLUE_SITE_643 ~, GLUE_CHECK_KEYS_LINK
+#define GLUE_CHECK_KEYS_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, propList))
