@@ -46,12 +46,11 @@ static bool glue_check_promise(void* vm, uint16_t promise);
 static bool glue_check_proplist_link(void* vm, uint16_t link);
 static bool glue_check_handle_slot(void* vm, uint16_t value);
 static void glue_reset_steps(void);
-_Noreturn void glue_fatal_error(void* vm, int e);
 
 #define GLUE_REQUIRE(condition) \
   ((condition) ? (void)0 : glue_fatal_error(NULL, MVM_E_INVALID_BYTECODE))
 
-/* GLUE_SECOND and GLUE_CAT come from c/microvium_port.h. */
+/* GLUE_SECOND, GLUE_CAT and glue_fatal_error come from c/microvium_port.h. */
 #define GLUE_NO_CHECK() ((void)0)
 #define GLUE_SITE(id) GLUE_SECOND(GLUE_CAT(GLUE_SITE_, id), GLUE_NO_CHECK)()
 

@@ -110,14 +110,20 @@ static bool glue_check_scoped(void* vm, uint16_t index) {
   return false;
 }
 
+/* The payload of the heap allocation `value` leads to, if it is a heap
+ * pointer that passes glue_check_short_ptr; else NULL. */
+static const uint16_t* checked_heap_payload(VM* vm, Value value) {
+  if (!Value_isShortPtr(value) || !glue_check_short_ptr(vm, value)) return NULL;
+  return (const uint16_t*)ShortPtr_decode(vm, value);
+}
+
 /* A cell of the list of interned strings in RAM (TsInternedStringCell:
  * spNext, str), and its string in the heap. */
 static bool glue_check_intern_cell(void* vm, uint16_t cell) {
-  if (!Value_isShortPtr(cell) || !glue_check_short_ptr(vm, cell)) return false;
-  const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, cell);
-  if (vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) < 4) return false;
+  const uint16_t* p = checked_heap_payload((VM*)vm, cell);
+  if (!p || vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) < 4) return false;
   Value str = ((const TsInternedStringCell*)p)->str;
-  if (!Value_isShortPtr(str) || !glue_check_short_ptr(vm, str)) return false;
+  if (!checked_heap_payload((VM*)vm, str)) return false;
   TeTypeCode tc = deepTypeOf((VM*)vm, str);
   return tc == TC_REF_STRING || tc == TC_REF_INTERNED_STRING;
 }
@@ -133,9 +139,8 @@ static bool glue_check_continuation(void* vm, LongPtr pc, uint16_t back) {
  * closure (after its continuation and callback slots) onto the stack. */
 static bool glue_check_async_resume(void* vm, Value closure, uint16_t count, const uint16_t* sp) {
   VM* v = (VM*)vm;
-  if (!Value_isShortPtr(closure) || !glue_check_short_ptr(vm, closure)) return false;
-  if (deepTypeOf(v, closure) != TC_REF_CLOSURE) return false;
-  const uint16_t* p = (const uint16_t*)ShortPtr_decode(v, closure);
+  const uint16_t* p = checked_heap_payload(v, closure);
+  if (!p || vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_CLOSURE) return false;
   if (vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) < (2u + count) * 2) return false;
   const uint16_t* top = (const uint16_t*)(v->stack + 1) + MVM_STACK_SIZE / 2;
   return sp + count <= top;
@@ -146,12 +151,11 @@ static bool glue_check_async_resume(void* vm, Value closure, uint16_t count, con
  * first slots. */
 static bool glue_check_await(void* vm, Value closure, const uint16_t* frame, const uint16_t* sp) {
   VM* v = (VM*)vm;
-  if (!Value_isShortPtr(closure) || !glue_check_short_ptr(vm, closure)) return false;
-  if (deepTypeOf(v, closure) != TC_REF_CLOSURE) return false;
+  const uint16_t* p = checked_heap_payload(v, closure);
+  if (!p || vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_CLOSURE) return false;
   const uint16_t* bottom = (const uint16_t*)(v->stack + 1);
   if (frame < bottom || sp < bottom + 1) return false;
   size_t words = sp - 1 > frame + 3 ? (size_t)(sp - 1 - (frame + 3)) : 0;
-  const uint16_t* p = (const uint16_t*)ShortPtr_decode(v, closure);
   return vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= (words + 2) * 2;
 }
 
@@ -175,9 +179,8 @@ static bool glue_check_short_call(void* vm, uint16_t index) {
 /* SUB_ASYNC_COMPLETE settling the promise an async function returned: the
  * engine writes its status and result slots through a heap pointer. */
 static bool glue_check_promise(void* vm, Value promise) {
-  if (!Value_isShortPtr(promise) || !glue_check_short_ptr(vm, promise)) return false;
-  const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, promise);
-  return vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST &&
+  const uint16_t* p = checked_heap_payload((VM*)vm, promise);
+  return p && vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST &&
          vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= 4 * sizeof(Value);
 }
 
@@ -244,6 +247,12 @@ static bool array_ok(VM* vm, LongPtr lpArray) {
  * a heap of up to 64 kB. */
 #define CHECKED_BITS_SIZE (65536 / 16)
 
+/* What checked_epoch holds while the record of checked offsets is current:
+ * gc_epoch + 1, never 0, so that a fresh (zeroed) context starts empty. */
+static inline uint32_t checked_epoch_now(const GlueContext* ctx) {
+  return ctx->gc_epoch + 1 ? ctx->gc_epoch + 1 : 1;
+}
+
 /* A short pointer leads to the payload of an allocation that lies inside one
  * heap bucket and has the layout its type needs. */
 static bool check_short_ptr_slow(VM* v, uint16_t value) {
@@ -267,11 +276,9 @@ static bool check_short_ptr_slow(VM* v, uint16_t value) {
 
   /* Remember it: an allocation stays where it is, with its header, until
    * the collector moves everything (which bumps gc_epoch), and the engine
-   * keeps the arrays it changes consistent. checked_epoch is gc_epoch + 1
-   * (never 0) while the record is current, so a fresh context starts
-   * empty. */
+   * keeps the arrays it changes consistent. */
   GlueContext* ctx = (GlueContext*)v->context;
-  uint32_t current = ctx->gc_epoch + 1 ? ctx->gc_epoch + 1 : 1;
+  uint32_t current = checked_epoch_now(ctx);
   if (!ctx->checked_bits) {
     ctx->checked_bits = (uint8_t*)block_alloc(ctx, CHECKED_BITS_SIZE, 0);
     if (!ctx->checked_bits) return true;   /* no record, checked each time */
@@ -292,7 +299,7 @@ static inline bool glue_check_short_ptr(void* vm, uint16_t value) {
   VM* v = (VM*)vm;
   GlueContext* ctx = (GlueContext*)v->context;
   if (ctx->checked_bits && !(value & 1) &&
-      ctx->checked_epoch == (ctx->gc_epoch + 1 ? ctx->gc_epoch + 1 : 1) &&
+      ctx->checked_epoch == checked_epoch_now(ctx) &&
       (ctx->checked_bits[value >> 4] >> ((value >> 1) & 7)) & 1) {
     return true;
   }
@@ -923,43 +930,37 @@ static void temp_handle_unlink(mvm_VM* vm, mvm_Handle* h) {
 }
 #endif
 
-static int get_property_guarded(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* out) {
+typedef mvm_TeError (*PropertyOp)(VM* vm, Value* object, Value* key, Value* value);
+
+static int property_op_guarded(GlueContext* ctx, PropertyOp op, mvm_Value* object,
+                               mvm_Value* key, mvm_Value* value) {
   mvm_TeError err = MVM_E_SUCCESS;
-  GUARD(WITH_STACK(ctx->vm, err, err = getProperty(ctx->vm, object, key, out)));
+  GUARD(WITH_STACK(ctx->vm, err, err = op(ctx->vm, object, key, value)));
   return err;
 }
 
-static int set_property_guarded(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* value) {
-  mvm_TeError err = MVM_E_SUCCESS;
-  GUARD(WITH_STACK(ctx->vm, err, err = setProperty(ctx->vm, object, key, value)));
+/* getProperty (value is the result) or setProperty (value is stored). */
+static int property_op(GlueContext* ctx, PropertyOp op, mvm_Value* object, mvm_Value* key,
+                       mvm_Value* value) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+#if MVM_SAFE_MODE
+  mvm_VM* vm = ctx->vm;
+  mvm_Handle copy;
+  int err = property_op_guarded(ctx, op, temp_handle_push(vm, &copy, *object), key, value);
+  temp_handle_unlink(vm, &copy);
   return err;
+#else
+  return property_op_guarded(ctx, op, object, key, value);
+#endif
 }
 
 /* Object, key and result must be handle slots: getProperty can allocate. */
 int glue_get_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* out) {
-  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
-#if MVM_SAFE_MODE
-  mvm_VM* vm = ctx->vm;
-  mvm_Handle copy;
-  int err = get_property_guarded(ctx, temp_handle_push(vm, &copy, *object), key, out);
-  temp_handle_unlink(vm, &copy);
-  return err;
-#else
-  return get_property_guarded(ctx, object, key, out);
-#endif
+  return property_op(ctx, getProperty, object, key, out);
 }
 
 int glue_set_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* value) {
-  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
-#if MVM_SAFE_MODE
-  mvm_VM* vm = ctx->vm;
-  mvm_Handle copy;
-  int err = set_property_guarded(ctx, temp_handle_push(vm, &copy, *object), key, value);
-  temp_handle_unlink(vm, &copy);
-  return err;
-#else
-  return set_property_guarded(ctx, object, key, value);
-#endif
+  return property_op(ctx, setProperty, object, key, value);
 }
 
 /* Replaces *inout (an object) with a fixed-length array of its own keys. */

@@ -182,6 +182,14 @@ typedef struct Scratch {
 static Scratch scratch[MAX_DEPTH + 1];
 static int scratch_live;  /* handles of scratch[] registered with the VM */
 
+/* Reads property s->key of *slot into s->value and inspects it. Returns 0,
+ * a non-fatal glue error (skipped by the caller) or a fatal one. */
+static int inspect_property(GlueContext* ctx, mvm_Value* slot, Scratch* s, int depth) {
+  int err = glue_get_property(ctx, slot, &s->key._value, &s->value._value);
+  if (err) return err;
+  return inspect(ctx, &s->value._value, depth + 1, true);
+}
+
 /* Reads *slot (a handle's value) by its kind. With may_allocate, also reads
  * up to MAX_KEYS properties or elements of objects and arrays, recursively.
  * Returns 0 or a glue error code (>= GLUE_FATAL_BASE when fatal). */
@@ -221,10 +229,7 @@ static int inspect(GlueContext* ctx, mvm_Value* slot, int depth, bool may_alloca
       for (int i = 0; i < len && i < MAX_KEYS; i++) {
         err = glue_new_int32(ctx, i, &s->key._value);
         if (err) return err;
-        err = glue_get_property(ctx, slot, &s->key._value, &s->value._value);
-        if (err >= GLUE_FATAL_BASE) return err;
-        if (err) continue;
-        err = inspect(ctx, &s->value._value, depth + 1, true);
+        err = inspect_property(ctx, slot, s, depth);
         if (err >= GLUE_FATAL_BASE) return err;
       }
       break;
@@ -250,10 +255,7 @@ static int inspect(GlueContext* ctx, mvm_Value* slot, int depth, bool may_alloca
         err = glue_get_property(ctx, &s->keys._value, &s->key._value, &s->key._value);
         if (err >= GLUE_FATAL_BASE) return err;
         if (err) continue;
-        err = glue_get_property(ctx, slot, &s->key._value, &s->value._value);
-        if (err >= GLUE_FATAL_BASE) return err;
-        if (err) continue;
-        err = inspect(ctx, &s->value._value, depth + 1, true);
+        err = inspect_property(ctx, slot, s, depth);
         if (err >= GLUE_FATAL_BASE) return err;
       }
       break;
