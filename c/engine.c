@@ -227,6 +227,59 @@ static bool layout_ok(uint16_t header) {
   }
 }
 
+/* The payload of the allocation a heap pointer leads to, if its header and
+ * size lie inside one bucket of the heap; else NULL. Bounds only: the type's
+ * layout is the caller's to check. */
+static const uint16_t* heap_allocation_at(VM* v, uint16_t value) {
+  if (value & 1) return NULL;
+  for (TsBucket* b = v->pLastBucket; b; b = b->prev) {
+    if (value >= b->offsetStart) {
+      const uint16_t* lo = (const uint16_t*)getBucketDataBegin(b);
+      const uint16_t* hi = (const uint16_t*)b->pEndOfUsedSpace;
+      const uint16_t* p = (const uint16_t*)((const uint8_t*)lo + (value - b->offsetStart));
+      if (p < lo + 1 || p > hi) return NULL;
+      uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]);
+      return size <= (size_t)((const uint8_t*)hi - (const uint8_t*)p) ? p : NULL;
+    }
+  }
+  return NULL;
+}
+
+/* The header of the allocation at `offset` in the ROM section, if its header
+ * and size lie inside that section. Bounds only, as above. */
+static bool rom_allocation_at(VM* vm, uint16_t offset, uint16_t* header) {
+  LongPtr lpBytecode = vm->lpBytecode;
+  uint16_t start = getSectionOffset(lpBytecode, BCS_ROM);
+  uint16_t end = getSectionOffset(lpBytecode, vm_sectionAfter(vm, BCS_ROM));
+  if (offset < start + 2 || offset >= end) return false;
+  *header = LongPtr_read2_aligned(LongPtr_add(lpBytecode, (int16_t)(offset - 2)));
+  /* A function may also be a resume point inside an async function, whose
+   * header holds a back pointer, not a size; calls check their target
+   * (glue_check_function_offset) and the program counter stays in ROM. */
+  if (vm_getTypeCodeFromHeaderWord(*header) == TC_REF_FUNCTION) return true;
+  return vm_getAllocationSizeExcludingHeaderFromHeaderWord(*header) <= end - offset;
+}
+
+/* The header of a dynamic array's data, found with the bounds checks only:
+ * the full pointer checks check an array's data in turn, so following the
+ * data through them recursed without end on an array whose data was itself
+ * (a mutant that overflowed the native stack). The data is a fixed-length
+ * array, which has nothing further to follow. */
+static bool array_data_header(VM* vm, Value data, uint16_t* header) {
+  if (Value_isShortPtr(data)) {
+    const uint16_t* p = heap_allocation_at(vm, data);
+    if (!p) return false;
+    *header = p[-1];
+    return true;
+  }
+  if ((data & 3) != 1 || data < VM_VALUE_WELLKNOWN_END) return false;
+  uint16_t offset = data & 0xFFFC;
+  if (offset < getSectionOffset(vm->lpBytecode, BCS_GLOBALS)) return rom_allocation_at(vm, offset, header);
+  if (!glue_check_handle_slot(vm, offset)) return false;
+  Value handle = *(Value*)((intptr_t)vm->globals + (offset - getSectionOffset(vm->lpBytecode, BCS_GLOBALS)));
+  return Value_isShortPtr(handle) && array_data_header(vm, handle, header);
+}
+
 /* A dynamic array's length fits in its data (a fixed-length array, or
  * none while the length is zero): the engine indexes the data by the
  * length and writes through it when the array shrinks or grows. */
@@ -236,9 +289,10 @@ static bool array_ok(VM* vm, LongPtr lpArray) {
   if (!Value_isVirtualInt14(length) || VirtualInt14_decode(vm, length) < 0) return false;
   uint16_t capacity = 0;
   if (data != VM_VALUE_NULL) {
-    if (deepTypeOf(vm, data) != TC_REF_FIXED_LENGTH_ARRAY) return false;
-    LongPtr lpData = DynamicPtr_decode_long(vm, data);
-    capacity = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lpData)) / 2;
+    uint16_t header;
+    if (!array_data_header(vm, data, &header)) return false;
+    if (vm_getTypeCodeFromHeaderWord(header) != TC_REF_FIXED_LENGTH_ARRAY) return false;
+    capacity = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header) / 2;
   }
   return VirtualInt14_decode(vm, length) <= capacity;
 }
@@ -256,19 +310,7 @@ static inline uint32_t checked_epoch_now(const GlueContext* ctx) {
 /* A short pointer leads to the payload of an allocation that lies inside one
  * heap bucket and has the layout its type needs. */
 static bool check_short_ptr_slow(VM* v, uint16_t value) {
-  if (value & 1) return false;
-  const uint16_t* p = NULL;
-  for (TsBucket* b = v->pLastBucket; b; b = b->prev) {
-    if (value >= b->offsetStart) {
-      const uint16_t* lo = (const uint16_t*)getBucketDataBegin(b);
-      const uint16_t* hi = (const uint16_t*)b->pEndOfUsedSpace;
-      p = (const uint16_t*)((const uint8_t*)lo + (value - b->offsetStart));
-      if (p < lo + 1 || p > hi) return false;
-      uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]);
-      if (size > (size_t)((const uint8_t*)hi - (const uint8_t*)p)) return false;
-      break;
-    }
-  }
+  const uint16_t* p = heap_allocation_at(v, value);
   if (!p || !layout_ok(p[-1])) return false;
   if (vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_ARRAY && !array_ok(v, LongPtr_new((void*)p))) {
     return false;
@@ -324,19 +366,12 @@ static bool glue_check_gc_child(void* vm, uint16_t value) {
 
 /* The same for an allocation in the snapshot's ROM section. */
 static bool glue_check_rom_offset(void* vm, uint16_t offset) {
-  LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
-  uint16_t start = getSectionOffset(lpBytecode, BCS_ROM);
-  uint16_t end = getSectionOffset(lpBytecode, vm_sectionAfter((VM*)vm, BCS_ROM));
-  if (offset < start + 2 || offset >= end) return false;
-  uint16_t header = LongPtr_read2_aligned(LongPtr_add(lpBytecode, (int16_t)(offset - 2)));
-  /* A function may also be a resume point inside an async function, whose
-   * header holds a back pointer, not a size; calls check their target
-   * (glue_check_function_offset) and the program counter stays in ROM. */
+  uint16_t header;
+  if (!rom_allocation_at((VM*)vm, offset, &header)) return false;
   if (vm_getTypeCodeFromHeaderWord(header) == TC_REF_FUNCTION) return true;
-  uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
-  if (size > end - offset || !layout_ok(header)) return false;
+  if (!layout_ok(header)) return false;
   if (vm_getTypeCodeFromHeaderWord(header) == TC_REF_ARRAY) {
-    return array_ok((VM*)vm, LongPtr_add(lpBytecode, (int16_t)offset));
+    return array_ok((VM*)vm, LongPtr_add(((VM*)vm)->lpBytecode, (int16_t)offset));
   }
   return true;
 }
