@@ -714,6 +714,20 @@ describe('6. bad input gets a clear error, never a crash', () => {
     throwsMvm(() => Microvium.restore(longer, imports), 'MVM_E_INVALID_BYTECODE');
   });
 
+  test('an odd-sized snapshot, with its size field and CRC made consistent, is rejected', () => {
+    // The engine would take the odd last byte into its heap and start the
+    // next heap bucket at an odd offset: pointers it encodes there decode as
+    // integers (a fuzzer input that way wrote past the snapshot).
+    const odd = new Uint8Array(snapshot.length + 1);
+    odd.set(snapshot);
+    odd[4] = odd.length & 255;
+    odd[5] = odd.length >> 8;
+    const c = crc16(odd.subarray(8));
+    odd[6] = c & 255;
+    odd[7] = c >> 8;
+    throwsMvm(() => Microvium.restore(odd, imports), 'MVM_E_INVALID_BYTECODE', /odd/);
+  });
+
   test('a corrupted byte gives MVM_E_BYTECODE_CRC_FAIL, at every position the CRC covers', () => {
     for (let i = 6; i < snapshot.length; i++) {
       for (const flip of [0x01, 0x80, 0xFF]) {

@@ -45,6 +45,8 @@ static bool glue_check_short_call(void* vm, uint16_t index);
 static bool glue_check_promise(void* vm, uint16_t promise);
 static bool glue_check_proplist_link(void* vm, uint16_t link);
 static bool glue_check_handle_slot(void* vm, uint16_t value);
+static bool glue_check_closure_slot(void* vm, uint16_t closure, uint16_t index);
+static bool glue_check_slot_template(void* vm, uint16_t prototype, uint16_t slots);
 static void glue_reset_steps(void);
 
 #define GLUE_REQUIRE(condition) \
@@ -235,3 +237,32 @@ static void glue_reset_steps(void);
 #define GLUE_SITE_640 ~, GLUE_CHECK_KEYS_LINK
 #define GLUE_SITE_643 ~, GLUE_CHECK_KEYS_LINK
 #define GLUE_CHECK_KEYS_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, propList))
+
+/* mvm_call, VM_OP3_AWAIT_CALL: the current closure is written through a
+ * heap pointer (its first slot becomes the resume point). */
+#define GLUE_SITE_667 ~, GLUE_CHECK_CURRENT_CLOSURE
+#define GLUE_CHECK_CURRENT_CLOSURE() GLUE_REQUIRE(glue_check_closure_slot(vm, reg->closure, 0))
+
+/* mvm_call, SUB_AWAIT: an awaited object is decoded as a heap pointer for
+ * its brand check (one in ROM would be decoded as some other address);
+ * mvm_subscribeToPromise then reads and writes the promise's slots. */
+#define GLUE_SITE_689 ~, GLUE_CHECK_AWAITED
+#define GLUE_CHECK_AWAITED() \
+  GLUE_REQUIRE(deepTypeOf(vm, reg1) != TC_REF_PROPERTY_LIST || Value_isShortPtr(reg1))
+#define GLUE_SITE_747 ~, GLUE_CHECK_SUBSCRIBED_PROMISE
+#define GLUE_CHECK_SUBSCRIBED_PROMISE() GLUE_REQUIRE(glue_check_promise(vm, vPromise))
+
+/* mvm_call, SUB_NEW on a class: the prototype, if an object, is decoded as
+ * a heap pointer (723), and the instance's internal slots are copied from
+ * the prototype's slot template, as many as the template says (726). */
+#define GLUE_SITE_723 ~, GLUE_CHECK_CLASS_PROTOTYPE
+#define GLUE_CHECK_CLASS_PROTOTYPE() GLUE_REQUIRE(Value_isShortPtr(regP1[1]))
+#define GLUE_SITE_726 ~, GLUE_CHECK_SLOT_TEMPLATE
+#define GLUE_CHECK_SLOT_TEMPLATE() GLUE_REQUIRE(glue_check_slot_template(vm, regP1[1], reg2))
+
+/* vm_readScopedFromThisClosure / vm_writeScopedToThisClosure: slot
+ * varIndex of the current closure, decoded as a heap pointer. */
+#define GLUE_SITE_700 ~, GLUE_CHECK_THIS_CLOSURE_SLOT
+#define GLUE_SITE_701 ~, GLUE_CHECK_THIS_CLOSURE_SLOT
+#define GLUE_CHECK_THIS_CLOSURE_SLOT() \
+  GLUE_REQUIRE(glue_check_closure_slot(vm, vm->stack->reg.closure, varIndex))

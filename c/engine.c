@@ -159,6 +159,21 @@ static bool glue_check_await(void* vm, Value closure, const uint16_t* frame, con
   return vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= (words + 2) * 2;
 }
 
+/* Slot `index` of a closure in the heap. */
+static bool glue_check_closure_slot(void* vm, Value closure, uint16_t index) {
+  const uint16_t* p = checked_heap_payload((VM*)vm, closure);
+  return p && vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_CLOSURE &&
+         vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= (index + 1u) * 2;
+}
+
+/* A class's prototype (already checked as a heap property list) holds its
+ * instances' internal-slot template: dpNext, dpProto, a magic key, the slot
+ * count, then `slots` values. */
+static bool glue_check_slot_template(void* vm, Value prototype, uint16_t slots) {
+  const uint16_t* p = checked_heap_payload((VM*)vm, prototype);
+  return p && vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= (4u + slots) * 2;
+}
+
 /* The collector, compacting a dynamic array: its data (which it truncates to
  * the length by rewriting the header) is a fixed-length array in the heap
  * being collected, at least as long as the length. */

@@ -8,7 +8,7 @@
  *   1. The input is a snapshot. Its size field and CRC are fixed up (so that
  *      mutations reach the engine instead of failing the checksum), then it
  *      is validated as src/snapshot.rs does (28-byte header, version 8.0,
- *      section offsets even, in order and in bounds, export table a
+ *      size and section offsets even, in order and in bounds, export table a
  *      multiple of 4 bytes). Rejected inputs end here, as in the host.
  *   2. glue_restore with every import id the import table lists resolved to
  *      one host function that returns its first argument (any other id is
@@ -94,7 +94,7 @@ static int validate(const uint8_t* b, size_t n, Tables* t) {
   if (n < HEADER_SIZE) return 1;
   if (b[0] != 8 || b[2] > 0) return 2;         /* engine 8.0 */
   if (b[1] != HEADER_SIZE) return 3;
-  if (rd16(b, 4) != n) return 4;
+  if (rd16(b, 4) != n || n % 2) return 4;
   if (crc16_ccitt(b + 8, n - 8) != rd16(b, 6)) return 5;
   size_t off[SECTION_COUNT];
   size_t prev = HEADER_SIZE;
