@@ -195,6 +195,34 @@ test('a VM disposed while the guest awaits a host promise: no crash, no unhandle
   assert.deepEqual(unhandled, []);
 });
 
+test('an async import called by a script without await: a catchable MVM_E_ASYNC_WITHOUT_AWAIT, the host function is not called', async () => {
+  // The engine can give the guest a promise only if the script has await
+  // points; the host's promise cannot cross either, so its rejection would
+  // have gone unhandled (ending a Node process that has no handler).
+  let calls = 0;
+  const vm = Microvium.restore(compile(`
+    const h = vmImport(1);
+    vmExport(1, () => { try { h(1); return 'no error'; } catch (e) { return e.message; } });
+    vmExport(2, () => h(2));
+  `), { 1: async () => { calls++; throw new Error('rejected by the host'); } });
+  assert.match(vm.exports[1](), /MVM_E_ASYNC_WITHOUT_AWAIT.*import 1 is async.*not called/);
+  assert.throws(() => vm.exports[2](), (e) => e instanceof Microvium.MicroviumError && e.code === 'MVM_E_ASYNC_WITHOUT_AWAIT');
+  assert.equal(calls, 0);
+  assert.match(vm.exports[1](), /MVM_E_ASYNC_WITHOUT_AWAIT/, 'the VM goes on');
+  await settleAndCollect();
+  assert.deepEqual(unhandled, []);
+});
+
+test('a promise returned by an import not marked async: a TypeError in the guest, and its rejection is not unhandled', async () => {
+  const vm = Microvium.restore(compile(`
+    const h = vmImport(1);
+    vmExport(1, () => { try { h(); return 'no error'; } catch (e) { return e.message; } });
+  `), { 1: () => Promise.reject(new Error('rejected by the host')) });
+  assert.match(vm.exports[1](), /Cannot pass a Promise/);
+  await settleAndCollect();
+  assert.deepEqual(unhandled, []);
+});
+
 test('no unhandled rejections during this file', async () => {
   await settleAndCollect();
   assert.deepEqual(unhandled, []);

@@ -1281,11 +1281,14 @@ int glue_new_host_function(GlueContext* ctx, uint16_t host_function_id, mvm_Valu
 int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callback) {
   REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_VM* vm = ctx->vm;
+  mvm_TeError err = MVM_E_SUCCESS;
   /* Without await points the compiler leaves the async machinery out, and
-   * mvm_asyncStart would be a fatal error. */
-  if (getBuiltin(vm, BIN_ASYNC_HOST_CALLBACK) == VM_VALUE_UNDEFINED) return MVM_E_ASYNC_WITHOUT_AWAIT;
-  GUARD(*out_callback = mvm_asyncStart(vm, result));
-  return MVM_E_SUCCESS;
+   * mvm_asyncStart would be a fatal error. getBuiltin is inside the boundary
+   * too: it checks the snapshot's builtins, and a failed check outside one
+   * would jump to the caller's boundary across the host's frames. */
+  GUARD(if (getBuiltin(vm, BIN_ASYNC_HOST_CALLBACK) == VM_VALUE_UNDEFINED) err = MVM_E_ASYNC_WITHOUT_AWAIT;
+        else *out_callback = mvm_asyncStart(vm, result));
+  return err;
 }
 
 /* State of a guest promise: 0 pending, 1 resolved, 2 rejected (with the

@@ -1,7 +1,8 @@
 'use strict';
-// Replays snapshots through the addon itself (not the C harness): restore
-// with every import the snapshot asks for, then call, construct and read
-// every export the way fuzz/fuzz_restore.c does. Each batch of files runs in
+// Replays snapshots through the addon itself (not the C harness): fix up
+// the size field and CRC, restore with every import the snapshot asks for
+// (even ids async), then call, construct and read every export and let
+// async calls resume, the way fuzz/fuzz_restore.c does. Each batch runs in
 // a child process, so a crash or a hang shows up as that child's exit
 // status instead of ending this process.
 //
@@ -30,10 +31,25 @@ function importIds(bytes) {
   return ids;
 }
 
-/** What one child does with one snapshot; any exception is fine. */
-function exercise(Microvium, bytes) {
+/** What one child does with one snapshot; any exception is fine. As in
+ * fuzz/fuzz_restore.c, even import ids are async host functions (every
+ * third call rejects), so that guest awaits and resumptions are reached. */
+async function exercise(Microvium, bytes) {
+  // As the harness does: a finding of `npm run fuzz` is the input before its
+  // size field and CRC were fixed up (a no-op for other snapshots).
+  if (bytes.length >= HEADER_SIZE && bytes.length <= 0xffff) {
+    bytes[4] = bytes.length & 0xff;
+    bytes[5] = bytes.length >> 8;
+    require('./mutate.js').fixCrc(bytes);
+  }
   const imports = {};
-  for (const id of importIds(bytes)) imports[id] = (x) => x;
+  let asyncCalls = 0;
+  for (const id of importIds(bytes)) {
+    imports[id] = id % 2 ? (x) => x : async (x) => {
+      if (++asyncCalls % 3 === 0) throw new Error('rejected by the host');
+      return x;
+    };
+  }
   let vm;
   try {
     vm = Microvium.restore(bytes, imports);
@@ -57,17 +73,24 @@ function exercise(Microvium, bytes) {
         vm.stopAfterNInstructions(10000);
         const r = f(...args);
         touch(r, 0);
-        if (typeof r === 'function') r();
+        // A returned function may be one of our async imports, which the
+        // guest can hand back: its promises are ours to handle.
+        const again = typeof r === 'function' ? r() : undefined;
+        for (const p of [r, again]) if (p instanceof Promise) p.catch(() => {});
       } catch { /* guest errors are expected */ }
       try { new f(...args); } catch { /* not a class */ }
     }
   }
+  // Let the host promises settle and the guest resume (under gas, as a
+  // continuation may loop like any guest code).
+  try { vm.stopAfterNInstructions(10000); } catch { /* poisoned */ }
+  for (let turn = 0; turn < 3; turn++) await new Promise(setImmediate);
   try { vm.runGC(); } catch { /* poisoned */ }
   try { vm.createSnapshot(); } catch { /* poisoned */ }
   try { vm.dispose(); } catch { /* poisoned */ }
 }
 
-function childMain() {
+async function childMain() {
   // REPLAY_ADDON: another build of the package to replay against.
   const Microvium = require(process.env.REPLAY_ADDON || path.join(__dirname, '..'));
   const fs = require('node:fs');
@@ -76,7 +99,7 @@ function childMain() {
   // running if this process dies or hangs.
   for (let i = 0; i < files.length; i++) {
     fs.writeSync(1, `start ${i}\n`);
-    exercise(Microvium, new Uint8Array(fs.readFileSync(files[i])));
+    await exercise(Microvium, new Uint8Array(fs.readFileSync(files[i])));
   }
   fs.writeSync(1, 'done\n');
 }

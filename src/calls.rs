@@ -200,8 +200,17 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
                 async_callback = Some(vm.handles.borrow_mut().alloc(vm.ctx(), callback));
             }
             Err(Failure::Fatal(_)) | Err(Failure::Unusable) => return 14,
-            // No await points in the script: an ordinary call.
-            Err(Failure::Error(_)) => {}
+            // No await points in the script (MVM_E_ASYNC_WITHOUT_AWAIT): the
+            // engine has no promise to give the guest, and the host's promise
+            // cannot be passed in (its rejection would then go unhandled and
+            // end the process), so the host function is not called.
+            Err(Failure::Error(code)) => {
+                let detail = format!(
+                    "import {id} is async, but the guest script has no `await`, so it cannot receive a promise; the host function was not called"
+                );
+                errors::throw(env, code, Some(&detail));
+                return throw_into_guest(env, vm, result);
+            }
         }
     }
     let Some(func) = vm.import_function(env, id) else {
@@ -250,7 +259,17 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
             unsafe { *result = r.get() };
             0
         }
-        Err(_) => throw_into_guest(env, vm, result),
+        Err(_) => {
+            // A promise from an import not marked async: the guest gets the
+            // TypeError, which reports the failure; its rejection must not
+            // also end the process as an unhandled one.
+            if env.is_promise(returned) {
+                let pending = env.take_exception();
+                let _ = crate::promises::mark_handled(env, returned);
+                env.throw(pending);
+            }
+            throw_into_guest(env, vm, result)
+        }
     }
 }
 

@@ -288,6 +288,13 @@ impl Env {
         Ok(n)
     }
 
+    pub fn is_promise(self, v: JsValue) -> bool {
+        let mut r = false;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_is_promise(self.0, v, &mut r) };
+        r
+    }
+
     pub fn is_error(self, v: JsValue) -> bool {
         let mut r = false;
         // SAFETY: out-pointer to a local.

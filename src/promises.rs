@@ -19,13 +19,21 @@ pub fn make_promise(env: Env, vm: &Rc<VmState>, slot: Slot, generation: u32) -> 
     if st != sys::Status::napi_ok {
         return Err(env.throw_error("Microvium: could not create a Promise"));
     }
-    let then = env.get_named(promise, "then")?;
-    let noop = env.function("", Some(noop_callback), std::ptr::null_mut())?;
-    env.call(then, promise, &[env.undefined(), noop])?;
+    mark_handled(env, promise)?;
     crate::membrane::attach(env, vm, promise, slot, generation)?;
     vm.pending_promises.borrow_mut().push(crate::vm::PendingPromise { slot, generation, deferred });
     settle_promises(env, vm);
     Ok(promise)
+}
+
+/// Gives a promise a rejection handler that does nothing, so that Node does
+/// not report its rejection as unhandled (for promises whose outcome is
+/// reported some other way).
+pub fn mark_handled(env: Env, promise: JsValue) -> JsResult<()> {
+    let then = env.get_named(promise, "then")?;
+    let noop = env.function("", Some(noop_callback), std::ptr::null_mut())?;
+    env.call(then, promise, &[env.undefined(), noop])?;
+    Ok(())
 }
 
 unsafe extern "C" fn noop_callback(env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
