@@ -223,6 +223,23 @@ test('a promise returned by an import not marked async: a TypeError in the guest
   assert.deepEqual(unhandled, []);
 });
 
+test('a promise derived from one that settled with a guest object, when the VM is disposed meanwhile: no unhandled rejection', async () => {
+  // The derived promise reads `then` of the guest object in a microtask, by
+  // which time the VM is gone; that read must not reject it.
+  for (const source of ['vmExport(1, async () => ({ a: 1 }));', 'class C {} vmExport(1, async () => C);']) {
+    const vm = Microvium.restore(compile(source + ' vmExport(2, async () => { await 0; });'), {});
+    const p = vm.exports[1]();
+    const derived = p.catch(() => 'rejected');
+    vm.dispose();
+    const v = await derived;
+    assert.notEqual(v, 'rejected', 'the guest promise had settled before the dispose');
+    assert.ok(v !== null && (typeof v === 'object' || typeof v === 'function'), source);
+    assert.throws(() => v.a, /dispos/i, 'an explicit read still reports the disposed VM');
+  }
+  await settleAndCollect();
+  assert.deepEqual(unhandled, []);
+});
+
 test('no unhandled rejections during this file', async () => {
   await settleAndCollect();
   assert.deepEqual(unhandled, []);

@@ -20,21 +20,9 @@ const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { replayFiles } = require('./replay.js');
+const { crc16, fixCrc } = require('./crc.js');
 
 const BATCH = 200;
-
-/** CRC-16-CCITT of the snapshot after its 8-byte prefix, as the engine. */
-function crc16(bytes) {
-  let r = 0xffff;
-  for (const b of bytes) {
-    r = ((r >> 8) | (r << 8)) & 0xffff;
-    r ^= b;
-    r ^= (r & 0xff) >> 4;
-    r ^= (r << 12) & 0xffff;
-    r ^= ((r & 0xff) << 5) & 0xffff;
-  }
-  return r;
-}
 
 /** A small deterministic PRNG (mulberry32), so a run can be replayed. */
 function prng(seed) {
@@ -46,14 +34,6 @@ function prng(seed) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Writes the snapshot's CRC for its current content. */
-function fixCrc(v) {
-  const c = crc16(v.subarray(8));
-  v[6] = c & 0xff;
-  v[7] = c >> 8;
-  return v;
 }
 
 /** 1 to 8 random edits past the 12-byte header, then the CRC fixed. */

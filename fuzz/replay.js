@@ -17,6 +17,7 @@
 
 const { spawn } = require('node:child_process');
 const path = require('node:path');
+const { fixCrc } = require('./crc.js');
 
 const HEADER_SIZE = 28;
 
@@ -40,7 +41,7 @@ async function exercise(Microvium, bytes) {
   if (bytes.length >= HEADER_SIZE && bytes.length <= 0xffff) {
     bytes[4] = bytes.length & 0xff;
     bytes[5] = bytes.length >> 8;
-    require('./mutate.js').fixCrc(bytes);
+    fixCrc(bytes);
   }
   const imports = {};
   let asyncCalls = 0;

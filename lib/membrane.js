@@ -56,6 +56,22 @@ function fallback(target, key) {
   return Array.isArray(target) ? Array.prototype[key] : Object.prototype[key];
 }
 
+// Promises read `then` of every value they settle with, in microtasks of
+// their own (a promise derived with .catch() or .finally() does so when the
+// original fulfils). If that read threw because the VM had been disposed or
+// failed in the meantime, the derived promise would reject where nobody
+// handles it, and Node ends the process on an unhandled rejection. So `then`
+// of a guest object reads as undefined whenever it cannot be read: the next
+// explicit use of the VM reports why.
+function thenOf(core, slot) {
+  if (native.status(core) !== 'live') return undefined;
+  try {
+    return native.get(core, slot, 'then');
+  } catch {
+    return undefined;
+  }
+}
+
 const objectHandler = {
   get(target, key) {
     if (typeof key === 'symbol') {
@@ -65,6 +81,7 @@ const objectHandler = {
     }
     const core = target[CORE];
     const slot = target[SLOT];
+    if (key === 'then' && !Array.isArray(target)) return thenOf(core, slot);
     if (Array.isArray(target)) {
       // Guest arrays have only indexes and length; everything else (map,
       // forEach, toJSON...) comes from the reported Array.prototype.
@@ -178,6 +195,7 @@ function makeObject(kind, core, slot) {
 const classHandler = {
   get(target, key) {
     if (typeof key === 'symbol') return Function.prototype[key];
+    if (key === 'then') return thenOf(target[CORE], target[SLOT]);
     return native.get(target[CORE], target[SLOT], key);
   },
   set(target, key, value) {
