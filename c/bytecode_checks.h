@@ -43,10 +43,11 @@ static bool glue_check_await(void* vm, uint16_t closure, const uint16_t* frame, 
 static bool glue_check_gc_array(void* vm, uint16_t data, uint16_t length);
 static bool glue_check_short_call(void* vm, uint16_t index);
 static bool glue_check_promise(void* vm, uint16_t promise);
-static bool glue_check_proplist_link(void* vm, uint16_t link);
+static bool glue_check_proplist_link(void* vm, uint16_t link, bool undefined_ends);
 static bool glue_check_handle_slot(void* vm, uint16_t value);
 static bool glue_check_closure_slot(void* vm, uint16_t closure, uint16_t index);
 static bool glue_check_slot_template(void* vm, uint16_t prototype, uint16_t slots);
+static bool glue_check_string_table_entry(void* vm, uint16_t offset);
 static void glue_reset_steps(void);
 
 #define GLUE_REQUIRE(condition) \
@@ -228,15 +229,15 @@ static void glue_reset_steps(void);
  * are read as property lists (a link to a 1-byte string would be read 3
  * bytes past it). */
 #define GLUE_SITE_536 ~, GLUE_CHECK_NEXT_LINK
-#define GLUE_CHECK_NEXT_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpNext))
+#define GLUE_CHECK_NEXT_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpNext, false))
 #define GLUE_SITE_537 ~, GLUE_CHECK_PROTO_LINK
-#define GLUE_CHECK_PROTO_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpProto))
+#define GLUE_CHECK_PROTO_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpProto, true))
 
 /* setProperty (542) and vm_objectKeys (640, 643) walk the same links. */
 #define GLUE_SITE_542 ~, GLUE_CHECK_NEXT_LINK
 #define GLUE_SITE_640 ~, GLUE_CHECK_KEYS_LINK
 #define GLUE_SITE_643 ~, GLUE_CHECK_KEYS_LINK
-#define GLUE_CHECK_KEYS_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, propList))
+#define GLUE_CHECK_KEYS_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, propList, false))
 
 /* mvm_call, VM_OP3_AWAIT_CALL: the current closure is written through a
  * heap pointer (its first slot becomes the resume point). */
@@ -266,3 +267,20 @@ static void glue_reset_steps(void);
 #define GLUE_SITE_701 ~, GLUE_CHECK_THIS_CLOSURE_SLOT
 #define GLUE_CHECK_THIS_CLOSURE_SLOT() \
   GLUE_REQUIRE(glue_check_closure_slot(vm, vm->stack->reg.closure, varIndex))
+
+/* mvm_call, VM_OP4_END_TRY: the catch target is unwound through (read as
+ * a stack slot), so there must be one. */
+#define GLUE_SITE_207 ~, GLUE_CHECK_IN_TRY
+#define GLUE_CHECK_IN_TRY() GLUE_REQUIRE(reg->pCatchTarget != NULL)
+
+/* toInternedString, binary search of the string table: the entry it reads
+ * next is decoded and read as an interned string. */
+#define GLUE_SITE_381 ~, GLUE_CHECK_STRING_TABLE_ENTRY
+#define GLUE_CHECK_STRING_TABLE_ENTRY() \
+  GLUE_REQUIRE(glue_check_string_table_entry(vm, stringTableOffset + ((first + last) / 2) * 2))
+
+/* mvm_call, VM_OP3_SCOPE_CLONE and VM_OP4_SCOPE_POP: the current scope is
+ * read as a closure (its size, its parent slot). */
+#define GLUE_SITE_635 ~, GLUE_CHECK_CURRENT_SCOPE
+#define GLUE_SITE_649 ~, GLUE_CHECK_CURRENT_SCOPE
+#define GLUE_CHECK_CURRENT_SCOPE() GLUE_REQUIRE(deepTypeOf(vm, reg->closure) == TC_REF_CLOSURE)

@@ -200,10 +200,20 @@ static bool glue_check_promise(void* vm, Value promise) {
 }
 
 /* getProperty walks an object's property lists and then its prototype
- * chain, reading each link as a property list whatever its type. */
-static bool glue_check_proplist_link(void* vm, Value link) {
-  if (link == VM_VALUE_NULL || link == VM_VALUE_UNDEFINED) return true;
+ * chain, reading each link as a property list whatever its type. A chain of
+ * lists ends only at null; a prototype chain also at undefined (which
+ * decodes to a null pointer, the loop's end there, but would be read
+ * through as a list in the middle of a chain). */
+static bool glue_check_proplist_link(void* vm, Value link, bool undefined_ends) {
+  if (link == VM_VALUE_NULL || (undefined_ends && link == VM_VALUE_UNDEFINED)) return true;
   return deepTypeOf((VM*)vm, link) == TC_REF_PROPERTY_LIST;
+}
+
+/* An entry of the string table (the offset is inside the section: the
+ * binary search stays within its count) leads to an interned string. */
+static bool glue_check_string_table_entry(void* vm, uint16_t offset) {
+  Value str = LongPtr_read2_aligned(LongPtr_add(((VM*)vm)->lpBytecode, offset));
+  return deepTypeOf((VM*)vm, str) == TC_REF_INTERNED_STRING;
 }
 
 /* getBuiltin reads entry `id` of the builtins section. */
