@@ -284,3 +284,17 @@ static void glue_reset_steps(void);
 #define GLUE_SITE_635 ~, GLUE_CHECK_CURRENT_SCOPE
 #define GLUE_SITE_649 ~, GLUE_CHECK_CURRENT_SCOPE
 #define GLUE_CHECK_CURRENT_SCOPE() GLUE_REQUIRE(deepTypeOf(vm, reg->closure) == TC_REF_CLOSURE)
+
+/* mvm_runGC, walking the saved frames of the call stack: each frame's start
+ * comes from a size word saved on the stack (which bytecode can overwrite);
+ * it must lie between the bottom of the stack and the frame's end, whole
+ * words away, or the walk leaves the stack. */
+#define GLUE_SITE_499 ~, GLUE_CHECK_GC_FRAME
+#define GLUE_CHECK_GC_FRAME() GLUE_REQUIRE(beginningOfFrame >= beginningOfStack && \
+  beginningOfFrame <= endOfFrame && ((*endOfFrame) & 1) == 0)
+
+/* mvm_call, VM_OP1_TYPEOF: the type indexes a table of type names (a value
+ * of a type no program makes reads past it). */
+#define GLUE_SITE_167 ~, GLUE_CHECK_TYPEOF
+#define GLUE_CHECK_TYPEOF() \
+  GLUE_REQUIRE(mvm_typeOf(vm, pStackPointer[-1]) < sizeof typeStringOffsetByType)
