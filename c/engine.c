@@ -177,13 +177,13 @@ static bool glue_check_slot_template(void* vm, Value prototype, uint16_t slots) 
 /* The collector, compacting a dynamic array: its data (which it truncates to
  * the length by rewriting the header) is a fixed-length array in the heap
  * being collected, at least as long as the length. */
+static const uint16_t* heap_allocation_at(VM* v, uint16_t value);
+
 static bool glue_check_gc_array(void* vm, Value data, Value length) {
   VM* v = (VM*)vm;
-  if (!Value_isShortPtr(data) || !glue_check_heap_offset(vm, data)) return false;
   if (!Value_isVirtualInt14(length) || VirtualInt14_decode(v, length) < 0) return false;
-  const uint16_t* p = (const uint16_t*)ShortPtr_decode(v, data);
-  if (!glue_check_allocation(vm, p, p[-1])) return false;
-  if (vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_FIXED_LENGTH_ARRAY) return false;
+  const uint16_t* p = heap_allocation_at(v, data);
+  if (!p || vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_FIXED_LENGTH_ARRAY) return false;
   return (uint32_t)VirtualInt14_decode(v, length) * 2 <= vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]);
 }
 
@@ -383,10 +383,8 @@ static bool glue_check_heap_offset(void* vm, uint16_t value) {
  * pointers, which a collection invalidates). */
 static bool glue_check_gc_child(void* vm, uint16_t value) {
   if (value == VM_VALUE_NULL) return true;
-  if (!Value_isShortPtr(value) || !glue_check_heap_offset(vm, value)) return false;
-  const uint16_t* p = (const uint16_t*)ShortPtr_decode((VM*)vm, value);
-  return glue_check_allocation(vm, p, p[-1]) && layout_ok(p[-1]) &&
-         vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST;
+  const uint16_t* p = heap_allocation_at((VM*)vm, value);
+  return p && layout_ok(p[-1]) && vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST;
 }
 
 /* The same for an allocation in the snapshot's ROM section. */
