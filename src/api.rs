@@ -151,6 +151,15 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         .to_vec();
     let info = match snapshot::validate(&bytes) {
         Ok(i) => i,
+        Err(snapshot::Invalid(errno, detail)) if errno == errors::E_WRONG_BYTECODE_VERSION => {
+            // Worded as the WebAssembly runtime words it.
+            let message = format!(
+                "Bytecode is targeting a different engine version. Engine version is {} but bytecode requires ^{}.",
+                snapshot::ENGINE_VERSION,
+                snapshot::required_version(&bytes)
+            );
+            return Err(errors::throw_with_message(env, errno, &message, Some(&detail)));
+        }
         Err(snapshot::Invalid(errno, detail)) => return Err(errors::throw(env, errno, Some(&detail))),
     };
     let ids = arg(env, ci, 2);
@@ -429,7 +438,7 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let slot = slot_arg(env, ci, &vm, 1)?;
     let args = &ci.args()[2.min(ci.args().len())..];
     if args.len() > 126 {
-        return Err(errors::throw(env, errors::E_TOO_MANY_ARGUMENTS, None));
+        return Err(errors::throw(env, errors::E_TOO_MANY_ARGUMENTS, Some(&format!("{} arguments given; a call into the guest carries at most 126", args.len()))));
     }
     let mut rooted = Vec::with_capacity(args.len());
     for a in args {
@@ -498,7 +507,7 @@ fn u8_set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let offset = int_arg(env, ci, 3)? as usize;
     let (bytes, writable) = u8_bytes(env, &vm, slot)?;
     if !writable {
-        return Err(errors::throw(env, 10, Some("this Uint8Array is in the snapshot's read-only memory")));
+        return Err(errors::throw(env, errors::E_ATTEMPT_TO_WRITE_TO_ROM, Some("this Uint8Array is in the snapshot's read-only memory")));
     }
     if offset > bytes.len() || source.len() > bytes.len() - offset {
         return Err(env.throw_range_error("offset is out of bounds"));

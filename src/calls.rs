@@ -154,7 +154,7 @@ pub unsafe extern "C" fn host_function_trampoline(
     // SAFETY: the context of every VM is its GlueContext, whose host field
     // points to the VmState that an active call keeps alive.
     let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
-    let Some(env) = runtime::current_env() else { return 14 };
+    let Some(env) = runtime::current_env() else { return errors::E_HOST_ERROR };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: see above. Rc::increment_strong_count keeps it alive for
         // this call even if the host function drops every other owner.
@@ -166,7 +166,7 @@ pub unsafe extern "C" fn host_function_trampoline(
         // reports why. A breakpoint callback that threw stops the guest
         // before the host function at the breakpoint runs.
         if vm.status() != Status::Live || vm.has_breakpoint_error() {
-            return 14;
+            return errors::E_HOST_ERROR;
         }
         let scope = env.open_scope();
         let code = {
@@ -178,12 +178,12 @@ pub unsafe extern "C" fn host_function_trampoline(
         let relieved = relieve_pressure(env, &vm);
         env.close_scope(scope);
         if relieved.is_err() && code == 0 {
-            14
+            errors::E_HOST_ERROR
         } else {
             code
         }
     }));
-    outcome.unwrap_or(14)
+    outcome.unwrap_or(errors::E_HOST_ERROR)
 }
 
 fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut Value, argc: u8) -> i32 {
@@ -199,7 +199,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
                 // Rooted until `resume` releases it.
                 async_callback = Some(vm.handles.borrow_mut().alloc(vm.ctx(), callback));
             }
-            Err(Failure::Fatal(_)) | Err(Failure::Unusable) => return 14,
+            Err(Failure::Fatal(_)) | Err(Failure::Unusable) => return errors::E_HOST_ERROR,
             // No await points in the script (MVM_E_ASYNC_WITHOUT_AWAIT): the
             // engine has no promise to give the guest, and the host's promise
             // cannot be passed in (its rejection would then go unhandled and
@@ -251,7 +251,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
         Err(_) => return throw_into_guest(env, vm, result),
     };
     if vm.status() != Status::Live {
-        return 14;
+        return errors::E_HOST_ERROR;
     }
     match to_guest(env, vm, returned) {
         Ok(r) => {
@@ -279,7 +279,7 @@ fn throw_into_guest(env: Env, vm: &Rc<VmState>, result: *mut Value) -> i32 {
     if vm.status() != Status::Live {
         // Put it back so that the host caller sees it.
         env.throw(exception);
-        return 14;
+        return errors::E_HOST_ERROR;
     }
     let copy = match to_guest(env, vm, exception) {
         Ok(r) => r,

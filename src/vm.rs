@@ -156,14 +156,7 @@ impl VmState {
                 Ok(())
             }
             Status::Disposed => Err(env.throw_error("Microvium VM has been disposed")),
-            Status::Poisoned(code) => Err(errors::throw(
-                env,
-                errors::E_FATAL,
-                Some(&format!(
-                    "the VM is unusable after a fatal engine error ({})",
-                    errors::name(code)
-                )),
-            )),
+            Status::Poisoned(code) => Err(errors::throw_unusable(env, code)),
         }
     }
 
@@ -486,11 +479,14 @@ pub fn restore(
 ) -> JsResult<Rc<VmState>> {
     let missing: Vec<u16> = info.import_ids.iter().copied().filter(|id| !imports.iter().any(|(i, _, _)| i == id)).collect();
     if !missing.is_empty() {
+        // Worded as the WebAssembly runtime words it (the first missing id);
+        // `detail` lists them all.
         let list = missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-        return Err(errors::throw(
+        return Err(errors::throw_with_message(
             env,
             errors::E_UNRESOLVED_IMPORT,
-            Some(&format!("the snapshot imports host function id {list}, which is missing from the imports")),
+            &format!("Import {} is required by the VM but not provided by the host", missing[0]),
+            Some(&format!("missing import ids: {list}")),
         ));
     }
     let mut import_refs = Vec::with_capacity(imports.len());
@@ -565,7 +561,7 @@ pub fn restore(
             };
             Err(errors::throw(env, e, detail.as_deref()))
         }
-        Err(Failure::Fatal(e)) => Err(errors::throw(env, e, Some("fatal error while restoring the snapshot"))),
+        Err(Failure::Fatal(e)) => Err(errors::throw_fatal(env, e, Some("while restoring the snapshot"))),
         Err(Failure::Unusable) => Err(env.throw_error("Microvium: restore failed")),
     }
 }
