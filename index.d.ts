@@ -218,6 +218,22 @@ export interface RestoreOptions {
    * reaches the host caller.
    */
   breakpointHit?: ((address: number) => void) | undefined;
+  /**
+   * How the VM gets a JavaScript collection when guest values that the host
+   * dropped, but V8 has not collected yet, fill its 64 kB guest heap:
+   *
+   * - omitted: the program's own `gc` if it was started with `--expose-gc`
+   *   (called as `gc({ type: 'minor' })`, then `gc()` if that freed too
+   *   little); otherwise a minor collection that the runtime obtains by
+   *   filling V8's young generation. The runtime never sets a V8 flag and
+   *   defines no global.
+   * - a function: called the same way as `gc` above instead.
+   * - `false` or `null`: never; only V8's own collections and
+   *   {@link VM.release} / {@link VM.scope} free such values (a program
+   *   that drops many values in a synchronous loop may then exhaust the
+   *   guest heap, `MVM_E_OUT_OF_MEMORY`).
+   */
+  gc?: ((options?: { type?: 'minor' | 'major' }) => void) | false | null | undefined;
 }
 
 /**
@@ -333,6 +349,25 @@ export declare class VM<TExports extends object = Exports> implements Disposable
 
   /** Removes a breakpoint set with {@link VM.setBreakpoint}. */
   removeBreakpoint(address: number): void;
+
+  /**
+   * Releases the guest values behind these host values (objects, arrays,
+   * functions, classes, Uint8Arrays that came out of this VM) now, so that
+   * the guest can collect them without waiting for V8 to collect the host
+   * values. Every later use of a released value throws an error; the same
+   * guest value coming out again is a new host value. Releasing a value
+   * twice, or a primitive, does nothing; a value of another VM or a host
+   * object is a `TypeError`. Export values and promises are not released.
+   */
+  release(...values: unknown[]): void;
+
+  /**
+   * Runs `fn()` synchronously, then releases (as {@link VM.release} does)
+   * every host value this VM made while it ran, except the value `fn`
+   * returns or throws, which passes to the enclosing scope if there is one.
+   * Returns what `fn` returns.
+   */
+  scope<T>(fn: () => T): T;
 
   /**
    * Frees the VM now. Every later use of the VM, its exports or any value

@@ -216,8 +216,8 @@ test('a VM has every member index.d.ts declares for VM, and getMemoryStats() eve
     const members = cls.members.filter((m) => !ts.isConstructorDeclaration(m));
     assert.deepEqual(members.map(memberName).sort(), [
       '[Symbol.dispose]', 'createSnapshot', 'currentAddress', 'dispose', 'engineVersion', 'exports',
-      'getInstructionCountRemaining', 'getMemoryStats', 'removeBreakpoint', 'requiredEngineVersion',
-      'runGC', 'setBreakpoint', 'stopAfterNInstructions',
+      'getInstructionCountRemaining', 'getMemoryStats', 'release', 'removeBreakpoint', 'requiredEngineVersion',
+      'runGC', 'scope', 'setBreakpoint', 'stopAfterNInstructions',
     ]);
     for (const m of members) {
       const name = memberName(m);

@@ -1,8 +1,9 @@
 'use strict';
 // The JS half of the membrane: host values for guest objects, arrays,
-// classes and Uint8Arrays. The native side decides when a new host value is
+// classes, Uint8Arrays and functions. The native side decides when a new host value is
 // needed (it keeps one per guest value, for identity) and calls makeValue;
-// every trap goes back to the native side with (core, slot).
+// every trap goes back to the native side with (core, slot), where `slot`
+// is the id the native side gave (it also tells a released value apart).
 
 const util = require('node:util');
 const native = require('../binding.js');
@@ -263,8 +264,20 @@ class MicroviumUint8Array {
   }
 }
 
+// A guest function is a plain closure (V8 memory only; a native function per
+// guest function would hold native memory until the event loop turns).
+function makeFunction(core, slot) {
+  return function (...args) {
+    // A long spread would overflow the stack before the native side could
+    // report MVM_E_TOO_MANY_ARGUMENTS.
+    if (args.length > 126) return native.callArgs(core, slot, this, args);
+    return native.call(core, slot, this, ...args);
+  };
+}
+
 function makeValue(kind, core, slot) {
   switch (kind) {
+    case KIND.FUNCTION: return makeFunction(core, slot);
     case KIND.CLASS: return makeClass(core, slot);
     case KIND.UINT8_ARRAY: return new MicroviumUint8Array(core, slot);
     default: return makeObject(kind, core, slot);

@@ -47,6 +47,26 @@ function normaliseImports(imports) {
   return [ids, fns];
 }
 
+// The collector a VM uses when values the host dropped fill its guest heap
+// (see relieve_pressure in src/pressure.rs). By default, the program's own
+// `gc` if it was started with --expose-gc (it chose to allow forced
+// collections), else a minor collection had by allocation (see
+// minorCollection in lib/native.js). The library never turns a V8 flag on.
+function defaultCollector() {
+  const gc = globalThis.gc;
+  // V8's gc is native; a program's own global function named gc is not ours to call.
+  if (typeof gc === 'function' && /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(gc))) return gc;
+  return native.minorCollection;
+}
+
+function collectorOption(opts) {
+  const gc = opts ? opts.gc : undefined;
+  if (gc === undefined) return defaultCollector();
+  if (gc === null || gc === false) return undefined;
+  if (typeof gc !== 'function') throw new TypeError('opts.gc must be a function, false or null');
+  return gc;
+}
+
 // Reads a VM's private core, for the internal test hooks below.
 let coreOf;
 
@@ -68,12 +88,14 @@ class VM {
     if (breakpointHit !== undefined && typeof breakpointHit !== 'function') {
       throw new TypeError('opts.breakpointHit must be a function');
     }
+    const gc = collectorOption(opts);
     // The core is what the native side attaches the engine to. It holds the
     // host functions strongly (the native side only weakly), so a VM whose
     // imports close over it can still be garbage collected.
-    const core = { imports: fns, breakpointHit };
+    const core = { imports: fns, breakpointHit, gc };
     native.restore(core, bytes, ids, fns, fns.map(isAsyncImport));
     if (breakpointHit) native.setBreakpointCallback(core, breakpointHit);
+    if (gc) native.setCollector(core, gc);
     this.#core = core;
   }
 
@@ -86,8 +108,10 @@ class VM {
           enumerable: true,
           configurable: true,
           get() {
-            // Resolved once: the same value (and function object) each time.
+            // Resolved once: the same value (and function object) each time,
+            // so never released by release() or scope().
             const value = native.getExport(core, id);
+            native.pin(core, value);
             Object.defineProperty(exports, id, { value, enumerable: true, writable: false, configurable: false });
             return value;
           },
@@ -121,6 +145,41 @@ class VM {
     if (typeof address !== 'number') throw new TypeError('removeBreakpoint(address) expects a number');
     native.removeBreakpoint(this.#core, address);
   }
+  /**
+   * Releases the guest values behind these host values now, so the guest
+   * can collect them without waiting for V8 to collect the host values.
+   * Using a released value afterwards throws; releasing one twice, or a
+   * primitive, does nothing; a value from another VM is a TypeError. Export
+   * values and promises are not released (exports live as long as the VM).
+   */
+  release(...values) {
+    const core = this.#core;
+    for (const value of values) native.release(core, value);
+  }
+
+  /**
+   * Runs `fn()` and then releases every host value this VM made while it
+   * ran (as release() does), except the value fn returns or throws. Nested
+   * scopes release what was made inside them. fn runs synchronously: what
+   * it makes after an `await` is not covered.
+   */
+  scope(fn) {
+    if (typeof fn !== 'function') throw new TypeError('vm.scope(fn) expects a function');
+    const core = this.#core;
+    const depth = native.scopeEnter(core);
+    let result;
+    let threw = false;
+    try {
+      result = fn();
+    } catch (e) {
+      threw = true;
+      result = e;
+    }
+    native.scopeExit(core, depth, result);
+    if (threw) throw result;
+    return result;
+  }
+
   dispose() { native.dispose(this.#core); }
   [DISPOSE]() { this.dispose(); }
 }
@@ -128,6 +187,8 @@ class VM {
 // Internal hooks for tests (live handle count, VM status).
 const internals = {
   liveHandles: (vm) => native.liveHandles(coreOf(vm)),
+  hostHeld: (vm) => native.hostHeld(coreOf(vm)),
+  reportedMemory: (vm) => native.reportedMemory(coreOf(vm)),
   status: (vm) => native.status(coreOf(vm)),
 };
 

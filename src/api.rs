@@ -4,6 +4,7 @@
 
 use crate::engine::{self, kind, Value};
 use crate::errors;
+use crate::handles;
 use crate::js::{CallInfo, Env, JsResult, JsValue, Pending, Type};
 use crate::calls;
 use crate::keys::{self, property_key};
@@ -86,6 +87,15 @@ native! {
     status => status_impl,
     liveHandles => live_handles_impl,
     faultNetSelfTest => fault_net_self_test_impl,
+    call => call_impl,
+    callArgs => call_args_impl,
+    release => release_impl,
+    pin => pin_impl,
+    scopeEnter => scope_enter_impl,
+    scopeExit => scope_exit_impl,
+    setCollector => set_collector_impl,
+    hostHeld => host_held_impl,
+    reportedMemory => reported_memory_impl,
 }
 
 fn arg(env: Env, ci: &CallInfo, i: usize) -> JsValue {
@@ -107,13 +117,22 @@ fn core_any(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
     }
 }
 
+/// The slot of a host value's id (see handles::host_id), checked current:
+/// a released value's id no longer matches its slot.
 fn slot_arg(env: Env, ci: &CallInfo, vm: &VmState, i: usize) -> JsResult<u32> {
-    let s = env.get_f64(arg(env, ci, i))? as u32;
-    if !vm.handles.borrow().is_live(s) {
+    let Some((s, generation)) = handles::split_id(env.get_f64(arg(env, ci, i))?) else {
+        return Err(env.throw_error("Microvium: stale guest value"));
+    };
+    if !vm.handles.borrow().is_current(s, generation) {
+        if generation != 0 {
+            return Err(env.throw_error(RELEASED));
+        }
         return Err(env.throw_error("Microvium: stale guest value"));
     }
     Ok(s)
 }
+
+const RELEASED: &str = "Microvium value was released (vm.release or vm.scope) and can no longer be used";
 
 fn int_arg(env: Env, ci: &CallInfo, i: usize) -> JsResult<f64> {
     let v = arg(env, ci, i);
@@ -191,7 +210,7 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let value = to_guest(env, &vm, arg(env, ci, 3))?;
     let reason = arg(env, ci, 3);
     let is_host_object = matches!(env.type_of(reason)?, Type::Object | Type::Function)
-        && membrane::unwrap(env, reason).is_none();
+        && membrane::unwrap_value(env, reason).is_none();
     if !ok && is_host_object {
         // If the guest does not catch the rejection, the host Promise of
         // the guest's async function rejects with the original value.
@@ -537,6 +556,8 @@ fn create_snapshot_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 fn run_gc_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let squeeze = env.type_of(arg(env, ci, 1))? == Type::Boolean && env.get_bool(arg(env, ci, 1))?;
+    // Guest values whose host values V8 has collected go first.
+    crate::pressure::sweep(env, &vm);
     let ctx = vm.ctx();
     // SAFETY: ctx is live.
     vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, squeeze) })
@@ -659,6 +680,9 @@ fn current_address_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 fn dispose_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core_any(env, ci)?;
     vm.dispose(env);
+    // The engine's memory is gone (or goes when the call that disposed it
+    // returns): V8 hears of it now.
+    crate::pressure::account(env, &vm);
     Ok(env.undefined())
 }
 
@@ -677,6 +701,156 @@ fn status_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 /// per-VM caches, bounded in size, are not counted.
 fn live_handles_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core_any(env, ci)?;
+    // Slots whose host values V8 has collected are not live; the next
+    // operation would release them anyway.
+    crate::pressure::sweep(env, &vm);
     let n = vm.handles.borrow().live() - vm.cached_slots();
     Ok(env.int32(n as i32))
+}
+
+/// `this` of a call goes to the guest only if it is a guest value of this
+/// VM (a method called through a proxy); anything else is undefined.
+fn guest_this(env: Env, vm: &VmState, this: JsValue) -> JsResult<Option<JsValue>> {
+    Ok(match env.type_of(this)? {
+        Type::Object | Type::Function => match membrane::unwrap_value(env, this) {
+            Some(membrane::Unwrapped::Guest { serial, .. }) if serial == vm.serial => Some(this),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// call(core, id, this, ...args): calls the guest function a host function
+/// made by the JS layer stands for.
+fn call_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let _scope = TempScope::new(&vm);
+    let func = vm.handles.borrow().get(slot);
+    let this = guest_this(env, &vm, arg(env, ci, 2))?;
+    let args = &ci.args()[3.min(ci.args().len())..];
+    calls::call_guest(env, &vm, func, this, args)
+}
+
+/// callArgs(core, id, this, args: array): the same with the arguments in an
+/// array (for calls with more arguments than a spread should carry).
+fn call_args_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let list = arg(env, ci, 3);
+    let n = env.array_length(list)?;
+    if n > 126 {
+        return Err(errors::throw(
+            env,
+            errors::E_TOO_MANY_ARGUMENTS,
+            Some(&format!("{n} arguments given; a call into the guest carries at most 126")),
+        ));
+    }
+    let mut args = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        args.push(env.get_element(list, i)?);
+    }
+    let _scope = TempScope::new(&vm);
+    let func = vm.handles.borrow().get(slot);
+    let this = guest_this(env, &vm, arg(env, ci, 2))?;
+    calls::call_guest(env, &vm, func, this, &args)
+}
+
+/// Checks that `v` may be released through this VM; the slot, or None when
+/// there is nothing to release (a primitive, a promise, a value released
+/// already).
+fn releasable(env: Env, vm: &VmState, v: JsValue, what: &str) -> JsResult<Option<u32>> {
+    if !matches!(env.type_of(v)?, Type::Object | Type::Function) {
+        return Ok(None);
+    }
+    match membrane::belongs(env, vm, v) {
+        membrane::Belongs::Here(slot) => Ok(if env.is_promise(v) { None } else { Some(slot) }),
+        membrane::Belongs::Released => Ok(None),
+        membrane::Belongs::Elsewhere => Err(env.throw_type_error(&format!("{what}: the value belongs to another Microvium VM"))),
+        membrane::Belongs::Core | membrane::Belongs::NotGuest => {
+            Err(env.throw_type_error(&format!("{what}: the value did not come out of this Microvium VM")))
+        }
+    }
+}
+
+/// The VM behind a core object, from this thread, in any state (releasing
+/// is bookkeeping only, so it works after dispose too).
+fn core_this_thread(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
+    let vm = core_any(env, ci)?;
+    if vm.is_foreign_thread() {
+        // The same error every other use from another thread gets.
+        vm.check_usable(env)?;
+    }
+    Ok(vm)
+}
+
+/// release(core, value): releases the guest value behind `value` now.
+fn release_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_this_thread(env, ci)?;
+    if let Some(slot) = releasable(env, &vm, arg(env, ci, 1), "vm.release")? {
+        vm.release_host_value(env, slot);
+    }
+    Ok(env.undefined())
+}
+
+/// pin(core, value): `value` (an export) is never released by vm.release or
+/// vm.scope.
+fn pin_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let v = arg(env, ci, 1);
+    if matches!(env.type_of(v)?, Type::Object | Type::Function) {
+        if let membrane::Belongs::Here(slot) = membrane::belongs(env, &vm, v) {
+            vm.handles.borrow_mut().meta(slot).pinned = true;
+        }
+    }
+    Ok(env.undefined())
+}
+
+/// scopeEnter(core) -> depth, for scopeExit
+fn scope_enter_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    Ok(env.double(vm.scope_enter() as f64))
+}
+
+/// scopeExit(core, depth, result): releases what the scope made, except
+/// `result` if it is one of them.
+fn scope_exit_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_this_thread(env, ci)?;
+    let depth = env.get_f64(arg(env, ci, 1))?;
+    let result = arg(env, ci, 2);
+    let keep = match env.type_of(result)? {
+        Type::Object | Type::Function => match membrane::belongs(env, &vm, result) {
+            membrane::Belongs::Here(slot) => Some(slot),
+            _ => None,
+        },
+        _ => None,
+    };
+    vm.scope_exit(env, depth.max(0.0) as usize, keep);
+    Ok(env.undefined())
+}
+
+/// setCollector(core, fn | undefined): the function relieve_pressure may
+/// call to run a JavaScript collection (held weakly: the core holds it).
+fn set_collector_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let f = arg(env, ci, 1);
+    env.delete_ref(vm.collector.replace(std::ptr::null_mut()));
+    if env.type_of(f)? == Type::Function {
+        vm.collector.set(env.new_ref(f, 0)?);
+    }
+    Ok(env.undefined())
+}
+
+/// For the tests: slots backing host values (collected ones not swept yet
+/// included).
+fn host_held_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_any(env, ci)?;
+    let n = vm.handles.borrow().host_held();
+    Ok(env.int32(n as i32))
+}
+
+/// For the tests: the native memory this VM last reported to V8.
+fn reported_memory_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_any(env, ci)?;
+    Ok(env.double(vm.reported_memory.get() as f64))
 }

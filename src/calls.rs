@@ -1,18 +1,17 @@
-//! Calls across the boundary: host to guest (guest functions as native
-//! functions), guest to host (the imports' trampoline, sync and async), and
-//! exceptions both ways.
+//! Calls across the boundary: host to guest (call_guest; guest functions are
+//! JS-layer closures that reach it through api.rs `call`), guest to host
+//! (the imports' trampoline, sync and async), and exceptions both ways.
 
 use crate::engine::{self, Failure, Value};
 use crate::errors;
 use crate::handles::Slot;
 use crate::js::{Env, JsResult, JsValue, Pending};
 use crate::runtime::{self, Helper};
-use crate::vm::{CallFailure, Status, VmState, Wrapped};
-use napi::sys;
+use crate::vm::{CallFailure, Status, VmState};
 use std::ffi::c_void;
 use std::rc::Rc;
 use crate::roots::{Rooted, TempScope};
-use crate::membrane::{to_guest, to_host, throw_failure, unwrap};
+use crate::membrane::{to_guest, to_host, throw_failure};
 use crate::promises::settle_promises;
 use crate::pressure::relieve_pressure;
 
@@ -101,46 +100,6 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
         return Err(throw_failure(env, vm, f));
     }
     converted
-}
-
-/// Node-API callback of every host function that represents a guest
-/// function (its data is the GuestRef).
-pub unsafe extern "C" fn guest_function_callback(raw_env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let env = Env(raw_env);
-    runtime::set_env(raw_env);
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> JsResult<JsValue> {
-        let ci = env.call_info(info)?;
-        // SAFETY: data is the Box<Wrapped> given to napi_create_function, alive
-        // while the function is (it is being called).
-        let Wrapped::Guest(g) = (unsafe { &*(ci.data as *const Wrapped) }) else {
-            return Err(env.throw_error("Microvium: bad function data"));
-        };
-        let vm = g.vm.clone();
-        vm.check_usable(env)?;
-        let _scope = TempScope::new(&vm);
-        let func = vm.handles.borrow().get(g.slot);
-        // `this` goes to the guest only if it is a guest value of this VM
-        // (a method called through a proxy); anything else is undefined.
-        // A plain call's receiver is the global object, checked first
-        // because unwrapping the global proxy is a slow lookup.
-        let this = if env.strict_equals(ci.this, env.global()) {
-            None
-        } else {
-            match unwrap(env, ci.this) {
-                Some(Wrapped::Guest(t)) if Rc::ptr_eq(&t.vm, &vm) => Some(ci.this),
-                _ => None,
-            }
-        };
-        call_guest(env, &vm, func, this, ci.args())
-    }));
-    match outcome {
-        Ok(Ok(v)) => v,
-        Ok(Err(Pending)) => std::ptr::null_mut(),
-        Err(_) => {
-            env.throw_error("@microvium/runtime: internal error (panic)");
-            std::ptr::null_mut()
-        }
-    }
 }
 
 /// The engine's host-function callback for every import.

@@ -11,6 +11,16 @@
 //! cheaply) and pushed on a free list for reuse. The engine's list therefore
 //! holds the high-water mark of live slots, in chunks with stable addresses.
 //!
+//! Host values: a slot that backs a host value (proxy, function, promise)
+//! holds a plain weak reference to it (`SlotMeta::host`), with no finalizer:
+//! Node-API runs finalizers only when the event loop turns, so anything
+//! freed by one would pile up in a synchronous loop. The weak reference is
+//! cleared by V8's collection itself; `sweep_collected` then releases the
+//! slot and deletes the reference, synchronously. The JS layer addresses a
+//! host value's slot by an id that also carries the slot's generation
+//! (`host_id`), so a value released explicitly (vm.release, vm.scope) is
+//! refused instead of reaching whatever reuses its slot.
+//!
 //! Identity: the same guest object must come out as the same host value, but
 //! guest addresses change when the collector runs. `by_value` maps a guest
 //! value to the slot that holds it. A hit is checked against the slot's
@@ -28,12 +38,49 @@ pub type Slot = u32;
 
 #[derive(Clone, Copy)]
 pub struct SlotMeta {
-    /// Weak reference to the host value representing this slot, if any.
+    /// Weak reference to the host value representing this slot, if any
+    /// (owned by the table: `release` hands it back to be deleted).
     pub host: RawRef,
-    /// Bumped each time a new host value is made for the slot, so that the
-    /// finalizer of an older, collected host value does not release it.
+    /// Bumped each time a new host value is made for the slot and each time
+    /// the slot is released, so that an id of an older host value (see
+    /// `host_id`) no longer matches.
     pub generation: u32,
     pub in_use: bool,
+    /// Never released by vm.release or vm.scope (export values: the guest's
+    /// export table keeps them alive anyway, and `vm.exports` hands out the
+    /// same host value for the VM's whole life).
+    pub pinned: bool,
+}
+
+/// Bits of a host value id (see `host_id`) that hold the slot; the rest hold
+/// the generation. Ids stay below 2^53, so they are exact JS numbers.
+pub const ID_SLOT_BITS: u32 = 20;
+/// Slots that may back a host value. Each host-held slot roots a distinct
+/// guest allocation, so a 64 kB guest heap needs far fewer than this.
+pub const MAX_HOST_SLOTS: usize = 1 << ID_SLOT_BITS;
+/// A slot whose generation reaches this is retired (never reused), so the
+/// generation never wraps and an old id can never match a newer value.
+const RETIRE_GENERATION: u32 = u32::MAX - 2;
+
+/// The id the JS layer uses for the host value currently made for `slot`:
+/// slot and generation in one exact JS number. Id 0 to MAX_HOST_SLOTS-1
+/// (generation 0) are plain slot numbers, which internal callers use.
+pub fn host_id(slot: Slot, generation: u32) -> f64 {
+    (generation as f64) * (MAX_HOST_SLOTS as f64) + slot as f64
+}
+
+/// Splits an id from the JS layer into (slot, generation); generation 0 is
+/// a plain slot number. None for anything that is not an id.
+pub fn split_id(id: f64) -> Option<(Slot, u32)> {
+    if !(id >= 0.0 && id < 9007199254740992.0) || id.fract() != 0.0 {
+        return None;
+    }
+    let id = id as u64;
+    let generation = id >> ID_SLOT_BITS;
+    if generation > u32::MAX as u64 {
+        return None;
+    }
+    Some(((id & (MAX_HOST_SLOTS as u64 - 1)) as Slot, generation as u32))
 }
 
 /// Hasher for the u16 guest values of the identity map: one multiply
@@ -65,6 +112,8 @@ pub struct HandleTable {
     by_value: ValueMap,
     map_epoch: u32,
     live: usize,
+    /// Slots that currently have a host reference (`SlotMeta::host`).
+    held: usize,
     /// Slots used as a LIFO stack of temporaries (see TempScope in
     /// membrane.rs): no free-list or map traffic on the call path.
     temps: Vec<Slot>,
@@ -80,6 +129,7 @@ impl HandleTable {
             by_value: ValueMap::default(),
             map_epoch: 0,
             live: 0,
+            held: 0,
             temps: Vec::new(),
             temp_top: 0,
         }
@@ -129,7 +179,7 @@ impl HandleTable {
         self.chunks.push(chunk);
         for i in (0..CHUNK as Slot).rev() {
             self.free.push(base + i);
-            self.meta.push(SlotMeta { host: std::ptr::null_mut(), generation: 0, in_use: false });
+            self.meta.push(SlotMeta { host: std::ptr::null_mut(), generation: 0, in_use: false, pinned: false });
         }
     }
 
@@ -141,28 +191,59 @@ impl HandleTable {
         let slot = self.free.pop().expect("grow adds free slots");
         *self.ptr(slot) = value;
         let m = &mut self.meta[slot as usize];
+        debug_assert!(m.host.is_null());
         m.in_use = true;
-        m.host = std::ptr::null_mut();
+        m.pinned = false;
         self.live += 1;
         slot
     }
 
-    pub fn release(&mut self, slot: Slot) {
+    /// Frees the slot. Returns its host reference (null if none), which the
+    /// caller must delete (the table has no env).
+    pub fn release(&mut self, slot: Slot) -> RawRef {
         let m = &mut self.meta[slot as usize];
         if !m.in_use {
-            return;
+            return std::ptr::null_mut();
         }
         m.in_use = false;
-        m.host = std::ptr::null_mut();
-        m.generation = m.generation.wrapping_add(1);
+        m.pinned = false;
+        let host = std::mem::replace(&mut m.host, std::ptr::null_mut());
+        m.generation = m.generation.saturating_add(1);
+        let retire = m.generation >= RETIRE_GENERATION;
+        if !host.is_null() {
+            self.held -= 1;
+        }
         let p = self.ptr(slot);
         let v = *p;
         *p = engine::UNDEFINED;
         if self.by_value.get(&v) == Some(&slot) {
             self.by_value.remove(&v);
         }
-        self.free.push(slot);
+        if !retire {
+            self.free.push(slot);
+        }
         self.live -= 1;
+        host
+    }
+
+    /// Starts a new host value for `slot`: bumps the generation and returns
+    /// it, with the previous (collected) host reference to delete, if any.
+    pub fn begin_host_value(&mut self, slot: Slot) -> (u32, RawRef) {
+        let m = &mut self.meta[slot as usize];
+        m.generation = m.generation.saturating_add(1);
+        let old = std::mem::replace(&mut m.host, std::ptr::null_mut());
+        if !old.is_null() {
+            self.held -= 1;
+        }
+        (m.generation, old)
+    }
+
+    /// Records the weak reference to the host value made for `slot`.
+    pub fn set_host(&mut self, slot: Slot, host: RawRef) {
+        let m = &mut self.meta[slot as usize];
+        debug_assert!(m.host.is_null());
+        m.host = host;
+        self.held += 1;
     }
 
     #[inline]
@@ -184,12 +265,27 @@ impl HandleTable {
         self.ptr(slot) as *mut Value
     }
 
+    pub fn meta_ref(&self, slot: Slot) -> &SlotMeta {
+        &self.meta[slot as usize]
+    }
+
     pub fn meta(&mut self, slot: Slot) -> &mut SlotMeta {
         &mut self.meta[slot as usize]
     }
 
     pub fn is_live(&self, slot: Slot) -> bool {
         (slot as usize) < self.meta.len() && self.meta[slot as usize].in_use
+    }
+
+    /// Whether `slot` is in use and, for an id with a generation (not 0),
+    /// still backs the host value that id was made for.
+    pub fn is_current(&self, slot: Slot, generation: u32) -> bool {
+        self.is_live(slot) && (generation == 0 || self.meta[slot as usize].generation == generation)
+    }
+
+    /// Slots allocated so far (in use or free), for memory accounting.
+    pub fn capacity(&self) -> usize {
+        self.meta.len()
     }
 
     /// The slot already holding this guest reference, if any.
@@ -225,25 +321,44 @@ impl HandleTable {
         self.map_epoch = gc_epoch;
     }
 
-    /// Releases the slots whose host value has been garbage collected but
-    /// not yet finalized (V8 clears weak references during a collection and
-    /// runs finalizers later). Returns how many were released. `is_alive`
-    /// must not leave handles behind (run it in its own handle scope), or
-    /// it would itself keep every live host value from being collected.
-    pub fn sweep_collected(&mut self, is_alive: impl Fn(RawRef) -> bool) -> usize {
+    /// Releases the slots whose host value V8 has collected (it clears weak
+    /// references during the collection itself) and hands each one's
+    /// reference to `delete`. Returns how many were released. `is_alive`
+    /// must not keep the values it looks at alive across a collection (the
+    /// caller runs the sweep in a handle scope of its own).
+    pub fn sweep_collected(&mut self, is_alive: impl Fn(RawRef) -> bool, mut delete: impl FnMut(RawRef)) -> usize {
         let mut released = 0;
+        let mut left = self.held;
         for s in 0..self.meta.len() {
+            if left == 0 {
+                break;
+            }
             let m = self.meta[s];
-            if m.in_use && !m.host.is_null() && !is_alive(m.host) {
-                self.release(s as Slot);
-                released += 1;
+            if m.in_use && !m.host.is_null() {
+                left -= 1;
+                if !is_alive(m.host) {
+                    delete(self.release(s as Slot));
+                    released += 1;
+                }
             }
         }
         released
     }
 
+    /// Takes every host reference (when the VM goes away), for deletion.
+    pub fn take_host_refs(&mut self) -> Vec<RawRef> {
+        let refs: Vec<RawRef> = self
+            .meta
+            .iter_mut()
+            .filter(|m| !m.host.is_null())
+            .map(|m| std::mem::replace(&mut m.host, std::ptr::null_mut()))
+            .collect();
+        self.held = 0;
+        refs
+    }
+
     /// Slots currently backing a host value.
     pub fn host_held(&self) -> usize {
-        self.meta.iter().filter(|m| m.in_use && !m.host.is_null()).count()
+        self.held
     }
 }

@@ -111,13 +111,6 @@ impl Env {
         })
     }
 
-    pub fn global(self) -> JsValue {
-        let mut v = ptr::null_mut();
-        // SAFETY: out-pointer to a local.
-        unsafe { sys::napi_get_global(self.0, &mut v) };
-        v
-    }
-
     pub fn undefined(self) -> JsValue {
         let mut v = ptr::null_mut();
         // SAFETY: out-pointer to a local.

@@ -20,7 +20,7 @@ use crate::errors;
 use crate::handles::Slot;
 use crate::js::{Env, JsResult, JsValue, Pending, Type};
 use crate::runtime::{self, Helper};
-use crate::vm::{GuestRef, VmState, Wrapped};
+use crate::vm::{VmState, Wrapped};
 use napi::sys;
 use std::ffi::c_void;
 use std::rc::Rc;
@@ -122,89 +122,80 @@ fn reference_to_host(env: Env, vm: &Rc<VmState>, value: Value, k: i32) -> JsResu
             return Ok(v);
         }
     }
-    let generation = {
+    if slot as usize >= crate::handles::MAX_HOST_SLOTS {
         let mut h = vm.handles.borrow_mut();
-        let m = h.meta(slot);
-        m.generation = m.generation.wrapping_add(1);
-        m.host = std::ptr::null_mut();
-        m.generation
-    };
+        if h.meta(slot).host.is_null() {
+            let r = h.release(slot);
+            drop(h);
+            env.delete_ref(r);
+        }
+        return Err(env.throw_error("Microvium: too many guest values held by the host"));
+    }
+    // A new host value. The slot's previous one (if any) was collected but
+    // not swept yet: its reference goes now.
+    let (generation, old) = vm.handles.borrow_mut().begin_host_value(slot);
+    env.delete_ref(old);
     let made = match k {
-        kind::FUNCTION => make_guest_function(env, vm, slot, generation),
         kind::PROMISE => crate::promises::make_promise(env, vm, slot, generation),
-        _ => make_proxy(env, vm, slot, k, generation),
+        _ => make_value(env, vm, slot, k, generation),
     };
     match made {
-        Ok(v) => Ok(v),
+        Ok(v) => {
+            if k != kind::PROMISE {
+                vm.note_made(slot, generation);
+            }
+            Ok(v)
+        }
         Err(p) => {
             let mut h = vm.handles.borrow_mut();
             if h.meta(slot).host.is_null() {
-                h.release(slot);
+                let r = h.release(slot);
+                drop(h);
+                env.delete_ref(r);
             }
             Err(p)
         }
     }
 }
 
-fn make_proxy(env: Env, vm: &Rc<VmState>, slot: Slot, k: i32, generation: u32) -> JsResult<JsValue> {
+/// Proxies, classes, Uint8Arrays and functions are made by the JS layer
+/// (plain JavaScript objects and closures: nothing native per value that
+/// would wait for a finalizer).
+fn make_value(env: Env, vm: &Rc<VmState>, slot: Slot, k: i32, generation: u32) -> JsResult<JsValue> {
     let factory = runtime::helper(env, Helper::MakeValue)?;
     let core = env.ref_value(vm.core.get()).ok_or_else(|| env.throw_error("Microvium VM core was collected"))?;
     let undefined = env.undefined();
-    let v = env.call(factory, undefined, &[env.int32(k), core, env.int32(slot as i32)])?;
+    let id = env.double(crate::handles::host_id(slot, generation));
+    let v = env.call(factory, undefined, &[env.int32(k), core, id])?;
     attach(env, vm, v, slot, generation)?;
     Ok(v)
 }
 
-fn make_guest_function(env: Env, vm: &Rc<VmState>, slot: Slot, generation: u32) -> JsResult<JsValue> {
-    let data = Box::into_raw(Box::new(Wrapped::Guest(GuestRef {
-        vm: vm.clone(),
-        slot,
-        generation,
-        host_ref: std::ptr::null_mut(),
-    })));
-    let f = match env.function("", Some(crate::calls::guest_function_callback), data as *mut c_void) {
-        Ok(f) => f,
-        Err(p) => {
-            // SAFETY: data was never handed to Node.
-            drop(unsafe { Box::from_raw(data) });
-            return Err(p);
-        }
-    };
-    wrap_box(env, vm, f, data, slot)?;
-    Ok(f)
-}
-
-/// Attaches a GuestRef to a host value made by the JS layer.
-pub fn attach(env: Env, vm: &Rc<VmState>, v: JsValue, slot: Slot, generation: u32) -> JsResult<()> {
-    let data = Box::into_raw(Box::new(Wrapped::Guest(GuestRef {
-        vm: vm.clone(),
-        slot,
-        generation,
-        host_ref: std::ptr::null_mut(),
-    })));
-    wrap_box(env, vm, v, data, slot)
-}
-
-fn wrap_box(env: Env, vm: &Rc<VmState>, v: JsValue, data: *mut Wrapped, slot: Slot) -> JsResult<()> {
-    let mut r = std::ptr::null_mut();
-    // SAFETY: v is a live object or function; data is a leaked Box freed by
-    // finalize_wrapped exactly once.
-    let st = unsafe { sys::napi_wrap(env.0, v, data as *mut c_void, Some(finalize_wrapped), std::ptr::null_mut(), &mut r) };
+/// Marks `v` as the host value of the guest value in `slot` and records a
+/// weak reference to it. Neither has a finalizer: the wrap (an integer, not
+/// an allocation) goes with `v` when V8 collects it, and the reference is
+/// deleted when the slot is swept or released (see handles.rs).
+pub fn attach(env: Env, vm: &Rc<VmState>, v: JsValue, slot: Slot, _generation: u32) -> JsResult<()> {
+    let tag = guest_tag(vm.serial, slot);
+    // SAFETY: v is a live object or function made for this slot and never
+    // wrapped before; the data is an integer (odd, so never mistaken for a
+    // Box pointer, see unwrap), with no finalizer and no reference returned.
+    let st = unsafe { sys::napi_wrap(env.0, v, tag as *mut c_void, None, std::ptr::null_mut(), std::ptr::null_mut()) };
     if st != sys::Status::napi_ok {
-        // SAFETY: Node did not take ownership.
-        drop(unsafe { Box::from_raw(data) });
         return Err(env.throw_error("Microvium: could not attach a guest value to its host value"));
     }
-    // SAFETY: data is alive until finalize_wrapped, which cannot run while
-    // `v` is on the stack.
-    if let Wrapped::Guest(g) = unsafe { &mut *data } {
-        g.host_ref = r;
-    }
+    let r = env.new_ref(v, 0)?;
     let mut h = vm.handles.borrow_mut();
-    h.meta(slot).host = r;
+    h.set_host(slot, r);
     let current = h.get(slot);
     h.remember(current, slot);
     Ok(())
+}
+
+/// Wrap data of a host value: (VM serial, slot), odd.
+fn guest_tag(serial: u32, slot: Slot) -> usize {
+    const _: () = assert!(usize::BITS == 64, "guest tags pack a VM serial and a slot into a pointer-sized integer");
+    ((serial as usize) << 33) | ((slot as usize) << 1) | 1
 }
 
 /// Wraps the core object of a VM (used by the restore entry point).
@@ -212,7 +203,8 @@ pub fn wrap_core(env: Env, core: JsValue, vm: Rc<VmState>) -> JsResult<()> {
     let state = vm.clone();
     let data = Box::into_raw(Box::new(Wrapped::Core(vm)));
     let mut r = std::ptr::null_mut();
-    // SAFETY: as in wrap_box.
+    // SAFETY: v is a live object; data is a leaked Box freed by
+    // finalize_wrapped exactly once.
     let st = unsafe { sys::napi_wrap(env.0, core, data as *mut c_void, Some(finalize_wrapped), std::ptr::null_mut(), &mut r) };
     if st != sys::Status::napi_ok {
         // SAFETY: Node did not take ownership.
@@ -224,7 +216,7 @@ pub fn wrap_core(env: Env, core: JsValue, vm: Rc<VmState>) -> JsResult<()> {
 }
 
 unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: data is the Box leaked in wrap_box/wrap_core, finalized once.
+    // SAFETY: data is the Box leaked in wrap_core, finalized once.
     let wrapped = unsafe { Box::from_raw(data as *mut Wrapped) };
     // At environment teardown our cleanup hook has already cleared the
     // thread's env; the last owner of a VM may be dropped here, and its
@@ -234,31 +226,89 @@ unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hi
         runtime::set_env(env);
     }
     let env = Env(env);
-    match *wrapped {
-        Wrapped::Guest(g) => g.vm.queue_release(env, g.slot, g.generation, g.host_ref),
-        Wrapped::Core(vm) => {
-            // The core's weak self-reference dies with it.
-            let r = vm.core.replace(std::ptr::null_mut());
-            env.delete_ref(r);
-        }
-    }
+    let Wrapped::Core(vm) = *wrapped;
+    // The core's weak self-reference dies with it.
+    let r = vm.core.replace(std::ptr::null_mut());
+    env.delete_ref(r);
     if teardown {
         runtime::set_env(std::ptr::null_mut());
     }
 }
 
-/// What this addon attached to `v`, if anything.
-pub fn unwrap<'a>(env: Env, v: JsValue) -> Option<&'a Wrapped> {
+fn wrap_data(env: Env, v: JsValue) -> Option<usize> {
     let mut data: *mut c_void = std::ptr::null_mut();
     // SAFETY: napi_unwrap only succeeds on objects this addon instance
-    // wrapped, all of which carry a Box<Wrapped>.
+    // wrapped.
     let st = unsafe { sys::napi_unwrap(env.0, v, &mut data) };
     if st != sys::Status::napi_ok || data.is_null() {
         return None;
     }
-    // SAFETY: see above; the box lives until the object is finalized, which
-    // cannot happen while `v` is reachable from the current call.
+    Some(data as usize)
+}
+
+/// What this addon attached to `v` if it is a Box (a VM's core object).
+/// Host values of guest values carry an integer instead: see unwrap_value.
+pub fn unwrap<'a>(env: Env, v: JsValue) -> Option<&'a Wrapped> {
+    let data = wrap_data(env, v)?;
+    if data & 1 == 1 {
+        return None;
+    }
+    // SAFETY: even wrap data is always a Box<Wrapped> made by wrap_core; the
+    // box lives until the object is finalized, which cannot happen while `v`
+    // is reachable from the current call.
     Some(unsafe { &*(data as *const Wrapped) })
+}
+
+/// What a host value made by this addon stands for.
+pub enum Unwrapped {
+    Core,
+    /// A guest value: the serial of its VM and its slot there. The slot is
+    /// only a claim: `guest_slot` checks it.
+    Guest { serial: u32, slot: Slot },
+}
+
+pub fn unwrap_value(env: Env, v: JsValue) -> Option<Unwrapped> {
+    let data = wrap_data(env, v)?;
+    if data & 1 == 1 {
+        return Some(Unwrapped::Guest { serial: (data >> 33) as u32, slot: ((data >> 1) & 0xFFFF_FFFF) as Slot });
+    }
+    Some(Unwrapped::Core)
+}
+
+/// How a host value relates to `vm`.
+pub enum Belongs {
+    /// A guest value of this VM, in this slot.
+    Here(Slot),
+    /// Was a guest value of this VM, released since (vm.release, vm.scope).
+    Released,
+    /// A guest value of another VM.
+    Elsewhere,
+    Core,
+    NotGuest,
+}
+
+/// Whether `v` is (still) the host value of a guest value of `vm`. Exact:
+/// the slot's own reference must be `v`, so a released value never reaches
+/// whatever reuses its slot.
+pub fn belongs(env: Env, vm: &VmState, v: JsValue) -> Belongs {
+    match unwrap_value(env, v) {
+        None => Belongs::NotGuest,
+        Some(Unwrapped::Core) => Belongs::Core,
+        Some(Unwrapped::Guest { serial, .. }) if serial != vm.serial => Belongs::Elsewhere,
+        Some(Unwrapped::Guest { slot, .. }) => {
+            let host = {
+                let h = vm.handles.borrow();
+                if !h.is_live(slot) {
+                    return Belongs::Released;
+                }
+                h.meta_ref(slot).host
+            };
+            match (!host.is_null()).then(|| env.ref_value(host)).flatten() {
+                Some(current) if env.strict_equals(current, v) => Belongs::Here(slot),
+                _ => Belongs::Released,
+            }
+        }
+    }
 }
 
 /// Converts a host value into the guest and roots the result.
@@ -355,18 +405,19 @@ fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<
 }
 
 /// If `v` is a host value representing a guest value of this VM, that guest
-/// value (rooted); a value from another VM is a TypeError.
+/// value (rooted); a value from another VM, or one released, is a TypeError.
 fn guest_reference<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Option<Rooted<'a>>> {
-    match unwrap(env, v) {
-        Some(Wrapped::Guest(g)) => {
-            if !Rc::ptr_eq(&g.vm, vm) {
-                return Err(env.throw_type_error("Cannot pass a value from another Microvium VM into this VM"));
-            }
-            let value = vm.handles.borrow().get(g.slot);
+    match belongs(env, vm, v) {
+        Belongs::Here(slot) => {
+            let value = vm.handles.borrow().get(slot);
             Ok(Some(Rooted::new(vm, value)))
         }
-        Some(Wrapped::Core(_)) => Err(env.throw_type_error("Cannot pass a Microvium VM object into a VM")),
-        None => Ok(None),
+        Belongs::Released => Err(env.throw_type_error(
+            "Cannot pass a released Microvium value into the VM (it was released with vm.release or vm.scope)",
+        )),
+        Belongs::Elsewhere => Err(env.throw_type_error("Cannot pass a value from another Microvium VM into this VM")),
+        Belongs::Core => Err(env.throw_type_error("Cannot pass a Microvium VM object into a VM")),
+        Belongs::NotGuest => Ok(None),
     }
 }
 

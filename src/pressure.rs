@@ -1,30 +1,135 @@
-//! Guest heap pressure from guest values the host holds.
+//! Guest heap pressure from guest values the host holds, and what a VM
+//! tells V8 about its memory.
 
 use crate::engine::{self, Failure};
 use crate::js::Env;
 use crate::runtime::{self, Helper};
 use crate::vm::{Status, VmState};
+use crate::js::RawRef;
+use napi::sys;
+use std::cell::Cell;
 use std::rc::Rc;
 
 /// Guest heap pressure from host-held values.
 ///
 /// Guest values behind host values stay rooted until V8 collects the host
-/// values, and V8 does not know how small the guest heap is: a loop that
-/// drops thousands of guest objects could fill the 64 kB heap, and running
-/// out of guest heap is fatal in this engine. So after an outermost call or
-/// a host function, once the guest heap grows past a mark, the host releases
-/// the slots whose host values V8 has already collected (running a full
-/// JavaScript collection first if it holds many), then collects the guest
-/// heap. The mark then moves to what survived plus some room, so a heap that
+/// values (or the program releases them: vm.release, vm.scope), and V8 does
+/// not know how small the guest heap is: a loop that drops thousands of
+/// guest objects could fill the 64 kB heap, and running out of guest heap is
+/// fatal in this engine. So after an outermost call or a host function, once
+/// the guest heap grows past a mark, the host releases the slots whose host
+/// values V8 has already collected, then collects the guest heap. If the VM
+/// was given a collector (`opts.gc`, e.g. `globalThis.gc` of a program
+/// started with --expose-gc) and holds many host values, it runs that first.
+/// The library itself never forces a JavaScript collection and changes no V8
+/// flag. The mark then moves to what survived plus some room, so a heap that
 /// is legitimately full of live data is not collected on every call.
 pub const PRESSURE_MARK: u16 = 0xC000;
 const PRESSURE_ROOM: u16 = 0x2000;
 pub const FORCE_GC_MIN_HOST_VALUES: usize = 64;
 const FORCE_GC_STEP: usize = 256;
 
+/// Native memory per host-held value beyond the engine's (the weak
+/// reference to the host value, the wrap's reference and V8's handles for
+/// both), as measured on Node 20.
+const BYTES_PER_HOST_VALUE: i64 = 192;
+/// Per handle slot (the engine handle and its bookkeeping).
+const BYTES_PER_SLOT: i64 = 40;
+/// Changes smaller than this are not worth a call into V8.
+const REPORT_STEP: i64 = 4096;
+
+/// The native memory this VM holds: the engine's allocations (guest heap,
+/// stack, bookkeeping) and the host side of its handles.
+fn native_bytes(vm: &VmState) -> Option<i64> {
+    // SAFETY: ctx is owned by the state; `bytes` is written by the engine's
+    // allocator only while this thread is inside an engine call.
+    let engine = unsafe { (*vm.ctx()).bytes } as i64;
+    let h = vm.handles.try_borrow().ok()?;
+    Some(engine + h.capacity() as i64 * BYTES_PER_SLOT + h.host_held() as i64 * BYTES_PER_HOST_VALUE)
+}
+
+fn adjust(env: Env, delta: i64) {
+    let mut total = 0i64;
+    // SAFETY: env is this thread's env; out-pointer to a local.
+    unsafe { sys::napi_adjust_external_memory(env.0, delta, &mut total) };
+}
+
+/// Tells V8 how much native memory this VM holds (napi_adjust_external_memory),
+/// so that V8 counts it when it decides to collect: a program that drops
+/// many VMs, or many values, gets collected sooner. Cheap when nothing
+/// changed much.
+pub fn account(env: Env, vm: &VmState) {
+    let Some(now) = native_bytes(vm) else { return };
+    let delta = now - vm.reported_memory.get();
+    if delta.abs() >= REPORT_STEP {
+        adjust(env, delta);
+        vm.reported_memory.set(now);
+    }
+}
+
+/// Withdraws everything this VM reported (it is going away).
+pub fn unaccount(env: Env, vm: &VmState) {
+    let r = vm.reported_memory.replace(0);
+    if r != 0 {
+        adjust(env, -r);
+    }
+}
+
+thread_local! {
+    /// Weak reference to an object nothing else holds: any V8 collection
+    /// (a minor one included) clears it.
+    static CANARY: Cell<RawRef> = const { Cell::new(std::ptr::null_mut()) };
+    static COLLECTIONS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A number that changes after V8 has run a collection (it counts those
+/// seen, not all of them). One reference read when nothing happened.
+fn collections_seen(env: Env) -> u32 {
+    let canary = CANARY.with(|c| c.get());
+    if !canary.is_null() && env.ref_value(canary).is_some() {
+        return COLLECTIONS.with(|c| c.get());
+    }
+    env.delete_ref(canary);
+    let fresh = env.object().and_then(|o| env.new_ref(o, 0)).unwrap_or_else(|_| {
+        let _ = env.take_exception();
+        std::ptr::null_mut()
+    });
+    CANARY.with(|c| c.set(fresh));
+    COLLECTIONS.with(|c| {
+        c.set(c.get().wrapping_add(1));
+        c.get()
+    })
+}
+
+/// Releases the slots of host values V8 has collected, once after each V8
+/// collection: what a finalizer would do, but without waiting for the
+/// event loop to turn.
+pub fn sweep_after_collection(env: Env, vm: &VmState) {
+    let seen = collections_seen(env);
+    if vm.swept_at.get() != seen {
+        vm.swept_at.set(seen);
+        if vm.handles.try_borrow().map(|h| h.host_held() > 0).unwrap_or(false) {
+            sweep(env, vm);
+        }
+    }
+}
+
+/// Releases the slots whose host values V8 has collected. Returns how many.
+pub fn sweep(env: Env, vm: &VmState) -> usize {
+    let Ok(mut h) = vm.handles.try_borrow_mut() else { return 0 };
+    // One handle scope for the whole sweep: the values it looks at are not
+    // kept past it (the scope closes before anything can collect).
+    let scope = env.open_scope();
+    let released = h.sweep_collected(|r| env.ref_value(r).is_some(), |r| env.delete_ref(r));
+    env.close_scope(scope);
+    released
+}
+
 /// Returns the failure of the guest collection it ran, if any (a fatal one
 /// poisons the VM, and the caller reports it).
 pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
+    sweep_after_collection(env, vm);
+    account(env, vm);
     if vm.status() != Status::Live || vm.is_engine_freed() {
         return Ok(());
     }
@@ -33,42 +138,35 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     if size < vm.pressure_mark.get() {
         return Ok(());
     }
-    let alive = |r| {
-        let scope = env.open_scope();
-        let a = env.ref_value(r).is_some();
-        env.close_scope(scope);
-        a
-    };
+    sweep(env, vm);
     // Forcing JavaScript collections pays only if the host has dropped
     // values since the last time; when what it holds is genuinely alive,
     // the next forced collection waits until it holds a few hundred more
     // (not many more: a few thousand small objects fill the guest heap).
-    let many = match vm.handles.try_borrow_mut() {
-        Ok(mut h) => {
-            h.sweep_collected(alive);
-            h.host_held() >= vm.force_gc_floor.get()
-        }
-        Err(_) => return Ok(()),
-    };
-    if many {
-        // A minor JavaScript collection first; a full one only if that freed
-        // less than half of the host-held values.
-        for major in [false, true] {
-            let collected = runtime::helper(env, Helper::CollectGarbage)
-                .and_then(|gc| env.call(gc, env.undefined(), &[env.boolean(major)]));
-            if collected.is_err() {
-                let _ = env.take_exception();
-                break;
+    let collector = env.ref_value(vm.collector.get());
+    if let Some(gc) = collector {
+        if vm.handles.borrow().host_held() >= vm.force_gc_floor.get() {
+            // A minor JavaScript collection first; a full one only if that
+            // freed less than half of the host-held values.
+            for major in [false, true] {
+                let before = vm.handles.borrow().host_held();
+                let collected = runtime::helper(env, Helper::CollectGarbage)
+                    .and_then(|helper| env.call(helper, env.undefined(), &[gc, env.boolean(major)]));
+                if collected.is_err() {
+                    let _ = env.take_exception();
+                    break;
+                }
+                let released = sweep(env, vm);
+                if released * 2 >= before {
+                    break;
+                }
             }
-            let Ok(mut h) = vm.handles.try_borrow_mut() else { break };
-            let before = h.host_held();
-            let released = h.sweep_collected(alive);
-            if released * 2 >= before {
-                break;
-            }
+            let held = vm.handles.borrow().host_held();
+            vm.force_gc_floor.set(FORCE_GC_MIN_HOST_VALUES.max(held + FORCE_GC_STEP));
         }
-        let held = vm.handles.borrow().host_held();
-        vm.force_gc_floor.set(FORCE_GC_MIN_HOST_VALUES.max(held + FORCE_GC_STEP));
+    }
+    if vm.status() != Status::Live || vm.is_engine_freed() {
+        return Ok(());
     }
     let ctx = vm.ctx();
     // SAFETY: the engine is live; a collection moves guest values, which the
@@ -77,5 +175,6 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     // SAFETY: as above.
     let after = unsafe { engine::glue_heap_size(ctx) };
     vm.pressure_mark.set(PRESSURE_MARK.max(after.saturating_add(PRESSURE_ROOM)));
+    account(env, vm);
     Ok(())
 }

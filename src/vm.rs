@@ -2,11 +2,11 @@
 //! imports it calls, and its lifetime (live, poisoned by a fatal error,
 //! disposed).
 //!
-//! `VmState` is shared (`Rc`) by the JavaScript "core" object of the VM and
-//! by every host value that represents a guest value (each holds a `GuestRef`
-//! through `napi_wrap`). The engine is freed on `dispose()` or when the last
-//! of them is garbage collected, whichever comes first; after `dispose()` the
-//! state stays behind as a tombstone so late uses get a clear error.
+//! `VmState` is owned (`Rc`) by the JavaScript "core" object of the VM, which
+//! every host value that represents a guest value references (proxy targets
+//! and function closures hold it). The engine is freed on `dispose()` or when
+//! the core is garbage collected, whichever comes first; after `dispose()`
+//! the state stays behind as a tombstone so late uses get a clear error.
 
 use crate::engine::{self, Failure, GlueContext, Value};
 use crate::errors;
@@ -42,9 +42,6 @@ pub struct VmState {
     thread: usize,
     /// Engine calls in progress on this VM (re-entrant calls nest).
     active: Cell<u32>,
-    /// Slot releases that arrived (from finalizers) while the handle table
-    /// was borrowed; applied at the next operation.
-    pending_releases: RefCell<Vec<(Slot, u32, RawRef)>>,
     /// The last exception a host function threw into the guest: the original
     /// JavaScript value and the slot of its guest copy. If the guest does not
     /// catch it, the host caller gets the original back.
@@ -60,8 +57,28 @@ pub struct VmState {
     /// relieve_pressure in membrane.rs).
     pub pressure_mark: Cell<u16>,
     /// Host-held values needed before relieve_pressure forces another
-    /// JavaScript collection.
+    /// JavaScript collection (only with a collector, see `collector`).
     pub force_gc_floor: Cell<usize>,
+    /// Weak reference to the function that runs a JavaScript collection for
+    /// this VM (`opts.gc`; the JS core object holds it strongly), or null:
+    /// then the VM never forces one.
+    pub collector: Cell<RawRef>,
+    /// pressure::collections_seen when this VM last swept.
+    pub swept_at: Cell<u32>,
+    /// What this VM last reported to V8 as external memory (see
+    /// pressure::account).
+    pub reported_memory: Cell<i64>,
+    /// Distinguishes this VM's host values from other VMs' (see
+    /// membrane::attach): unique per thread.
+    pub serial: u32,
+    /// Host values made while a vm.scope() is open: (slot, generation),
+    /// released when the scope that was innermost at the time ends.
+    scope_log: RefCell<Vec<(Slot, u32)>>,
+    /// Where each open scope starts in `scope_log`, outermost first.
+    scope_marks: RefCell<Vec<usize>>,
+    /// Log length at which entries for values already gone are dropped (a
+    /// long scope whose values V8 collects must not grow the log forever).
+    scope_compact_at: Cell<usize>,
     /// An exception thrown by the breakpoint callback, with the gas setting
     /// to restore: the engine cannot unwind from a breakpoint, so the call is
     /// stopped by the gas counter and the exception rethrown to the host.
@@ -94,20 +111,11 @@ pub struct PendingPromise {
     pub deferred: napi::sys::napi_deferred,
 }
 
-/// What `napi_wrap` attaches to JavaScript objects made by this addon.
+/// What `napi_wrap` attaches (as a Box) to the per-VM core object of the JS
+/// layer. Host values of guest values carry an integer instead (see
+/// membrane::attach): nothing per value that a finalizer must free.
 pub enum Wrapped {
-    /// The per-VM core object of the JS layer.
     Core(Rc<VmState>),
-    /// A host value that represents a rooted guest value.
-    Guest(GuestRef),
-}
-
-pub struct GuestRef {
-    pub vm: Rc<VmState>,
-    pub slot: Slot,
-    pub generation: u32,
-    /// The weak reference that napi_wrap returned; deleted on finalize.
-    pub host_ref: RawRef,
 }
 
 impl VmState {
@@ -142,6 +150,10 @@ impl VmState {
         Some(code)
     }
 
+    pub fn is_foreign_thread(&self) -> bool {
+        runtime::thread_token() != self.thread
+    }
+
     /// Checks that the VM may be used now, from this thread.
     pub fn check_usable(&self, env: Env) -> JsResult<()> {
         if runtime::thread_token() != self.thread {
@@ -151,10 +163,7 @@ impl VmState {
         }
         self.take_inspection_fatal();
         match self.status.get() {
-            Status::Live => {
-                self.apply_pending_releases(env);
-                Ok(())
-            }
+            Status::Live => Ok(()),
             Status::Disposed => Err(env.throw_error("Microvium VM has been disposed")),
             Status::Poisoned(code) => Err(errors::throw_unusable(env, code)),
         }
@@ -269,7 +278,7 @@ impl VmState {
         let old = self.host_exception.borrow_mut().take();
         if let Some((r, s)) = old {
             env.delete_ref(r);
-            self.handles.borrow_mut().release(s);
+            env.delete_ref(self.handles.borrow_mut().release(s));
         }
         // References hold objects only, so the exception (which may be any
         // value) is kept in a holder object.
@@ -375,30 +384,109 @@ impl VmState {
         v
     }
 
-    pub fn queue_release(&self, env: Env, slot: Slot, generation: u32, host_ref: RawRef) {
-        match self.handles.try_borrow_mut() {
-            Ok(mut h) => {
-                if h.is_live(slot) && h.meta(slot).generation == generation {
-                    h.release(slot);
-                }
-                drop(h);
-                env.delete_ref(host_ref);
+    /// Releases the slot of a host value now (vm.release, the end of a
+    /// vm.scope): the guest may collect the value, and the host value's id
+    /// no longer matches, so every later use of it is refused. Pinned slots
+    /// (exports) stay. Returns whether anything was released.
+    pub fn release_host_value(&self, env: Env, slot: Slot) -> bool {
+        let r = {
+            let mut h = self.handles.borrow_mut();
+            if !h.is_live(slot) || h.meta(slot).pinned || h.meta(slot).host.is_null() {
+                return false;
             }
-            Err(_) => self.pending_releases.borrow_mut().push((slot, generation, host_ref)),
+            h.release(slot)
+        };
+        env.delete_ref(r);
+        true
+    }
+
+    /// Records a host value made for `slot` (not promises: see
+    /// reference_to_host) for the innermost open vm.scope, if any.
+    pub fn note_made(&self, slot: Slot, generation: u32) {
+        if self.scope_marks.borrow().is_empty() {
+            return;
+        }
+        let len = {
+            let mut log = self.scope_log.borrow_mut();
+            log.push((slot, generation));
+            log.len()
+        };
+        if len >= self.scope_compact_at.get() {
+            self.compact_scope_log();
         }
     }
 
-    fn apply_pending_releases(&self, env: Env) {
-        let pending = std::mem::take(&mut *self.pending_releases.borrow_mut());
-        if pending.is_empty() {
-            return;
-        }
-        let mut h = self.handles.borrow_mut();
-        for (slot, generation, host_ref) in pending {
-            if h.is_live(slot) && h.meta(slot).generation == generation {
-                h.release(slot);
+    /// Drops log entries whose value is gone already (swept or released),
+    /// keeping each open scope's start right.
+    fn compact_scope_log(&self) {
+        let h = self.handles.borrow();
+        let mut log = self.scope_log.borrow_mut();
+        let mut marks = self.scope_marks.borrow_mut();
+        let mut kept = 0;
+        let mut next_mark = 0;
+        for i in 0..log.len() {
+            while next_mark < marks.len() && marks[next_mark] == i {
+                marks[next_mark] = kept;
+                next_mark += 1;
             }
-            env.delete_ref(host_ref);
+            let (slot, generation) = log[i];
+            if h.is_current(slot, generation) {
+                log[kept] = log[i];
+                kept += 1;
+            }
+        }
+        for m in marks[next_mark..].iter_mut() {
+            *m = kept;
+        }
+        log.truncate(kept);
+        self.scope_compact_at.set(SCOPE_LOG_MIN.max(2 * kept));
+    }
+
+    /// Opens a vm.scope; returns its depth, for `scope_exit`.
+    pub fn scope_enter(&self) -> usize {
+        let start = self.scope_log.borrow().len();
+        let mut marks = self.scope_marks.borrow_mut();
+        marks.push(start);
+        marks.len()
+    }
+
+    /// Closes the vm.scope at `depth` (and any left open inside it),
+    /// releasing the host values made since it opened, except `keep` (the
+    /// slot of the value the scope's function returned or threw), which
+    /// passes to the enclosing scope if there is one.
+    pub fn scope_exit(&self, env: Env, depth: usize, keep: Option<Slot>) {
+        let mark = {
+            let mut marks = self.scope_marks.borrow_mut();
+            if depth == 0 || depth > marks.len() {
+                return;
+            }
+            let mark = marks[depth - 1];
+            marks.truncate(depth - 1);
+            mark
+        };
+        let made: Vec<(Slot, u32)> = {
+            let mut log = self.scope_log.borrow_mut();
+            let mark = mark.min(log.len());
+            log.drain(mark..).collect()
+        };
+        let mut kept = None;
+        for (slot, generation) in made {
+            if !self.handles.borrow().is_current(slot, generation) {
+                continue;
+            }
+            if Some(slot) == keep {
+                kept = Some((slot, generation));
+                continue;
+            }
+            self.release_host_value(env, slot);
+        }
+        if let Some(k) = kept {
+            if !self.scope_marks.borrow().is_empty() {
+                self.scope_log.borrow_mut().push(k);
+            }
+        }
+        if self.scope_marks.borrow().is_empty() {
+            self.scope_compact_at.set(SCOPE_LOG_MIN);
         }
     }
 }
@@ -417,7 +505,16 @@ impl Drop for VmState {
                     env.delete_ref(i.function);
                 }
                 env.delete_ref(self.breakpoint.get());
+                env.delete_ref(self.collector.get());
                 env.delete_ref(self.core.get());
+                crate::pressure::unaccount(env, self);
+                // The weak references to host values (each slot's); the
+                // values themselves need nothing (see membrane::attach).
+                if let Ok(mut h) = self.handles.try_borrow_mut() {
+                    for r in h.take_host_refs() {
+                        env.delete_ref(r);
+                    }
+                }
                 if let Some((r, _)) = self.host_exception.borrow_mut().take() {
                     env.delete_ref(r);
                 }
@@ -439,6 +536,24 @@ pub enum CallFailure {
 
 /// Zero bytes kept after the snapshot copy (see restore).
 const SNAPSHOT_PADDING: usize = 64;
+
+/// Smallest scope log that is compacted (see VmState::note_made).
+const SCOPE_LOG_MIN: usize = 1024;
+
+thread_local! {
+    static SERIAL: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A serial number for a new VM of this thread. Serials distinguish the host
+/// values of different VMs; a wrap-around after 2^31 VMs is harmless because
+/// membrane::belongs also checks the slot's own reference.
+fn next_serial() -> u32 {
+    SERIAL.with(|s| {
+        let n = s.get().wrapping_add(1) & 0x7FFF_FFFF;
+        s.set(n);
+        n
+    })
+}
 
 thread_local! {
     /// Import ids the snapshot asked for that the host did not provide,
@@ -524,13 +639,19 @@ pub fn restore(
         fatal: Cell::new(false),
         thread: runtime::thread_token(),
         active: Cell::new(0),
-        pending_releases: RefCell::new(Vec::new()),
         host_exception: RefCell::new(None),
         core: Cell::new(std::ptr::null_mut()),
         pending_promises: RefCell::new(Vec::new()),
         async_rejections: RefCell::new(Vec::new()),
         pressure_mark: Cell::new(crate::pressure::PRESSURE_MARK),
         force_gc_floor: Cell::new(crate::pressure::FORCE_GC_MIN_HOST_VALUES),
+        collector: Cell::new(std::ptr::null_mut()),
+        reported_memory: Cell::new(0),
+        swept_at: Cell::new(0),
+        serial: next_serial(),
+        scope_log: RefCell::new(Vec::new()),
+        scope_marks: RefCell::new(Vec::new()),
+        scope_compact_at: Cell::new(SCOPE_LOG_MIN),
         breakpoint_error: RefCell::new(None),
         export_ids: info.export_ids,
         required_version: info.required_version,

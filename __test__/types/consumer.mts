@@ -79,6 +79,10 @@ const opts: RestoreOptions = {
 const arrowOpts: RestoreOptions = { breakpointHit: (address: number) => { breakpoints.push(address); } };
 const noOpts: RestoreOptions = {};
 const explicitlyUndefined: RestoreOptions = { breakpointHit: undefined };
+declare const exposedGc: ((options?: { type?: 'minor' | 'major' }) => void) | undefined;
+const gcOpts: RestoreOptions = { gc: exposedGc ?? false };
+const noGc: RestoreOptions = { gc: null };
+void gcOpts; void noGc;
 
 // --- restore and the VM constructor -----------------------------------------
 
@@ -149,6 +153,10 @@ use(restoredFromSnapshot);
 vm.runGC();
 vm.runGC(true);
 vm.runGC(false);
+vm.release(vm.exports[1], 'a primitive', 3);
+const scoped: number = vm.scope(() => 42);
+check<Equals<ReturnType<typeof vm.scope<string>>, string>>();
+void scoped;
 
 const stats: MemoryStats = vm.getMemoryStats();
 const statsValues: number[] = [
