@@ -266,12 +266,16 @@ class MicroviumUint8Array {
 
 // A guest function is a plain closure (V8 memory only; a native function per
 // guest function would hold native memory until the event loop turns).
+// `core.call` and `core.callThis` are the VM's own callers (see makeCaller in
+// src/api.rs); passing `core` keeps the VM alive as long as the function. A
+// plain call (`this` undefined) takes the shorter path.
 function makeFunction(core, slot) {
+  const { call, callThis } = core;
   return function (...args) {
     // A long spread would overflow the stack before the native side could
     // report MVM_E_TOO_MANY_ARGUMENTS.
     if (args.length > 126) return native.callArgs(core, slot, this, args);
-    return native.call(core, slot, this, ...args);
+    return this === undefined ? call(core, slot, ...args) : callThis(core, slot, this, ...args);
   };
 }
 

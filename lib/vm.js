@@ -94,6 +94,8 @@ class VM {
     // imports close over it can still be garbage collected.
     const core = { imports: fns, breakpointHit, gc };
     native.restore(core, bytes, ids, fns, fns.map(isAsyncImport));
+    core.call = native.makeCaller(core, false);
+    core.callThis = native.makeCaller(core, true);
     if (breakpointHit) native.setBreakpointCallback(core, breakpointHit);
     if (gc) native.setCollector(core, gc);
     this.#core = core;

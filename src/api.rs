@@ -89,6 +89,7 @@ native! {
     faultNetSelfTest => fault_net_self_test_impl,
     call => call_impl,
     callArgs => call_args_impl,
+    makeCaller => make_caller_impl,
     release => release_impl,
     pin => pin_impl,
     scopeEnter => scope_enter_impl,
@@ -730,6 +731,42 @@ fn call_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let this = guest_this(env, &vm, arg(env, ci, 2))?;
     let args = &ci.args()[3.min(ci.args().len())..];
     calls::call_guest(env, &vm, func, this, args)
+}
+
+/// makeCaller(core, withThis) -> a function `(core, id, ...args)` (or
+/// `(core, id, this, ...args)`) that calls guest functions of this VM, as
+/// `call` does, but finds the VM through its callback data instead of
+/// unwrapping `core` (the host→guest call path). The JS layer keeps both on
+/// the core, and every closure that calls one passes (so holds) the core,
+/// which owns the VM: the data outlives every caller.
+fn make_caller_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let with_this = env.get_bool(arg(env, ci, 1))?;
+    // VmState is aligned to 8: the low bit says which caller this is.
+    let data = Rc::as_ptr(&vm) as usize | with_this as usize;
+    env.function("call", Some(caller_callback), data as *mut std::ffi::c_void)
+}
+
+unsafe extern "C" fn caller_callback(raw_env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    entry(raw_env, info, |env, ci| {
+        let with_this = ci.data as usize & 1 == 1;
+        // SAFETY: the data is the VmState of the core that every caller
+        // passes as its first argument (see make_caller_impl); that core's
+        // wrap owns an Rc of it, so it is alive. The count taken here keeps
+        // it alive for this call even if the call disposes of every owner.
+        let vm = unsafe {
+            let p = (ci.data as usize & !1) as *const VmState;
+            Rc::increment_strong_count(p);
+            Rc::from_raw(p)
+        };
+        vm.check_usable(env)?;
+        let slot = slot_arg(env, ci, &vm, 1)?;
+        let _scope = TempScope::new(&vm);
+        let func = vm.handles.borrow().get(slot);
+        let (this, first) = if with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
+        let args = &ci.args()[first.min(ci.args().len())..];
+        calls::call_guest(env, &vm, func, this, args)
+    })
 }
 
 /// callArgs(core, id, this, args: array): the same with the arguments in an

@@ -72,10 +72,14 @@ pub fn host_id(slot: Slot, generation: u32) -> f64 {
 /// Splits an id from the JS layer into (slot, generation); generation 0 is
 /// a plain slot number. None for anything that is not an id.
 pub fn split_id(id: f64) -> Option<(Slot, u32)> {
-    if !(id >= 0.0 && id < 9007199254740992.0) || id.fract() != 0.0 {
+    if !(id >= 0.0 && id < 9007199254740992.0) {
         return None;
     }
-    let id = id as u64;
+    let n = id as u64;
+    if n as f64 != id {
+        return None;
+    }
+    let id = n;
     let generation = id >> ID_SLOT_BITS;
     if generation > u32::MAX as u64 {
         return None;

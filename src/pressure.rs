@@ -75,6 +75,9 @@ pub fn unaccount(env: Env, vm: &VmState) {
     }
 }
 
+/// See sweep_after_collection.
+const SWEEP_CHECK_EVERY: u32 = 16;
+
 thread_local! {
     /// Weak reference to an object nothing else holds: any V8 collection
     /// (a minor one included) clears it.
@@ -105,6 +108,13 @@ fn collections_seen(env: Env) -> u32 {
 /// collection: what a finalizer would do, but without waiting for the
 /// event loop to turn.
 pub fn sweep_after_collection(env: Env, vm: &VmState) {
+    // Looked at every few operations only: the call path stays short, and a
+    // sweep a few calls late changes nothing (pressure sweeps at once).
+    let n = vm.ops_since_sweep_check.get().wrapping_add(1);
+    vm.ops_since_sweep_check.set(n);
+    if n % SWEEP_CHECK_EVERY != 0 {
+        return;
+    }
     let seen = collections_seen(env);
     if vm.swept_at.get() != seen {
         vm.swept_at.set(seen);

@@ -65,6 +65,8 @@ pub struct VmState {
     pub collector: Cell<RawRef>,
     /// pressure::collections_seen when this VM last swept.
     pub swept_at: Cell<u32>,
+    /// Operations since pressure::sweep_after_collection last looked.
+    pub ops_since_sweep_check: Cell<u32>,
     /// What this VM last reported to V8 as external memory (see
     /// pressure::account).
     pub reported_memory: Cell<i64>,
@@ -648,6 +650,7 @@ pub fn restore(
         collector: Cell::new(std::ptr::null_mut()),
         reported_memory: Cell::new(0),
         swept_at: Cell::new(0),
+        ops_since_sweep_check: Cell::new(0),
         serial: next_serial(),
         scope_log: RefCell::new(Vec::new()),
         scope_marks: RefCell::new(Vec::new()),
