@@ -112,6 +112,24 @@ describe('a synchronous loop that drops returned values runs in bounded memory',
     }
   });
 
+  test('after a phase of nearly full live data, a loop that drops values still runs', () => {
+    const out = child(`
+      const vm = Microvium.restore(compile(\`
+        let ballast = undefined;
+        vmExport(1, (n) => { let i = 0; while (i < n) { ballast = { i: i, next: ballast }; i++; } return n; });
+        vmExport(2, () => { ballast = undefined; });
+        vmExport(3, (i) => ({ i: i, list: [i], s: 'fresh' }));
+      \`), {});
+      vm.exports[1](4300); // about 60 kB of live data
+      vm.exports[3](0);
+      vm.exports[2]();     // gone again
+      let i = 0;
+      for (; i < 50000; i++) vm.exports[3](i);
+      console.log(JSON.stringify({ i, last: vm.exports[3](5).i }));
+    `, { args: ['--expose-gc'] });
+    assert.deepEqual(out, { i: 50000, last: 5 });
+  });
+
   test('with the program\'s own gc (started with --expose-gc): native memory stays flat', () => {
     const { growth, check } = child(loop(2), { args: ['--expose-gc'] });
     assert.equal(check, 123);

@@ -145,7 +145,16 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     }
     // SAFETY: the engine is live.
     let size = unsafe { engine::glue_heap_size(vm.ctx()) };
-    if size < vm.pressure_mark.get() {
+    let mark = vm.pressure_mark.get();
+    if size < mark {
+        // The heap shrinks only when the guest collects: the mark follows
+        // it back down. Else a phase of nearly full live data would leave
+        // the mark at the very top of the heap and, once that data is gone,
+        // dropped values would fill the heap with nothing relieving it.
+        let lower = PRESSURE_MARK.max(size.saturating_add(PRESSURE_ROOM));
+        if lower < mark {
+            vm.pressure_mark.set(lower);
+        }
         return Ok(());
     }
     sweep(env, vm);
