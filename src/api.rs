@@ -87,7 +87,6 @@ native! {
     status => status_impl,
     liveHandles => live_handles_impl,
     faultNetSelfTest => fault_net_self_test_impl,
-    call => call_impl,
     callArgs => call_args_impl,
     makeCaller => make_caller_impl,
     release => release_impl,
@@ -721,21 +720,9 @@ fn guest_this(env: Env, vm: &VmState, this: JsValue) -> JsResult<Option<JsValue>
     })
 }
 
-/// call(core, id, this, ...args): calls the guest function a host function
-/// made by the JS layer stands for.
-fn call_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = core(env, ci)?;
-    let slot = slot_arg(env, ci, &vm, 1)?;
-    let _scope = TempScope::new(&vm);
-    let func = vm.handles.borrow().get(slot);
-    let this = guest_this(env, &vm, arg(env, ci, 2))?;
-    let args = &ci.args()[3.min(ci.args().len())..];
-    calls::call_guest(env, &vm, func, this, args)
-}
-
 /// makeCaller(core, withThis) -> a function `(core, id, ...args)` (or
 /// `(core, id, this, ...args)`) that calls guest functions of this VM, as
-/// `call` does, but finds the VM through its callback data instead of
+/// callArgs does, but finds the VM through its callback data instead of
 /// unwrapping `core` (the host→guest call path). The JS layer keeps both on
 /// the core, and every closure that calls one passes (so holds) the core,
 /// which owns the VM: the data outlives every caller.
@@ -743,6 +730,7 @@ fn make_caller_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let with_this = env.get_bool(arg(env, ci, 1))?;
     // VmState is aligned to 8: the low bit says which caller this is.
+    const _: () = assert!(std::mem::align_of::<VmState>() >= 2);
     let data = Rc::as_ptr(&vm) as usize | with_this as usize;
     env.function("call", Some(caller_callback), data as *mut std::ffi::c_void)
 }
@@ -769,7 +757,7 @@ unsafe extern "C" fn caller_callback(raw_env: sys::napi_env, info: sys::napi_cal
     })
 }
 
-/// callArgs(core, id, this, args: array): the same with the arguments in an
+/// callArgs(core, id, this, args: array): a call with the arguments in an
 /// array (for calls with more arguments than a spread should carry).
 fn call_args_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
