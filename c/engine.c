@@ -210,10 +210,13 @@ static bool glue_check_proplist_link(void* vm, Value link, bool undefined_ends) 
 }
 
 /* An entry of the string table (the offset is inside the section: the
- * binary search stays within its count) leads to an interned string. */
+ * binary search stays within its count) leads to a string: interned, or
+ * TC_REF_STRING for the integer-valued strings ('01', '8192'), which the
+ * compiler lists there too. */
 static bool glue_check_string_table_entry(void* vm, uint16_t offset) {
   Value str = LongPtr_read2_aligned(LongPtr_add(((VM*)vm)->lpBytecode, offset));
-  return deepTypeOf((VM*)vm, str) == TC_REF_INTERNED_STRING;
+  TeTypeCode tc = deepTypeOf((VM*)vm, str);
+  return tc == TC_REF_INTERNED_STRING || tc == TC_REF_STRING;
 }
 
 /* getBuiltin reads entry `id` of the builtins section. */
@@ -1331,4 +1334,110 @@ int glue_to_property_key(GlueContext* ctx, mvm_Value* inout) {
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = toPropertyName(ctx->vm, inout)));
   return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Property keys without allocation (src/keys.rs)                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The interned string whose bytes are `name` (size bytes including a
+ * terminating NUL, as the engine sizes strings), searched as
+ * toInternedString searches (the ROM string table, then the RAM list of
+ * interned strings) but never adding to them. A name that is not interned is
+ * the key of no property anywhere, so reads of it need not allocate.
+ * Integer and well-known keys are the host's business (src/keys.rs).
+ */
+static bool find_key_unguarded(VM* vm, const char* name, uint16_t size, Value* out) {
+  LongPtr lpName = LongPtr_new((void*)name);
+  LongPtr lpBytecode = vm->lpBytecode;
+  uint16_t tableOffset = getSectionOffset(lpBytecode, BCS_STRING_TABLE);
+  uint16_t tableSize = getSectionOffset(lpBytecode, vm_sectionAfter(vm, BCS_STRING_TABLE)) - tableOffset;
+  int first = 0;
+  int last = tableSize / 2 - 1;
+  while (first <= last) {
+    int middle = (first + last) / 2;
+    uint16_t entryOffset = tableOffset + middle * 2;
+    GLUE_REQUIRE(glue_check_string_table_entry(vm, entryOffset));
+    Value vStr = LongPtr_read2_aligned(LongPtr_add(lpBytecode, entryOffset));
+    LongPtr lpStr = DynamicPtr_decode_long(vm, vStr);
+    uint16_t strSize = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lpStr));
+    int c = memcmp_long(lpName, lpStr, size < strSize ? size : strSize);
+    if (c == 0) {
+      if (size == strSize) { *out = vStr; return true; }
+      c = size < strSize ? -1 : 1;
+    }
+    if (c > 0) first = middle + 1; else last = middle - 1;
+  }
+  Value spCell = getBuiltin(vm, BIN_INTERNED_STRINGS);
+  while (spCell != VM_VALUE_UNDEFINED) {
+    GLUE_REQUIRE(glue_count_step());
+    GLUE_REQUIRE(glue_check_intern_cell(vm, spCell));
+    TsInternedStringCell* pCell = ShortPtr_decode(vm, spCell);
+    char* pStr = ShortPtr_decode(vm, pCell->str);
+    if (vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord(pStr)) == size &&
+        memcmp(pStr, name, size) == 0) {
+      *out = pCell->str;
+      return true;
+    }
+    spCell = pCell->spNext;
+  }
+  return false;
+}
+
+int glue_find_key(GlueContext* ctx, const char* name, size_t size, mvm_Value* out, bool* out_found) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+  *out_found = false;
+  if (size == 0 || size > 0xFFFF) return MVM_E_SUCCESS;
+  bool found = false;
+  Value key = VM_VALUE_UNDEFINED;
+  GUARD(found = find_key_unguarded(ctx->vm, name, (uint16_t)size, &key));
+  *out_found = found;
+  *out = key;
+  return MVM_E_SUCCESS;
+}
+
+/*
+ * An own property of an object (a class: of its static members) by its key
+ * in the engine's form (toPropertyName's), without building the list of
+ * all keys: true with its value in *out, or false. The prototype is not
+ * searched. Arrays are the host's business.
+ */
+static bool own_property_unguarded(VM* vm, Value object, Value key, Value* out) {
+  TeTypeCode tc = deepTypeOf(vm, object);
+  if (tc == TC_REF_CLASS) {
+    object = READ_FIELD_2(DynamicPtr_decode_long(vm, object), TsClass, staticProps);
+    tc = deepTypeOf(vm, object);
+  }
+  if (tc != TC_REF_PROPERTY_LIST) return false;
+  Value list = object;
+  while (list != VM_VALUE_NULL) {
+    GLUE_REQUIRE(glue_count_step());
+    GLUE_REQUIRE(glue_check_proplist_link(vm, list, false));
+    LongPtr lpList = DynamicPtr_decode_long(vm, list);
+    uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lpList));
+    GLUE_REQUIRE(size >= sizeof(TsPropertyList));
+    uint16_t count = (size - sizeof(TsPropertyList)) / 4;
+    LongPtr p = LongPtr_add(lpList, sizeof(TsPropertyList));
+    while (count--) {
+      if (LongPtr_read2_aligned(p) == key) {
+        *out = LongPtr_read2_aligned(LongPtr_add(p, 2));
+        return true;
+      }
+      p = LongPtr_add(p, 4);
+    }
+    list = READ_FIELD_2(lpList, TsPropertyList, dpNext);
+  }
+  return false;
+}
+
+int glue_own_property(GlueContext* ctx, mvm_Value object, mvm_Value key, mvm_Value* out, bool* out_found) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+  *out_found = false;
+  bool found = false;
+  Value value = VM_VALUE_UNDEFINED;
+  GUARD(found = own_property_unguarded(ctx->vm, object, key, &value));
+  *out_found = found;
+  *out = value;
+  return MVM_E_SUCCESS;
 }

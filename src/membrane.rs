@@ -478,12 +478,21 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
     }
     for key in names {
         let _iteration = TempScope::new(vm);
+        let k = property_key(env, vm, key)?;
+        if k.get() == engine::STR_PROTO {
+            // An own "__proto__" (JSON.parse makes them) would be the
+            // object's prototype in the guest, where reading it gives the
+            // prototype, not the property: it cannot be copied faithfully.
+            return Err(env.throw_type_error(
+                "Cannot pass an object with an own \"__proto__\" property into a Microvium VM \
+                 (in the guest, __proto__ is always the prototype)",
+            ));
+        }
         let item = env.get_property(v, key)?;
         if is_error && env.type_of(item)? == Type::Undefined {
             continue;
         }
         let value = to_guest_value(env, vm, item, path)?;
-        let k = property_key(env, vm, key)?;
         let (o, kp, x) = (obj.raw(), k.raw(), value.raw());
         // SAFETY: rooted slots, as in copy_array.
         vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) }).map_err(|f| fail(env, vm, f))?;

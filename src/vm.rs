@@ -68,12 +68,8 @@ pub struct VmState {
     breakpoint_error: RefCell<Option<(RawRef, i32)>>,
     pub export_ids: Vec<u16>,
     pub required_version: String,
-    /// Property names already converted to guest keys (interned strings):
-    /// UTF-8 name → id, so property access needs no guest allocation.
-    pub key_cache: RefCell<std::collections::HashMap<Box<[u8]>, u32>>,
-    /// Id → the slot rooting that key (ids are also what proxies pass to
-    /// getk/setk, see keyId in api.rs).
-    pub key_ids: RefCell<Vec<Slot>>,
+    /// Property names already converted to guest keys (see keys.rs).
+    pub keys: RefCell<crate::keys::KeyCache>,
     /// Reused UTF-8 buffer for strings going into the guest.
     pub string_buf: RefCell<Vec<u8>>,
 }
@@ -340,7 +336,7 @@ impl VmState {
 
     /// Slots held by the bounded caches (not leaks; see live_handles).
     pub fn cached_slots(&self) -> usize {
-        self.key_cache.borrow().len() + self.async_rejections.borrow().len()
+        self.keys.borrow().len() + self.async_rejections.borrow().len()
     }
 
     pub fn remember_async_rejection(&self, env: Env, original: JsValue, copy: Value) {
@@ -534,8 +530,7 @@ pub fn restore(
         breakpoint_error: RefCell::new(None),
         export_ids: info.export_ids,
         required_version: info.required_version,
-        key_cache: RefCell::new(std::collections::HashMap::new()),
-        key_ids: RefCell::new(Vec::new()),
+        keys: RefCell::new(crate::keys::KeyCache::default()),
         string_buf: RefCell::new(Vec::new()),
     });
     // SAFETY: ctx is a fresh allocation; the Rc keeps the state at a fixed
