@@ -325,10 +325,7 @@ describe('protocol names', () => {
     const K = vm.exports[3]('toString');
     assert.equal(K.toString, Function.prototype.toString);
     assert.equal(calls, 0, 'no import was called');
-  });
-
-  test('protocol names: guest functions under these names are used', () => {
-    const vm = restore(source, { 1: () => 'host' });
+    // Guest functions under these names are used.
     assert.equal(String(vm.exports[2]('toString')), 'guest toString');
     assert.equal(vm.exports[2]('valueOf') + '', 'guest valueOf');
     assert.equal(JSON.stringify({ o: vm.exports[2]('toJSON') }), '{"o":"guest toJSON"}');
@@ -424,7 +421,8 @@ describe('key cache', () => {
     let s = 7;
     const rnd = (n) => {
       s = (s * 1103515245 + 12345) & 0x7fffffff;
-      return s % n;
+      // The low bits of this generator repeat quickly.
+      return (s >>> 8) % n;
     };
     // More names than the cache holds, used in a random order, so that
     // names are evicted and come back under new ids.

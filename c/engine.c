@@ -1341,14 +1341,13 @@ int glue_to_property_key(GlueContext* ctx, mvm_Value* inout) {
 /* ------------------------------------------------------------------------ */
 
 /*
- * The interned string whose bytes are `name` (size bytes including a
- * terminating NUL, as the engine sizes strings), searched as
- * toInternedString searches (the ROM string table, then the RAM list of
- * interned strings) but never adding to them. A name that is not interned is
- * the key of no property anywhere, so reads of it need not allocate.
- * Integer and well-known keys are the host's business (src/keys.rs).
+ * The interned string in ROM (the snapshot's string table) whose bytes are
+ * `name` (size bytes including a terminating NUL, as the engine sizes
+ * strings), searched as toInternedString searches it but never interning.
+ * The RAM list of interned strings is searched by the host through its own
+ * index (glue_intern_list; src/keys.rs): walking it on every read is slow.
  */
-static bool find_key_unguarded(VM* vm, const char* name, uint16_t size, Value* out) {
+static bool find_rom_key_unguarded(VM* vm, const char* name, uint16_t size, Value* out) {
   LongPtr lpName = LongPtr_new((void*)name);
   LongPtr lpBytecode = vm->lpBytecode;
   uint16_t tableOffset = getSectionOffset(lpBytecode, BCS_STRING_TABLE);
@@ -1369,31 +1368,56 @@ static bool find_key_unguarded(VM* vm, const char* name, uint16_t size, Value* o
     }
     if (c > 0) first = middle + 1; else last = middle - 1;
   }
-  Value spCell = getBuiltin(vm, BIN_INTERNED_STRINGS);
-  while (spCell != VM_VALUE_UNDEFINED) {
-    GLUE_REQUIRE(glue_count_step());
-    GLUE_REQUIRE(glue_check_intern_cell(vm, spCell));
-    TsInternedStringCell* pCell = ShortPtr_decode(vm, spCell);
-    char* pStr = ShortPtr_decode(vm, pCell->str);
-    if (vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord(pStr)) == size &&
-        memcmp(pStr, name, size) == 0) {
-      *out = pCell->str;
-      return true;
-    }
-    spCell = pCell->spNext;
-  }
   return false;
 }
 
-int glue_find_key(GlueContext* ctx, const char* name, size_t size, mvm_Value* out, bool* out_found) {
+int glue_find_rom_key(GlueContext* ctx, const char* name, size_t size, mvm_Value* out, bool* out_found) {
   REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   *out_found = false;
   if (size == 0 || size > 0xFFFF) return MVM_E_SUCCESS;
   bool found = false;
   Value key = VM_VALUE_UNDEFINED;
-  GUARD(found = find_key_unguarded(ctx->vm, name, (uint16_t)size, &key));
+  GUARD(found = find_rom_key_unguarded(ctx->vm, name, (uint16_t)size, &key));
   *out_found = found;
   *out = key;
+  return MVM_E_SUCCESS;
+}
+
+/* The first cell of the RAM list of interned strings (newest first;
+ * toInternedString adds at the front), or undefined. */
+mvm_Value glue_intern_head(GlueContext* ctx) {
+  REQUIRE_VM(ctx, VM_VALUE_UNDEFINED);
+  mvm_Value head = VM_VALUE_UNDEFINED;
+  GUARD_OR(ctx, VM_VALUE_UNDEFINED, head = getBuiltin(ctx->vm, BIN_INTERNED_STRINGS));
+  return head;
+}
+
+/*
+ * The strings of the RAM list of interned strings, from its first cell up
+ * to the cell `stop` (not included) or the end: at most `cap` of them into
+ * out[]. *out_count says how many; *out_stopped whether `stop` was reached.
+ * The list is checked as toInternedString checks it.
+ */
+static void intern_list_unguarded(VM* vm, Value stop, Value* out, size_t cap, size_t* out_count, bool* out_stopped) {
+  Value spCell = getBuiltin(vm, BIN_INTERNED_STRINGS);
+  size_t n = 0;
+  while (spCell != VM_VALUE_UNDEFINED && n < cap) {
+    if (spCell == stop) { *out_stopped = true; break; }
+    GLUE_REQUIRE(glue_count_step());
+    GLUE_REQUIRE(glue_check_intern_cell(vm, spCell));
+    TsInternedStringCell* pCell = ShortPtr_decode(vm, spCell);
+    out[n++] = pCell->str;
+    spCell = pCell->spNext;
+  }
+  *out_count = n;
+}
+
+int glue_intern_list(GlueContext* ctx, mvm_Value stop, mvm_Value* out, size_t cap, size_t* out_count,
+                     bool* out_stopped) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+  *out_count = 0;
+  *out_stopped = false;
+  GUARD(intern_list_unguarded(ctx->vm, stop, out, cap, out_count, out_stopped));
   return MVM_E_SUCCESS;
 }
 

@@ -68,7 +68,10 @@ int glue_get_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_V
 int glue_set_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* value);
 int glue_object_keys(GlueContext* ctx, mvm_Value* inout);
 int glue_to_property_key(GlueContext* ctx, mvm_Value* inout);
-int glue_find_key(GlueContext* ctx, const char* name, size_t size, mvm_Value* out, bool* out_found);
+int glue_find_rom_key(GlueContext* ctx, const char* name, size_t size, mvm_Value* out, bool* out_found);
+mvm_Value glue_intern_head(GlueContext* ctx);
+int glue_intern_list(GlueContext* ctx, mvm_Value stop, mvm_Value* out, size_t cap, size_t* out_count,
+                     bool* out_stopped);
 int glue_own_property(GlueContext* ctx, mvm_Value object, mvm_Value key, mvm_Value* out, bool* out_found);
 int glue_run_gc(GlueContext* ctx, bool squeeze);
 int glue_create_snapshot(GlueContext* ctx, void** out_data, size_t* out_size);

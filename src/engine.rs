@@ -129,7 +129,9 @@ extern "C" {
     pub fn glue_fault_net_installed() -> bool;
     pub fn glue_fault_net_self_test() -> i32;
     pub fn glue_to_property_key(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
-    pub fn glue_find_key(ctx: *mut GlueContext, name: *const c_char, size: usize, out: *mut Value, out_found: *mut bool) -> c_int;
+    pub fn glue_find_rom_key(ctx: *mut GlueContext, name: *const c_char, size: usize, out: *mut Value, out_found: *mut bool) -> c_int;
+    pub fn glue_intern_head(ctx: *mut GlueContext) -> Value;
+    pub fn glue_intern_list(ctx: *mut GlueContext, stop: Value, out: *mut Value, cap: usize, out_count: *mut usize, out_stopped: *mut bool) -> c_int;
     pub fn glue_own_property(ctx: *mut GlueContext, object: Value, key: Value, out: *mut Value, out_found: *mut bool) -> c_int;
 }
 

@@ -67,6 +67,109 @@ pub struct KeyCache {
     hand: usize,
     pinned: usize,
     serial: u64,
+    interned: InternIndex,
+}
+
+/// The host's index of the guest's RAM list of interned strings (by a hash
+/// of their bytes), so that a read of a name not in the cache costs a hash
+/// lookup, not a walk of the list. Guest strings move when the guest heap
+/// is collected, so the index is rebuilt after a collection (gc_epoch);
+/// between collections the list only grows at its front, and only the new
+/// cells are indexed. It holds no guest values alive.
+#[derive(Default)]
+struct InternIndex {
+    valid: bool,
+    epoch: u32,
+    head: engine::Value,
+    by_hash: HashMap<u64, engine::Value, std::hash::BuildHasherDefault<crate::handles::ValueHasher>>,
+    /// Strings whose hash another string already has.
+    overflow: Vec<(u64, engine::Value)>,
+    buf: Vec<engine::Value>,
+}
+
+/// FNV-1a: the index's hash of a name's UTF-8 bytes.
+fn name_hash(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ c as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The bytes of a guest string, valid until the next guest allocation.
+fn guest_bytes<'b>(vm: &VmState, s: engine::Value) -> Option<&'b [u8]> {
+    let mut p = std::ptr::null();
+    let mut n = 0usize;
+    // SAFETY: ctx is live; the engine reports n bytes at p inside its
+    // memory, read by the callers before anything allocates in the guest.
+    let code = unsafe { engine::glue_string_utf8(vm.ctx(), s, &mut p, &mut n) };
+    if code != 0 {
+        return None;
+    }
+    // SAFETY: as above.
+    Some(if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } })
+}
+
+impl InternIndex {
+    /// Brings the index up to date with the guest's list.
+    fn sync(&mut self, vm: &VmState) -> Result<(), engine::Failure> {
+        let ctx = vm.ctx();
+        // SAFETY: ctx is live.
+        let head = unsafe { engine::glue_intern_head(ctx) };
+        if let Some(code) = vm.take_inspection_fatal() {
+            self.valid = false;
+            return Err(engine::Failure::Fatal(code));
+        }
+        let epoch = vm.gc_epoch();
+        if self.valid && self.epoch == epoch && self.head == head {
+            return Ok(());
+        }
+        let incremental = self.valid && self.epoch == epoch;
+        let stop = if incremental { self.head } else { engine::UNDEFINED };
+        let mut buf = std::mem::take(&mut self.buf);
+        let (count, stopped) = loop {
+            buf.resize(buf.len().max(256), engine::UNDEFINED);
+            let mut count = 0usize;
+            let mut stopped = false;
+            // SAFETY: buf has buf.len() slots; out-pointers to locals.
+            vm.engine_op(|| unsafe {
+                engine::glue_intern_list(ctx, stop, buf.as_mut_ptr(), buf.len(), &mut count, &mut stopped)
+            })?;
+            if count < buf.len() || stopped {
+                break (count, stopped);
+            }
+            let n = buf.len() * 2;
+            buf.resize(n, engine::UNDEFINED);
+        };
+        if incremental && !stopped {
+            // The old front is gone without a collection: start again.
+            self.buf = buf;
+            self.valid = false;
+            return self.sync(vm);
+        }
+        if !incremental {
+            self.by_hash.clear();
+            self.overflow.clear();
+        }
+        for &s in &buf[..count] {
+            let Some(b) = guest_bytes(vm, s) else { continue };
+            let h = name_hash(b);
+            match self.by_hash.entry(h) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(s);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => self.overflow.push((h, s)),
+            }
+        }
+        self.buf = buf;
+        self.valid = true;
+        self.epoch = epoch;
+        self.head = head;
+        Ok(())
+    }
+
+    fn find(&self, vm: &VmState, name: &[u8]) -> Option<engine::Value> {
+        let h = name_hash(name);
+        let first = self.by_hash.get(&h).copied();
+        let more = self.overflow.iter().filter(|(k, _)| *k == h).map(|&(_, s)| s);
+        first.into_iter().chain(more).find(|&s| guest_bytes(vm, s) == Some(name))
+    }
 }
 
 impl KeyCache {
@@ -311,12 +414,17 @@ fn find<'a>(env: Env, vm: &'a Rc<VmState>, name: &mut Vec<u8>) -> JsResult<Optio
     // SAFETY: name holds name.len() bytes; out-pointers to locals; nothing
     // is allocated, so `out` cannot move before it is rooted below.
     let status = vm.engine_op(|| unsafe {
-        engine::glue_find_key(ctx, name.as_ptr() as *const _, name.len(), &mut out, &mut found)
+        engine::glue_find_rom_key(ctx, name.as_ptr() as *const _, name.len(), &mut out, &mut found)
     });
     name.pop();
     status.map_err(|f| membrane::throw_failure(env, vm, f))?;
     if !found {
-        return Ok(None);
+        let mut c = vm.keys.borrow_mut();
+        c.interned.sync(vm).map_err(|f| membrane::throw_failure(env, vm, f))?;
+        match c.interned.find(vm, name) {
+            Some(s) => out = s,
+            None => return Ok(None),
+        }
     }
     let r = Rooted::new(vm, out);
     let id = remember(env, vm, name, out);
