@@ -20,6 +20,15 @@ function restore(source, imports = {}) {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
+/** Host GC, then let finalizers run (Node defers them to the event loop). */
+async function settle(rounds = 4) {
+  assert.equal(typeof global.gc, 'function', 'run the tests with node --expose-gc');
+  for (let i = 0; i < rounds; i++) {
+    global.gc();
+    await tick();
+  }
+}
+
 function isMicroviumError(code, re) {
   return (e) => {
     assert.ok(e instanceof Microvium.MicroviumError, `expected a MicroviumError, got ${e && e.constructor && e.constructor.name}: ${e && e.message}`);
@@ -354,7 +363,7 @@ describe('key cache', () => {
     return grew < 1000;
   }
 
-  test('key cache: 20,000 distinct names shown by the host keep the guest heap bounded', (t) => {
+  test('key cache: 20,000 distinct names shown by the host keep the guest heap bounded', async (t) => {
     const weak = internTableIsWeak();
     const vm = restore(source);
     const stats = () => internals.keyCacheStats(vm);
@@ -387,9 +396,14 @@ describe('key cache', () => {
       }
     }
     assert.ok(maxPinned <= budget, `the cache pinned ${maxPinned} bytes (budget ${budget})`);
+    // The objects the host was given are garbage once V8 has collected
+    // their proxies.
+    await settle();
+    vm.exports[2](0);
     vm.runGC(true);
     const grew = vm.getMemoryStats().virtualHeapUsed - baseline;
     if (weak) {
+      t.diagnostic(`the guest heap grew by ${grew} bytes; the cache pins at most ${budget}`);
       assert.ok(grew <= budget + 1024, `the guest heap grew by ${grew} bytes`);
     } else {
       t.diagnostic(`intern table not weak in this build: checked the cache's bound only (heap grew ${grew} bytes for ${written} interned names)`);
