@@ -652,7 +652,7 @@ describe('5. errors', () => {
     assert.equal(e.name, 'MicroviumError');
     assert.equal(typeof e.stack, 'string');
     assert.equal(String(e), 'MicroviumError: ' + engineMessage('MVM_E_TYPE_ERROR_TARGET_IS_NOT_CALLABLE'));
-    // An array cannot take the non-index property '-1'.
+    // An array has no property "-1" (c/patches/property-keys.patch).
     const r = throwsMvm(() => vm.exports[9](-1), 'MVM_E_INVALID_ARRAY_INDEX');
     assert.equal(r.errno, 43);
     // The VM survives ordinary engine errors.

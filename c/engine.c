@@ -215,9 +215,9 @@ static bool glue_check_proplist_link(void* vm, Value link, bool undefined_ends) 
 }
 
 /* An entry of the string table (the offset is inside the section: the
- * binary search stays within its count) leads to a string: interned, or
- * TC_REF_STRING for the integer-valued strings ('01', '8192'), which the
- * compiler lists there too. */
+ * binary search stays within its count) leads to a string. The compiler
+ * lists every string literal there, numeric-looking ones ('1', '1.5') as
+ * plain strings (TC_REF_STRING), which the search reads the same way. */
 static bool glue_check_string_table_entry(void* vm, uint16_t offset) {
   Value str = LongPtr_read2_aligned(LongPtr_add(((VM*)vm)->lpBytecode, offset));
   TeTypeCode tc = deepTypeOf((VM*)vm, str);
