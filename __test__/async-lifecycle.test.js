@@ -370,6 +370,54 @@ test('a fatal error in a nested call that the host catches fails the outer call 
 });
 
 // ---------------------------------------------------------------------------
+// A nested call that fails, caught by the host, leaves its caller as it was
+// ---------------------------------------------------------------------------
+
+const SCOPES = `
+  const sync = vmImport(1);
+  const asy = vmImport(2);
+  const report = vmImport(3);
+  function make(tag) { const captured = tag; return () => { const r = sync(); report(captured + ': ' + r); return captured; }; }
+  vmExport(1, make('outer'));
+  function makeThrower(tag) { const mine = tag; return () => { throw mine; }; }
+  vmExport(2, makeThrower('nested scope'));
+  function makeAsync(tag) { const captured = tag; return async () => { const r = await asy(); report(captured + ': ' + r); return captured; }; }
+  vmExport(3, makeAsync('async outer'));
+`;
+
+/** What SCOPES reports and returns, with the same host functions around `exports`. */
+function runScopes(exports) {
+  const reported = [];
+  const nested = () => { try { exports[2](); return 'no error'; } catch (e) { return 'caught ' + e; } };
+  const imports = { 1: nested, 2: async () => nested(), 3: (x) => { reported.push(x); } };
+  const results = [];
+  const run = async (f) => { try { results.push(await within(Promise.resolve(f()))); } catch (e) { results.push({ threw: e && e.message }); } };
+  return { imports, reported, results, run };
+}
+
+test('a guest exception in a nested call the host catches: the caller goes on in its own scope (sync and async imports)', async () => {
+  // The reference: plain Node.js running the same source.
+  const nodeExports = {};
+  const node = runScopes(nodeExports);
+  const context = require('node:vm').createContext({
+    vmImport: (id) => node.imports[id],
+    vmExport: (id, value) => { nodeExports[id] = value; },
+  });
+  require('node:vm').runInContext(SCOPES, context);
+  await node.run(() => nodeExports[1]());
+  await node.run(() => nodeExports[3]());
+
+  const guestExports = {};
+  const guest = runScopes(guestExports);
+  const vm = Microvium.restore(compile(SCOPES), guest.imports);
+  Object.assign(guestExports, { 1: vm.exports[1], 2: vm.exports[2], 3: vm.exports[3] });
+  await guest.run(() => guestExports[1]());
+  await guest.run(() => guestExports[3]());
+  assert.deepEqual({ reported: guest.reported, results: guest.results }, { reported: node.reported, results: node.results });
+  assert.equal(status(vm), 'live');
+});
+
+// ---------------------------------------------------------------------------
 // A VM dropped with a promise still pending is collected
 // ---------------------------------------------------------------------------
 
