@@ -119,7 +119,9 @@ fn settle(env: Env, promise: JsValue, ok: bool, value: JsValue) {
 
 /// Settles the host Promises whose guest promises have settled. Guest
 /// promises change state only while guest code runs, so this runs after
-/// every outermost engine call (and when a promise first comes out).
+/// every outermost engine call (and when a promise first comes out), also
+/// one that failed: the exception it leaves pending is kept (Node-API calls
+/// fail while one is pending, which left such promises pending forever).
 pub fn settle_promises(env: Env, vm: &Rc<VmState>) {
     if vm.pending_promises.borrow().is_empty() || !vm.is_idle() {
         return;
@@ -128,6 +130,14 @@ pub fn settle_promises(env: Env, vm: &Rc<VmState>) {
         reject_pending(env, vm);
         return;
     }
+    let saved = if env.is_exception_pending() { Some(env.take_exception()) } else { None };
+    settle_settled(env, vm);
+    if let Some(e) = saved {
+        env.throw(e);
+    }
+}
+
+fn settle_settled(env: Env, vm: &Rc<VmState>) {
     let pending = std::mem::take(&mut *vm.pending_promises.borrow_mut());
     let mut still = Vec::new();
     for p in pending {
