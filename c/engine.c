@@ -94,13 +94,18 @@ static bool glue_check_stack_pointer(void* vm, const uint16_t* sp, const uint16_
 
 /* What vm_findScopedVariable will walk for variable `index`: closures (in
  * the heap or ROM, each checked as any decoded pointer), linked through
- * their last slot, until the one holding the variable. */
+ * their last slot, until the one holding the variable. A walk that runs out
+ * of closures is what the 8.0.0 compiler's scope defect looks like (see
+ * GLUE_REASON_NO_SCOPE), so it says so. */
 static bool glue_check_scoped(void* vm, uint16_t index) {
   VM* v = (VM*)vm;
   uint32_t offset = (uint32_t)index * 2;
   Value scope = v->stack->reg.closure;
   for (int depth = 0; depth < 4096; depth++) {
-    if (deepTypeOf(v, scope) != TC_REF_CLOSURE) return false;
+    if (deepTypeOf(v, scope) != TC_REF_CLOSURE) {
+      ((GlueContext*)v->context)->fatal_reason = GLUE_REASON_NO_SCOPE;
+      return false;
+    }
     LongPtr lp = DynamicPtr_decode_long(v, scope);
     uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp));
     if (offset < size) return true;

@@ -27,7 +27,19 @@ typedef struct GlueContext {
   uint32_t checked_epoch;  /* gc_epoch + 1 while checked_bits is current */
   uint8_t* checked_bits;   /* heap offsets already checked, a bit each (see
                             * glue_check_short_ptr); in the block list */
+  int fatal_reason;        /* why a check failed, when the host can say it
+                            * in a user's terms (GLUE_REASON_*), else 0 */
 } GlueContext;
+
+/* Reasons a check gives for a fatal MVM_E_INVALID_BYTECODE (fatal_reason). */
+enum {
+  /* A closure variable is read or written outside the closure scopes that
+   * exist: what the microvium 8.0.0 compiler emits for a function that
+   * makes closures in a `for (let ...)` loop and, after it, closures over
+   * the function's own variables (the loop's scope replaces the function's
+   * instead of extending it, and is discarded after the loop). */
+  GLUE_REASON_NO_SCOPE = 1,
+};
 
 enum {
   GLUE_KIND_UNDEFINED = 0,

@@ -36,7 +36,13 @@ pub struct GlueContext {
     /// glue_check_short_ptr), allocated and freed by the glue.
     pub checked_epoch: u32,
     pub checked_bits: *mut u8,
+    /// Why a check failed, when it can be said in a user's terms
+    /// (`REASON_*`), else 0.
+    pub fatal_reason: i32,
 }
+
+/// GLUE_REASON_NO_SCOPE (c/engine.h).
+pub const REASON_NO_SCOPE: i32 = 1;
 
 /// Mirror of `mvm_TsMemoryStats`.
 #[repr(C)]

@@ -56,7 +56,11 @@ fn known_detail(errno: i32) -> Option<&'static str> {
 /// Throws the `MicroviumError` of a fatal error: the VM concerned can no
 /// longer be used, and the message says so after the engine's words.
 pub fn throw_fatal(env: Env, errno: i32, detail: Option<&str>) -> Pending {
-    let text = format!("{}. This fatal error leaves the VM unusable", message(errno));
+    let mut text = format!("{}. This fatal error leaves the VM unusable", message(errno));
+    if let Some(d) = detail {
+        text.push_str(": ");
+        text.push_str(d);
+    }
     throw_with_message(env, errno, &text, detail)
 }
 

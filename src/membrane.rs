@@ -40,7 +40,7 @@ pub const MAX_OBJECT_PROPERTIES: usize = 1000;
 pub fn throw_failure(env: Env, vm: &VmState, f: Failure) -> Pending {
     match f {
         Failure::Error(e) => errors::throw(env, e, None),
-        Failure::Fatal(e) => errors::throw_fatal(env, e, None),
+        Failure::Fatal(e) => errors::throw_fatal(env, e, vm.fatal_reason()),
         Failure::Unusable => match vm.check_usable(env) {
             Err(p) => p,
             Ok(()) => env.throw_error("Microvium VM is not usable"),

@@ -180,6 +180,21 @@ impl VmState {
         }
     }
 
+    /// What a failed check said about a fatal error, in a user's terms.
+    pub fn fatal_reason(&self) -> Option<&'static str> {
+        // SAFETY: ctx is a live allocation owned by this state, written by
+        // the engine only while this thread is inside an engine call.
+        match unsafe { (*self.ctx).fatal_reason } {
+            engine::REASON_NO_SCOPE => Some(
+                "the bytecode uses a closure variable outside the closure scopes that exist. The microvium \
+                 8.0.0 compiler produces such bytecode for a function that creates closures in a \
+                 `for (let ...)` loop and, after the loop, closures or classes that use the function's own \
+                 variables (a compiler defect; move the loop into a function of its own)",
+            ),
+            _ => None,
+        }
+    }
+
     /// Checks that the VM may be used now, from this thread.
     pub fn check_usable(&self, env: Env) -> JsResult<()> {
         if runtime::thread_token() != self.thread {
@@ -542,6 +557,7 @@ pub fn restore(
         breakpoint_callback: std::ptr::null_mut(),
         checked_epoch: 0,
         checked_bits: std::ptr::null_mut(),
+        fatal_reason: 0,
     }));
     let state = Rc::new(VmState {
         ctx,
