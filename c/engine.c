@@ -594,14 +594,20 @@ static mvm_TeError glue_host_function(mvm_VM* vm, mvm_HostFunctionID id, mvm_Val
   LEAVE_ENGINE();
   mvm_TeError err = ((mvm_TfHostFunction)ctx->host_function)(vm, id, result, args, arg_count);
   REENTER_ENGINE();
+  /* A fatal error of this VM during the host function (in a nested call the
+   * host caught): the engine's state is unknown, so not one more guest
+   * instruction may run, not even the unwinding of an error. */
+  if ((int)err >= GLUE_FATAL_BASE) glue_fatal_error(vm, (int)err - GLUE_FATAL_BASE);
   return err;
 }
 
 static void glue_breakpoint_entry(mvm_VM* vm, uint16_t address) {
   GlueContext* ctx = (GlueContext*)mvm_getContext(vm);
   LEAVE_ENGINE();
-  ((mvm_TfBreakpointCallback)ctx->breakpoint_callback)(vm, address);
+  int fatal = ((glue_BreakpointCallback)ctx->breakpoint_callback)(vm, address);
   REENTER_ENGINE();
+  /* As for host functions: a fatal error of this VM during the callback. */
+  if (fatal) glue_fatal_error(vm, fatal);
 }
 
 /* Every entry point checks that the VM still exists: a host callback (a
@@ -1147,7 +1153,7 @@ void glue_remove_breakpoint(GlueContext* ctx, uint16_t address) {
   if (!ctx->vm) return;
   mvm_dbg_removeBreakpoint(ctx->vm, address);
 }
-void glue_set_breakpoint_callback(GlueContext* ctx, mvm_TfBreakpointCallback cb) {
+void glue_set_breakpoint_callback(GlueContext* ctx, glue_BreakpointCallback cb) {
   if (!ctx->vm) return;
   ctx->breakpoint_callback = (void*)cb;
   mvm_dbg_setBreakpointCallback(ctx->vm, cb ? glue_breakpoint_entry : NULL);

@@ -67,12 +67,17 @@ pub fn throw_fatal(env: Env, errno: i32, detail: Option<&str>) -> Pending {
 /// Throws the error of any use of a VM that an earlier fatal error
 /// (`cause`) left unusable.
 pub fn throw_unusable(env: Env, cause: i32) -> Pending {
-    let text = format!(
-        "{}. The VM is unusable after a fatal error: {} ({cause})",
-        message(E_FATAL),
-        name(cause)
-    );
-    throw_with_message(env, E_FATAL, &text, None)
+    throw_with_message(env, E_FATAL, &unusable_message(cause), None)
+}
+
+/// The error of a VM that an earlier fatal error (`cause`) left unusable,
+/// as a value (a promise of that VM rejects with it).
+pub fn unusable_error(env: Env, cause: i32, detail: Option<&str>) -> JsResult<crate::js::JsValue> {
+    make(env, E_FATAL, &unusable_message(cause), detail)
+}
+
+fn unusable_message(cause: i32) -> String {
+    format!("{}. The VM is unusable after a fatal error: {} ({cause})", message(E_FATAL), name(cause))
 }
 
 /// Throws a `MicroviumError` worded as the WebAssembly runtime words this
