@@ -245,24 +245,3 @@ describe('StringToNumber (string-to-number.patch)', () => {
     agreesOnEach(['a < b', 'a > b', 'a <= b', 'a >= b'], values, values);
   });
 });
-
-describe('-0 as a property key (property-key-negative-zero.patch)', () => {
-  test('-0 as a property key names the property 0', () => {
-    agrees(`
-      const report = vmImport(1);
-      vmExport(1, (negZero, zero) => {
-        const arr = [10, 20];
-        report(arr[negZero]);
-        report(arr[zero * -1]);
-        arr[negZero] = 5;
-        report(arr[0]);
-        report(arr.length);
-        const o = {};
-        o[negZero] = 'x';
-        report(o[0]);
-        o[0] = 'y';
-        report(o[negZero]);
-      });
-    `, { args: [-0, 0] });
-  });
-});
