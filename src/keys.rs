@@ -4,8 +4,8 @@
 //! property). The engine keys the array indexes it can represent, canonical
 //! decimal integers 0..8191, as int14, `length` and `__proto__` as
 //! well-known values, and every other name as an interned string (the
-//! engine's toPropertyName, patched by c/patches/numeric-property-keys.patch
-//! to do this for every string and number).
+//! engine's toPropertyName, patched by c/patches/property-keys.patch to do
+//! this for every string and number).
 //!
 //! Two ways in:
 //! - writes (`property_key`) intern the name in the guest, as a guest
@@ -26,6 +26,10 @@
 //! after its entry was evicted no longer matches, and the caller's fallback
 //! name is used instead. The JS layer's name → id map is dropped whenever an
 //! entry is evicted, so it does not keep stale ids for long.
+//!
+//! Reads of names the cache lacks search the snapshot's string table and a
+//! host-side index of the guest's RAM list of interned strings
+//! (`InternIndex`), rebuilt after each guest collection.
 
 use crate::engine::{self, kind};
 use crate::handles::Slot;
