@@ -210,10 +210,13 @@ static bool glue_check_proplist_link(void* vm, Value link, bool undefined_ends) 
 }
 
 /* An entry of the string table (the offset is inside the section: the
- * binary search stays within its count) leads to an interned string. */
+ * binary search stays within its count) leads to a string. The compiler
+ * lists every string literal there, numeric-looking ones ('1', '1.5') as
+ * plain strings (TC_REF_STRING), which the search reads the same way. */
 static bool glue_check_string_table_entry(void* vm, uint16_t offset) {
   Value str = LongPtr_read2_aligned(LongPtr_add(((VM*)vm)->lpBytecode, offset));
-  return deepTypeOf((VM*)vm, str) == TC_REF_INTERNED_STRING;
+  TeTypeCode tc = deepTypeOf((VM*)vm, str);
+  return tc == TC_REF_INTERNED_STRING || tc == TC_REF_STRING;
 }
 
 /* getBuiltin reads entry `id` of the builtins section. */
