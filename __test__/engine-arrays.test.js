@@ -358,6 +358,28 @@ describe('zero-length Uint8Arrays (zero-size-allocations.patch)', () => {
       }
     `);
   });
+  test('at the end of a snapshot heap over 32 kB', () => {
+    isolated(`
+      const snapshot = compile(\`
+        const keep = [];
+        const more = [];
+        let i = 0;
+        while (i < 1500) { keep.push({ a: i }); more.push({ b: i }); i++; }
+        let last = Microvium.newUint8Array(0);
+        vmExport(1, () => { more.push({ c: 1 }); return last.length + keep.length + keep[1499].a; });
+        vmExport(2, () => last);
+      \`);
+      assert.ok(snapshot.length > 32768, 'heap size');
+      const vm = Microvium.restore(snapshot, {});
+      const last = vm.exports[2]();
+      for (let i = 0; i < 3; i++) {
+        assert.equal(vm.exports[1](), 2999);
+        vm.runGC();
+      }
+      assert.equal(vm.exports[2](), last);
+      assert.equal(last.length, 0);
+    `);
+  });
 });
 
 describe('host proxies of guest arrays (lib/membrane.js)', () => {
