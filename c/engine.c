@@ -1210,6 +1210,10 @@ static int kind_unguarded(mvm_VM* vm, mvm_Value value, uint16_t* out_extra) {
     case TC_REF_HOST_FUNC: {
       LongPtr lp = DynamicPtr_decode_long(vm, value);
       uint16_t index = READ_FIELD_2(lp, TsHostFunc, indexInImportTable);
+#ifdef VM_IMPORT_INDEX_ARRAY_PUSH
+      /* The engine's own push (c/patches/array-push.patch): a guest function. */
+      if (index == VM_IMPORT_INDEX_ARRAY_PUSH) return GLUE_KIND_FUNCTION;
+#endif
       if (index >= getSectionSize(vm, BCS_IMPORT_TABLE) / sizeof(vm_TsImportTableEntry)) return GLUE_KIND_OTHER;
       *out_extra = vm_getHostFunctionId(vm, index);
       return GLUE_KIND_HOST_FUNCTION;

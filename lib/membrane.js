@@ -180,13 +180,14 @@ const objectHandler = {
     if (typeof key === 'symbol') {
       throw new TypeError('Cannot set a symbol-keyed property on a Microvium object');
     }
-    // The engine treats a non-integer length as a fatal error.
+    // A length converts as for a host array (a RangeError unless it is a
+    // whole number below 2^32). A length the engine cannot hold (more than
+    // 2047 items) is its MicroviumError MVM_E_ARRAY_TOO_LONG, and the VM
+    // goes on.
     if (key === 'length' && Array.isArray(target)) {
-      if (!(Number.isInteger(value) && value >= 0 && value <= 8191)) {
-        throw new RangeError('Invalid Microvium array length (an integer from 0 to 8191)');
-      }
-      // The engine mishandles setting the length it already has (push does).
-      if (value === native.length(target[CORE], target[SLOT])) return true;
+      const n = +value;
+      if (n !== n >>> 0) throw new RangeError('Invalid array length');
+      value = n;
     }
     const id = Array.isArray(target) ? -1 : keyId(target[CORE], key, true);
     if (id >= 0) native.setk(target[CORE], target[SLOT], id, value, key);
