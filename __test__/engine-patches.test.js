@@ -62,3 +62,52 @@ describe('property names built at run time (intern-well-known-names.patch)', () 
     }
   });
 });
+
+describe('property names nothing refers to any more are collected (weak-intern-table.patch)', () => {
+  const source = `
+    const report = vmImport(1);
+    let kept = {};
+    vmExport(1, (i) => { const o = {}; o['k' + i] = i; return o['k' + i]; });
+    vmExport(2, (message) => 0);
+    vmExport(3, (i) => { kept['keep' + (i % 50)] = i; return kept['keep' + (i % 50)]; });
+    vmExport(4, () => {
+      let sum = 0;
+      for (let i = 0; i < 50; i++) sum = sum + kept['keep' + i];
+      return sum;
+    });
+  `;
+
+  test('guest code setting o["k" + i] on short-lived objects serves 50,000 calls', () => {
+    const vm = Microvium.restore(compile(source), {});
+    for (let i = 0; i < 50000; i++) assert.equal(vm.exports[1](i), i);
+    vm.runGC();
+    assert.ok(vm.getMemoryStats().virtualHeapUsed < 4096, `heap after collection: ${vm.getMemoryStats().virtualHeapUsed}`);
+  });
+
+  test('objects with keys never seen before, passed in and ignored, 20,000 of them', () => {
+    const vm = Microvium.restore(compile(source), {});
+    for (let i = 0; i < 20000; i++) vm.exports[2]({ ['user-' + i]: { name: 'n' + i, tags: ['a', 'b'] } });
+    assert.equal(vm.exports[1](7), 7);
+  });
+
+  test('names still in use keep their identity across collections', () => {
+    // The loop allocates enough to collect many times while it runs.
+    agrees(`
+      const report = vmImport(1);
+      vmExport(1, () => {
+        const kept = {};
+        for (let i = 0; i < 5000; i++) {
+          kept['keep' + (i % 50)] = i;
+          const o = {};
+          o['tmp' + i] = i;
+          if (o['tmp' + i] !== i) report('lost tmp' + i);
+        }
+        let sum = 0;
+        for (let i = 0; i < 50; i++) sum = sum + kept['keep' + i];
+        report(sum);
+        report(kept.keep7);
+        report(Reflect.ownKeys(kept).length);
+      });
+    `);
+  });
+});

@@ -86,6 +86,17 @@ static void glue_reset_steps(void);
 #define GLUE_SITE_133 ~, GLUE_CHECK_VAR_SLOT
 #define GLUE_CHECK_VAR_SLOT() GLUE_REQUIRE(glue_check_stack_slot(vm, pStackPointer - reg1 - 1))
 
+/* mvm_call, SUB_OP_LOAD_ARG (VM_OP_LOAD_ARG_1 and VM_OP2_LOAD_ARG_2) and
+ * VM_OP2_STORE_ARG: argument reg1 of the current frame is read or written.
+ * A call puts its arguments just below the frame it starts (the arguments
+ * pointer is derived from the frame base and the saved argument count), so
+ * any argument slot lies below the frame; this keeps the access inside the
+ * stack whatever a crafted snapshot leaves in the saved count. */
+#define GLUE_SITE_64 ~, GLUE_CHECK_ARG_SLOT
+#define GLUE_SITE_131 ~, GLUE_CHECK_ARG_SLOT
+#define GLUE_CHECK_ARG_SLOT() \
+  GLUE_REQUIRE(glue_check_stack_slot(vm, reg->pArgs + reg1) && reg->pArgs + reg1 < pFrameBase)
+
 /* deepTypeOf and DynamicPtr_decode_long: a heap pointer is decoded and the
  * allocation it leads to is used; it must lie in the heap, with the layout
  * its type needs (a property list of 4 + 4n bytes, an array of 4, ...). */
@@ -132,6 +143,13 @@ static void glue_reset_steps(void);
  * string are decoded without the engine's checks (and counted as steps). */
 #define GLUE_SITE_388 ~, GLUE_CHECK_INTERN_CELL
 #define GLUE_CHECK_INTERN_CELL() \
+  (GLUE_REQUIRE(glue_count_step()), GLUE_REQUIRE(glue_check_intern_cell(vm, spCell)))
+
+/* mvm_runGC (c/patches/weak-intern-table.patch), before the collection
+ * moves anything: each cell of the list of interned strings, which the
+ * collector then walks in the heap being collected without the engine's
+ * checks (and counted as steps, for a cyclic list). */
+#define MVM_GC_CHECK_INTERN_CELL(vm, spCell) \
   (GLUE_REQUIRE(glue_count_step()), GLUE_REQUIRE(glue_check_intern_cell(vm, spCell)))
 
 /* mvm_allocate: a closure scope of zero slots, which vm_scopePushOrNew would

@@ -5,7 +5,7 @@
 const native = require('../binding.js');
 const { makeError } = require('./errors');
 const { makeValue, classify } = require('./membrane');
-const { awaitHost } = require('./async');
+const { awaitHost, newPromise, settlePromise } = require('./async');
 
 // Runs a JavaScript collection with the collector of a VM (see
 // collectorOption in lib/vm.js) when values the host dropped fill its guest
@@ -37,7 +37,7 @@ function minorCollection(options) {
   sink = undefined;
 }
 
-native.init(makeError, makeValue, classify, awaitHost, collectGarbage, Math.pow, Object.prototype);
+native.init(makeError, makeValue, classify, awaitHost, collectGarbage, Math.pow, Object.prototype, newPromise, settlePromise);
 
 module.exports = native;
 module.exports.minorCollection = minorCollection;

@@ -192,6 +192,8 @@ const internals = {
   hostHeld: (vm) => native.hostHeld(coreOf(vm)),
   reportedMemory: (vm) => native.reportedMemory(coreOf(vm)),
   status: (vm) => native.status(coreOf(vm)),
+  keyCacheStats: (vm) => native.keyCacheStats(coreOf(vm)),
+  clearKeyCache: (vm) => native.clearKeyCache(coreOf(vm)),
 };
 
 function restore(snapshot, imports, opts) {

@@ -40,7 +40,7 @@ pub const MAX_OBJECT_PROPERTIES: usize = 1000;
 pub fn throw_failure(env: Env, vm: &VmState, f: Failure) -> Pending {
     match f {
         Failure::Error(e) => errors::throw(env, e, None),
-        Failure::Fatal(e) => errors::throw_fatal(env, e, None),
+        Failure::Fatal(e) => errors::throw_fatal(env, e, vm.fatal_reason()),
         Failure::Unusable => match vm.check_usable(env) {
             Err(p) => p,
             Ok(()) => env.throw_error("Microvium VM is not usable"),
@@ -246,9 +246,10 @@ fn wrap_data(env: Env, v: JsValue) -> Option<usize> {
     Some(data as usize)
 }
 
-/// What this addon attached to `v` if it is a Box (a VM's core object).
-/// Host values of guest values carry an integer instead: see unwrap_value.
-pub fn unwrap<'a>(env: Env, v: JsValue) -> Option<&'a Wrapped> {
+/// What this addon attached to `v` if it is a VM's core object (a Box).
+/// Host values of guest values carry an integer instead: see unwrap_value
+/// (named apart from the old `unwrap`, which meant "any value of ours").
+pub fn unwrap_core<'a>(env: Env, v: JsValue) -> Option<&'a Wrapped> {
     let data = wrap_data(env, v)?;
     if data & 1 == 1 {
         return None;
@@ -529,12 +530,21 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
     }
     for key in names {
         let _iteration = TempScope::new(vm);
+        let k = property_key(env, vm, key)?;
+        if k.get() == engine::STR_PROTO {
+            // An own "__proto__" (JSON.parse makes them) would be the
+            // object's prototype in the guest, where reading it gives the
+            // prototype, not the property: it cannot be copied faithfully.
+            return Err(env.throw_type_error(
+                "Cannot pass an object with an own \"__proto__\" property into a Microvium VM \
+                 (in the guest, __proto__ is always the prototype)",
+            ));
+        }
         let item = env.get_property(v, key)?;
         if is_error && env.type_of(item)? == Type::Undefined {
             continue;
         }
         let value = to_guest_value(env, vm, item, path)?;
-        let k = property_key(env, vm, key)?;
         let (o, kp, x) = (obj.raw(), k.raw(), value.raw());
         // SAFETY: rooted slots, as in copy_array.
         vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) }).map_err(|f| fail(env, vm, f))?;
