@@ -187,6 +187,9 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     if vm.status() != Status::Live || vm.is_engine_freed() {
         return Ok(());
     }
+    // The names the host's key cache pins (a couple of kB at most) are worth
+    // more as free heap now; the cache refills as names are used again.
+    crate::keys::clear_cache(env, vm);
     let ctx = vm.ctx();
     // SAFETY: the engine is live; a collection moves guest values, which the
     // handle slots track.
