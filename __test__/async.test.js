@@ -1,5 +1,5 @@
 'use strict';
-// Async (issue 4, point 5): async imports awaited by the guest, guest async
+// Async: async imports awaited by the guest, guest async
 // functions and promises as host Promises, no unhandled rejections, no
 // leaked handles.
 

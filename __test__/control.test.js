@@ -1,5 +1,5 @@
 'use strict';
-// VM control (issue 4, points 1-4): snapshots and versions, the gas counter,
+// VM control: snapshots and versions, the gas counter,
 // breakpoints and currentAddress, memory statistics and the guest GC.
 
 const test = require('node:test');

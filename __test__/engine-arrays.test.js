@@ -10,7 +10,7 @@
 
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
-const { compile, runBoth, runIsolated } = require('./helpers.js');
+const { compile, runBoth, isolated: isolatedChild } = require('./helpers.js');
 const Microvium = require('..');
 
 /** Asserts the guest reports (and returns) what Node does for the same program. */
@@ -290,12 +290,7 @@ describe('Reflect.ownKeys (object-keys-order.patch)', () => {
 describe('zero-length Uint8Arrays (zero-size-allocations.patch)', () => {
   // Isolated: before the fix, a collection corrupted the heap (and could
   // then allocate without end).
-  function isolated(code) {
-    const r = runIsolated(code + `\nconsole.log('OK');`, { timeout: 30000 });
-    assert.equal(r.signal, null, `child killed by ${r.signal}: ${r.stderr}`);
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /OK/);
-  }
+  const isolated = (code) => isolatedChild(code, { timeout: 30000 });
 
   test('made by the guest or passed in by the host, they survive collections, identity kept', () => {
     isolated(`

@@ -1,4 +1,4 @@
-// ESM entry of @microvium/runtime (issue 2, point 3): default and named
+// ESM entry of @microvium/runtime: default and named
 // imports, through the package's "exports" map, and the same objects as the
 // CommonJS entry. Run by foundation.test.js and directly by `node --test`.
 

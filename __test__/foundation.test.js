@@ -1,7 +1,8 @@
 'use strict';
-// Tests for issue 2, "The native runtime: build, restore, call, primitive
-// values and errors" (points 3 to 8; the build and CI points are checked by
-// running the README commands, not here).
+// The runtime's foundation: restoring snapshots and calling into them,
+// primitive values both ways, the guest's arithmetic and number formatting,
+// errors, bad input, contained fatal errors and re-entrancy. (The build
+// itself is checked by running the README's commands, not here.)
 //
 // Every guest script is compiled from source in the test with the
 // `microvium` compiler (helpers.compile). Anything that could crash the
@@ -15,7 +16,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { compile, runIsolated, root, ERRNO, engineMessage } = require('./helpers.js');
+const { compile, runIsolated, isolated, root, ERRNO, engineMessage, crc16 } = require('./helpers.js');
 
 const Microvium = require('..');
 const { VM, MicroviumError } = Microvium;
@@ -44,23 +45,6 @@ function throwsMvm(fn, code, detail) {
   return caught;
 }
 
-/** Runs `code` in a child process; asserts it exited normally with status 0. */
-function isolated(code, opts) {
-  const r = runIsolated(code, opts);
-  assert.equal(r.signal, null, `child process died with ${r.signal}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
-  assert.equal(r.status, 0, `child process exited with ${r.status}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
-  return r;
-}
-
-// CRC-16/CCITT-FALSE as the microvium snapshot header uses it (bytes 8..end).
-function crc16(bytes) {
-  let crc = 0xffff;
-  for (const b of bytes) {
-    crc ^= b << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc;
-}
 
 // Deterministic pseudo-random numbers (tests must be reproducible).
 function prng(seed) {
@@ -82,9 +66,9 @@ vmExport(40000, 'forty thousand');
 `;
 
 // ---------------------------------------------------------------------------
-// Point 3: restore and call
+// Restore and call
 
-describe('3. restore and call', () => {
+describe('restore and call', () => {
   const snapshot = compile(BASIC);
   const imports = { 7: (a, b) => a * b };
 
@@ -267,7 +251,7 @@ describe('3. restore and call', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Point 4: primitives
+// Primitives
 
 const PRIMITIVES = [
   undefined, null, true, false,
@@ -291,7 +275,7 @@ function describeValue(v) {
   return String(v);
 }
 
-describe('4. primitive values, exactly, both ways', () => {
+describe('primitive values, exactly, both ways', () => {
   const snapshot = compile(`
     const h = vmImport(1);
     vmExport(1, (x) => x);
@@ -415,9 +399,9 @@ describe('4. primitive values, exactly, both ways', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Point 4: the guest's %, ** and number-to-string give Node's results
+// The guest's %, ** and number-to-string give Node's results
 
-describe('4. guest arithmetic and number formatting match Node', () => {
+describe('guest arithmetic and number formatting match Node', () => {
   const vm = Microvium.restore(compile(`
     vmExport(1, (a, b) => a % b);
     vmExport(2, (a, b) => a ** b);
@@ -565,9 +549,9 @@ describe('4. guest arithmetic and number formatting match Node', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Point 5: errors
+// Errors
 
-describe('5. errors', () => {
+describe('errors', () => {
   const snapshot = compile(`
     const h = vmImport(1);
     class GuestError { constructor(message) { this.message = message; this.kind = 'guest'; } }
@@ -669,9 +653,9 @@ describe('5. errors', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Point 6: bad input
+// Bad input
 
-describe('6. bad input gets a clear error, never a crash', () => {
+describe('bad input gets a clear error, never a crash', () => {
   const snapshot = compile(BASIC);
   const imports = { 7: (a, b) => a * b };
 
@@ -891,9 +875,9 @@ describe('6. bad input gets a clear error, never a crash', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Point 7: fatal errors are contained
+// Fatal errors are contained
 
-describe('7. fatal errors are contained', () => {
+describe('fatal errors are contained', () => {
   const OOM = `
     const h = vmImport(1);
     vmExport(1, () => { let head = undefined; let n = 0; while (true) { head = { next: head, a: n, b: n }; n++; } });
@@ -992,9 +976,9 @@ describe('7. fatal errors are contained', () => {
 });
 
 // ---------------------------------------------------------------------------
-// Point 8: re-entrancy
+// Re-entrancy
 
-describe('8. re-entrancy', () => {
+describe('re-entrancy', () => {
   const snapshot = compile(`
     const h = vmImport(1);
     let counter = 0;

@@ -3,6 +3,7 @@
 // `microvium` compiler (at test time, as the tests require), and run code in
 // a child process so that a crash fails a test instead of the runner.
 
+const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const mv = require('microvium/dist/lib');
@@ -97,4 +98,30 @@ function runBoth(source, { args = [] } = {}) {
   return { node, guest, vm };
 }
 
-module.exports = { compile, runIsolated, root, ENGINE_ERRORS, ERRNO, engineMessage, runBoth };
+const CHILD_OK = '\n(child finished)\n';
+
+/**
+ * Runs `code` in a fresh Node process (see runIsolated) and asserts that it
+ * ran to its end: no signal, exit status 0, and its last (synchronous)
+ * statement reached.
+ * `prelude` is prepended to the code; `args` are Node's flags. Returns
+ * { status, signal, stdout, stderr }, stdout without the end marker.
+ */
+function isolated(code, { prelude = '', args = [], timeout = 60000 } = {}) {
+  const r = runIsolated(`${prelude}\n${code}\nprocess.stdout.write(${JSON.stringify(CHILD_OK)});`, { timeout, args });
+  const out = `\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+  assert.equal(r.signal, null, `child process died with ${r.signal}${out}`);
+  assert.equal(r.status, 0, `child process exited with ${r.status}${out}`);
+  // The marker is written when the code's last synchronous statement has
+  // run; what the code prints asynchronously may come after it.
+  assert.ok(r.stdout.includes(CHILD_OK), `child process did not reach its end${out}`);
+  r.stdout = r.stdout.replace(CHILD_OK, '\n');
+  return r;
+}
+
+// The snapshot checksum: one implementation, shared with the fuzzers.
+const { crc16, fixCrc } = require('../fuzz/crc.js');
+
+module.exports = {
+  compile, runIsolated, isolated, root, ENGINE_ERRORS, ERRNO, engineMessage, runBoth, crc16, fixCrc,
+};

@@ -1,5 +1,5 @@
 'use strict';
-// Issue 6, point 5: isolation. A guest reaches only the imports it was given;
+// Isolation. A guest reaches only the imports it was given;
 // two VMs share nothing (a value from one passed to another is rejected);
 // a VM's failure (fatal error, out of memory, gas, stack overflow, dispose)
 // leaves every other VM working. The failure cases run in a child process
@@ -10,17 +10,12 @@
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const Microvium = require('..');
-const { compile, runIsolated } = require('./helpers.js');
+const { compile, isolated: isolatedChild } = require('./helpers.js');
 
 const { MicroviumError } = Microvium;
 
 function isolated(code) {
-  const r = runIsolated(code + '\nconsole.log("child ok");', { timeout: 60000, args: ['--expose-gc'] });
-  const out = `\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
-  assert.equal(r.signal, null, `child process died with ${r.signal}${out}`);
-  assert.equal(r.status, 0, `child process exited with ${r.status}${out}`);
-  assert.match(r.stdout, /child ok/, out);
-  return r;
+  return isolatedChild(code, { args: ['--expose-gc'] });
 }
 
 const SRC = `

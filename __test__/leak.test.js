@@ -1,5 +1,5 @@
 'use strict';
-// Leak test for issue 3 (the membrane): 200,000 calls, each returning a fresh
+// Leaks through the membrane: 200,000 calls, each returning a fresh
 // guest object that the host drops, with periodic host gc(). The process's
 // memory (RSS), the VM's heap (getMemoryStats().virtualHeapUsed) and the
 // number of live handles after 200,000 calls must be within a small bound of

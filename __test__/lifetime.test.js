@@ -1,5 +1,5 @@
 'use strict';
-// Lifetime (issue 4, point 6): dispose() and [Symbol.dispose](), every later
+// Lifetime: dispose() and [Symbol.dispose](), every later
 // use throws a clear error, dispose during a call is safe, and undisposed VMs
 // are freed by the garbage collector (memory stays bounded).
 

@@ -1,10 +1,10 @@
 'use strict';
-// Tests for issue 3, "The membrane": guest objects, arrays, functions,
-// classes and Uint8Arrays as live JS values, and host values going in.
+// The membrane: guest objects, arrays, functions, classes and Uint8Arrays
+// as live JS values, and host values going in.
 //
 // Run with: node --expose-gc --test __test__/membrane.test.js
 //
-// Each `describe` block is one numbered point of the issue. Guest scripts are
+// Each `describe` block is one kind of value or concern. Guest scripts are
 // compiled at test time (helpers.compile). Notes on the guest language used
 // here: no object-method shorthand, no `extends`, no `instanceof`, no
 // `for (;;)`; plain guest objects have no prototype inside the guest.
@@ -81,7 +81,7 @@ vmExport(8, () => ({ a: 1, n: { c: [1, 2, 3] } }));
 vmExport(9, () => ({ a: 1, n: { b: { c: { d: [1, { e: 2 }] } } }, arr: [1, [2, [3, [4]]]] }));
 `;
 
-describe('1. objects come out as live proxies', () => {
+describe('objects come out as live proxies', () => {
   test('reads go to the live guest object, including nested objects', () => {
     const vm = restore(OBJECTS_SRC);
     const o = vm.exports[1];
@@ -280,7 +280,7 @@ vmExport(5, () => Reflect.ownKeys({ p: 1, q: 2, r: 3 }));
 vmExport(6, () => []);
 `;
 
-describe('2. arrays come out as array proxies', () => {
+describe('arrays come out as array proxies', () => {
   test('Array.isArray, length, index reads', () => {
     const vm = restore(ARRAYS_SRC);
     const a = vm.exports[1];
@@ -389,7 +389,7 @@ vmExport(9, Bar);
 vmExport(10, () => obj.method);
 `;
 
-describe('3. functions, closures, methods and classes', () => {
+describe('functions, closures, methods and classes', () => {
   test('functions are callable and return values', () => {
     const vm = restore(FUNCTIONS_SRC);
     const add = vm.exports[1];
@@ -481,7 +481,7 @@ vmExport(5, (u) => { held = u; return u; });
 vmExport(6, () => held);
 `;
 
-describe('4. Uint8Array', () => {
+describe('Uint8Array', () => {
   test('comes out as a MicroviumUint8Array with length and iteration', () => {
     const vm = restore(U8_SRC);
     const u = vm.exports[1](10);
@@ -647,7 +647,7 @@ function intoVm(imports) {
   return { vm: restore(INTO_SRC, { 1: imp }), imp };
 }
 
-describe('5. into the VM', () => {
+describe('into the VM', () => {
   test('plain objects and arrays are deep-copied, nested ones included', () => {
     const { vm } = intoVm();
     const echo = vm.exports[1];
@@ -881,7 +881,7 @@ vmExport(7, () => u8);
 vmExport(8, () => Reflect.ownKeys(objs[0]));
 `;
 
-describe('6. identity and prototypes', () => {
+describe('identity and prototypes', () => {
   test('the same guest object is the same host value across many collections and allocations', () => {
     const vm = restore(IDENTITY_SRC);
     const get = vm.exports[1];
@@ -976,7 +976,7 @@ describe('6. identity and prototypes', () => {
 // 7. Handles
 // ---------------------------------------------------------------------------
 
-describe('7. handles', () => {
+describe('handles', () => {
   test('no fixed cap: 10,000 live proxies at once, then released after host GC', async () => {
     const vm = restore('vmExport(1, () => ({})); vmExport(2, (x) => x);');
     const base = liveHandles(vm);
@@ -1083,7 +1083,7 @@ describe('7. handles', () => {
 // 8. GC safety
 // ---------------------------------------------------------------------------
 
-describe('8. GC safety', () => {
+describe('GC safety', () => {
   test('a nearly full guest heap: collections during argument and result conversion', async () => {
     const results = [];
     const vm = restore(`

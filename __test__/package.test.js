@@ -1,5 +1,5 @@
 'use strict';
-// Packaging (issue 7): `npm pack` the main and linux-x64-gnu packages,
+// Packaging: `npm pack` the main and linux-x64-gnu packages,
 // install both into a fresh project with no toolchain on PATH and no
 // registry, then require / import / tsc --strict / run a snapshot there, and
 // check that the main package alone fails naming the platform package.

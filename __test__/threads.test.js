@@ -1,5 +1,5 @@
 'use strict';
-// Threads (issue 4, point 7): VMs in several worker_threads at once, workers
+// Threads: VMs in several worker_threads at once, workers
 // exiting with live VMs, and VM values refusing to cross threads.
 
 const test = require('node:test');

@@ -1,5 +1,5 @@
 'use strict';
-// Type tests for index.d.ts (issue 4, point 8 "Typings").
+// Type tests for index.d.ts.
 //
 // Runs the TypeScript compiler (the `typescript` devDependency) once per
 // project in __test__/types/, all at the same time:
