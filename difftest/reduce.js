@@ -137,6 +137,7 @@ function* candidates(source) {
   walk(ast.program, (node, parent) => {
     if (!EXPR_TYPES.has(node.type) || isReportLabel(node, parent) || isLoopHead(node, parent)) return;
     if (parent && parent.type === 'CallExpression' && parent.callee === node) return;
+    if (node.type === 'CallExpression' && node.callee.type === 'Identifier' && node.callee.name === 'R') return;
     if (parent && (parent.type === 'AssignmentExpression' || parent.type === 'UpdateExpression') && (parent.left === node || parent.argument === node)) return;
     exprs.push(node);
   });
