@@ -274,8 +274,9 @@ function sTruthy() {
 function sCompound() {
   const r = this.rng;
   const name = this.v();
-  const init = this.atom('num');
   const op = r.pick(['+=', '-=', '*=', '/=', '%=', '|=', '&=', '^=', '<<=', '>>=', '>>>=', '++', '--', 'pre++', 'pre--']);
+  // ++/-- also on strings, booleans, null, undefined (ToNumeric first)
+  const init = this.atom(/\+\+|--/.test(op) && r.chance(0.3) ? 'any' : 'num');
   const lines = [`let ${name} = ${init};`];
   this.declare(name, 'num');
   if (op === '++' || op === '--') {
@@ -698,6 +699,149 @@ function sBlock() {
   return this.withScope(() => [`for (let ${j} = 0; ${j} < ${r.range(1, 3)}; ${j}++) {`, ...this.stmts(r.range(1, 2)), `}`]);
 }
 
+// The same number reached by different computations, so it may be held in
+// different engine representations (int14, int32, float64): compare,
+// index, switch on it.
+const REPR_TARGETS = ['0', '1', '8191', '8192', '-8192', '-8193', '16384', '2147483647', '-2147483648', '2147483648',
+  '4294967295', '4294967296', '0.5', '1e21', '9007199254740992', '255', '1073741824'];
+function sRepresentation() {
+  const r = this.rng;
+  const t = r.pick(REPR_TARGETS);
+  const n = Number(t);
+  const forms = [['-1+1', `${this.p(t)} - 1 + 1`], ['*1', `${this.p(t)} * 1`], ['/1', `${this.p(t)} / 1`], ['*2/2', `(${t} * 2) / 2`],
+    ['+.5-.5', `${this.p(t)} + 0.5 - 0.5`], ['--', `-(-${this.p(t)})`], ['+0', `${this.p(t)} + 0`], ['*4/4', `${this.p(t)} * 4 / 4`],
+    ['0-(0-)', `0 - (0 - ${this.p(t)})`]];
+  if (Number.isInteger(n) && n >= -2147483648 && n <= 2147483647) forms.push(['|0', `${this.p(t)} | 0`], ['^0', `${this.p(t)} ^ 0`]);
+  if (Number.isInteger(n) && n >= 0 && n <= 4294967295) forms.push(['>>>0', `${this.p(t)} >>> 0`]);
+  const x = this.v('x');
+  const [fname, form] = r.pick(forms);
+  const lines = [`let ${x} = ${form};`, this.R('repr' + fname, x, [t])];
+  const k = r.int(5);
+  if (k === 0) lines.push(this.R('repr===', `${x} === ${t}`, [x, t]));
+  else if (k === 1) lines.push(this.R('repr!==', `${x} !== ${t}`, [x, t]));
+  else if (k === 2) {
+    const sw = this.v('sw');
+    lines.push(`let ${sw} = "none";`, `switch (${x}) { case ${t}: ${sw} = "hit"; break; default: ${sw} = "miss"; }`, this.R('repr.switch', sw, [x]));
+  } else if (k === 3) lines.push(this.R('repr<=', `${x} <= ${t}`, [x, t]), this.R('repr>=', `${x} >= ${t}`, [x, t]));
+  else lines.push(this.R("repr''+", `"" + ${x}`, [x]));
+  return lines;
+}
+
+// Compound assignment to members and evaluation order of side effects.
+function sMemberUpdate() {
+  const r = this.rng;
+  const o = this.v('mo'); const a = this.v('ma'); const i = this.v('i');
+  const x = this.atom('num'); const y = this.atom('num'); const z = this.atom('num');
+  const lines = [`const ${o} = { p: ${x}, q: [${y}, ${z}] };`, `let ${i} = 0;`];
+  const n = r.range(2, 4);
+  for (let j = 0; j < n; j++) {
+    const k = r.int(7);
+    const v = this.atom(r.chance(0.8) ? 'num' : 'any');
+    // the member's value before the update is the first operand
+    const t = this.v('t');
+    if (k === 0) { const op = r.pick(['+=', '-=', '*=', '/=', '%=', '|=', '&=', '<<=']); lines.push(`const ${t} = ${o}.p;`, this.R('member' + op, `${o}.p ${op} ${v}`, [t, v])); }
+    else if (k === 1) { const op = r.pick(['+=', '-=', '*=', '^=', '>>=']); lines.push(`const ${t} = ${o}.q[1];`, this.R('elem' + op, `${o}.q[1] ${op} ${v}`, [t, v])); }
+    else if (k === 2) lines.push(`const ${t} = ${o}.p;`, this.R('member++', `${o}.p++`, [t]), this.R('member.after++', `${o}.p`, [t]));
+    else if (k === 3) lines.push(`const ${t} = ${o}.p;`, this.R('member--pre', `--${o}.p`, [t]));
+    else if (k === 4) lines.push(this.R('order[i++]', `${o}.q[${i}++] + ${o}.q[${i}]`), this.R('order.i', i));
+    else if (k === 5) lines.push(this.R('order.assign', `${o}.p + (${o}.p = ${v}) + ${o}.p`, [v]));
+    else lines.push(this.R('chain=', `${o}.p = ${o}.q[0] = ${v}`, [v]), this.R('chain.q0', `${o}.q[0]`));
+  }
+  void a;
+  return lines;
+}
+
+// Objects with many properties added at run time.
+function sWideObject() {
+  const r = this.rng;
+  const o = this.v('wo'); const i = this.v('i');
+  const n = r.pick([5, 20, 50, 100, 200, 300]);
+  const pre = r.pick(['"k"', '"key_"', '"é"', '"p" + "_"']);
+  const lines = [`const ${o} = {};`, `let ${i} = 0;`, `while (${i} < ${n}) { ${o}[${pre} + ${i}] = ${i} * 2; ${i} = ${i} + 1; }`];
+  for (let j = 0; j < 3; j++) {
+    const idx = r.int(n + 2);
+    lines.push(this.R('wide.get', `${o}[${pre} + ${idx}]`));
+  }
+  lines.push(this.R('wide.keys', `Reflect.ownKeys(${o}).length`));
+  return lines;
+}
+
+// Strings built in loops (growing toward, not past, the 4 kB limit).
+function sLongString() {
+  const r = this.rng;
+  const s = this.v('ls'); const i = this.v('i');
+  const piece = r.pick(['"ab"', '"é"', '"😀"', '"x" + 1', '"0123456789"']);
+  const n = r.pick([10, 50, 100, 200]);
+  const lines = [`let ${s} = "";`, `let ${i} = 0;`, `while (${i} < ${n}) { ${s} = ${s} + ${piece}; ${i} = ${i} + 1; }`];
+  lines.push(this.R('longstr.eq', `${s} === ${s} + ""`));
+  lines.push(this.R('longstr.concat', `${s} + "|"`));
+  const o = this.v('lo');
+  lines.push(`const ${o} = {};`, this.R('obj.set[k]', `${o}[${s}] = 1`, [s]), this.R('obj.get[k]', `${o}[${s} + ""]`, [s]));
+  return lines;
+}
+
+// Number to string of computed values.
+function sNumToStr() {
+  const r = this.rng;
+  const a = this.atom('num'); const b = this.atom('num');
+  const op = r.pick(['/', '*', '+', '-', '%']);
+  const x = this.v('x');
+  return [`let ${x} = ${this.p(a)} ${op} ${this.p(b)};`, this.R("''+calc", `"" + ${x}`, [x])];
+}
+
+// Deeper exception flows: through frames, in loops, return from catch.
+function sExceptionFlow() {
+  const r = this.rng;
+  const k = r.int(4);
+  const v = this.atom('any');
+  if (k === 0) {
+    const f = this.v('deep');
+    this.top.push(`function ${f}(n, v) { if (n <= 0) { throw v; } return ${f}(n - 1, v) + 1; }`);
+    const d = r.range(0, 20);
+    return [`try { ${this.R('deepthrow.none', `${f}(${d}, ${v})`)} } catch (e) { ${this.R('deepthrow', 'e', [v])} }`];
+  }
+  if (k === 1) {
+    const c = this.v('cnt');
+    const lim = r.range(1, 6); const at = r.range(0, 7);
+    return [`let ${c} = 0;`, `while (${c} < ${lim}) { try { if (${c} === ${at}) { throw ${c}; } ${c} = ${c} + 1; } catch (e) { ${this.R('loopcatch', 'e')} break; } }`,
+      this.R('loopcatch.count', c)];
+  }
+  if (k === 2) {
+    const f = this.v('rc');
+    this.top.push(`function ${f}(v) { try { throw v; } catch (e) { return [e]; } }`);
+    return [this.R('catch.return', `${f}(${v})[0]`, [v])];
+  }
+  const f = this.v('cl');
+  return [`const ${f} = () => { throw ${v}; };`, `try { ${f}(); } catch (e) { ${this.R('catch.closure', 'e', [v])} }`];
+}
+
+// Class variants: methods calling methods, arrows using this, no constructor.
+function sClass2() {
+  const r = this.rng;
+  const C = this.v('K');
+  const x = this.lit('num'); const y = this.lit('num');
+  this.top.push(
+    `class ${C} {`,
+    `  constructor(v) { this.v = v; this.items = []; }`,
+    `  add(x) { this.items.push(x); return this.items.length; }`,
+    `  twice() { return this.inc() + this.inc(); }`,
+    `  inc() { this.v = this.v + 1; return this.v; }`,
+    `  mapper() { return (k) => this.v * k; }`,
+    `  static of(v) { const k = new ${C}(v); k.inc(); return k; }`,
+    `}`);
+  const o = this.v('k');
+  const lines = [`const ${o} = ${r.chance(0.5) ? `new ${C}(${x})` : `${C}.of(${x})`};`];
+  const n = r.range(2, 4);
+  for (let j = 0; j < n; j++) {
+    const k = r.int(4);
+    if (k === 0) lines.push(this.R('class2.twice', `${o}.twice()`, [x]));
+    else if (k === 1) lines.push(this.R('class2.arrowThis', `${o}.mapper()(${y})`, [y]));
+    else if (k === 2) lines.push(this.R('class2.items', `${o}.items.length`));
+    else lines.push(this.R('class2.v', `${o}.v`, [x]));
+  }
+  return lines;
+}
+
 // Rarely: constructs the compiler is known to fail on (do-while); kept at a
 // low weight so they show up in the rejection statistics.
 function sDoWhile() {
@@ -717,9 +861,11 @@ const STATEMENTS = [
   [2, sClass], [3, sException], [3, sLoop], [2, sSwitch], [2, sTypeof], [1.5, sManyParams],
   [1.5, sOwnKeys], [1, sUint8], [1.5, sGlobals], [3, sStrings], [2, sCalls], [3, sBlock],
   [0.05, sDoWhile], [0.4, sThrowEnd],
+  [4, sRepresentation], [2.5, sMemberUpdate], [1, sWideObject], [0.8, sLongString], [2.5, sNumToStr],
+  [2, sExceptionFlow], [1.5, sClass2],
 ];
 // Inside nested blocks: no top-level side effects that need a phase 2 etc.
-const INNER_STATEMENTS = STATEMENTS.filter(([, f]) => f !== sBlock && f !== sBigArray && f !== sThrowEnd && f !== sUint8);
+const INNER_STATEMENTS = STATEMENTS.filter(([, f]) => f !== sBlock && f !== sBigArray && f !== sThrowEnd && f !== sUint8 && f !== sWideObject && f !== sLongString);
 
 function generate(seed, index, opts = {}) {
   const g = new Gen(seed, index, opts);
