@@ -842,6 +842,97 @@ function sClass2() {
   return lines;
 }
 
+// Allocation churn (so collections run) while values of every kind are
+// live, checked again after the churn and, through top-level variables,
+// after a full compacting GC (export 2).
+function sGcChurn() {
+  const r = this.rng;
+  const g = this.v('gk');
+  this.top.push(`let ${g};`);
+  const sv = this.lit('str'); const nv = this.lit('num');
+  const kind = r.int(5);
+  const make = [
+    `{ s: ${sv} + "!", n: ${nv}, a: [1, ${nv}], f: () => ${nv} }`,
+    `[${sv} + "x", ${nv}, [${nv}, ${sv}], { z: ${nv} }]`,
+    `(() => { let c = ${nv}; return () => { c = c + 1; return c; }; })()`,
+    `${sv} + "-" + ${nv}`,
+    `Microvium.newUint8Array(${r.pick([1, 5, 64])})`,
+  ][kind];
+  const check = [
+    [[`${g}.s`, []], [`${g}.n`, [nv]], [`${g}.a[1]`, [nv]], [`${g}.f()`, [nv]]],
+    [[`${g}[0]`, []], [`${g}[2][1]`, [sv]], [`${g}[3].z`, [nv]], [`${g}.length`, []]],
+    [[`${g}()`, [nv]]],
+    [[`${g}`, [sv, nv]]],
+    [[`${g}.length`, []], [`${g}[0]`, []]],
+  ][kind];
+  const j = this.v('j'); const junk = this.v('junk');
+  const n = r.pick([50, 200, 600]);
+  const lines = [`${g} = ${make};`];
+  if (kind === 4) lines.push(`${g}[0] = ${r.pick(['1', '200', '255'])};`);
+  lines.push(`let ${junk} = [];`,
+    `let ${j} = 0;`,
+    `while (${j} < ${n}) { ${junk} = [${j}, "s" + ${j}, { v: ${j} }]; ${j} = ${j} + 1; }`);
+  for (const [e, ops] of check) lines.push(this.R('gc.churn', e, ops));
+  for (const [e, ops] of check) this.phase2.push(this.R('gc.afterGC', e, ops));
+  return lines;
+}
+
+// Integer and string keys mixed on one object, overwritten and read back.
+function sMixedKeys() {
+  const r = this.rng;
+  const o = this.v('mk');
+  const lines = [`const ${o} = {};`];
+  const keys = [];
+  const n = r.range(2, 6);
+  for (let i = 0; i < n; i++) {
+    const k = r.pick(['0', '1', '5', '100', '8191', '"a"', '"b"', '"k" + 1', '"x"']);
+    const v = this.atom('any');
+    lines.push(this.R('mixed.set', `${o}[${k}] = ${v}`, [v]));
+    keys.push(k);
+  }
+  for (const k of keys.slice(0, 3)) lines.push(this.R('mixed.get', `${o}[${k}]`));
+  lines.push(this.R('mixed.count', `Reflect.ownKeys(${o}).length`));
+  return lines;
+}
+
+// Closures capturing variables changed after the closure was made; catch
+// variables captured; identity of objects passed around.
+function sCapture() {
+  const r = this.rng;
+  const k = r.int(4);
+  if (k === 0) {
+    const x = this.v('cv'); const f = this.v('cf');
+    const a = this.atom('num'); const b = this.atom('num');
+    return [`let ${x} = ${a};`, `const ${f} = () => ${x};`, `${x} = ${b};`, this.R('capture.late', `${f}()`, [b])];
+  }
+  if (k === 1) {
+    const f = this.v('cf'); const v = this.atom('any');
+    return [`let ${f};`, `try { throw ${v}; } catch (e) { ${f} = () => e; }`, this.R('capture.catch', `${f}()`, [v])];
+  }
+  if (k === 2) {
+    const o = this.v('io'); const id = this.v('idf');
+    this.top.push(`function ${id}(x) { return x; }`);
+    const lit = r.pick(['{}', '[]', '{ a: 1 }', '[1, 2]']);
+    return [`const ${o} = ${lit};`, this.R('identity', `${id}(${o}) === ${o}`), this.R('identity.other', `${id}(${o}) === ${lit}`)];
+  }
+  const x = this.v('cw'); const fs = this.v('cws'); const i = this.v('i');
+  return [`const ${fs} = [];`, `let ${i} = 0;`, `while (${i} < 3) { let ${x} = ${i} * 10; ${fs}.push(() => ${x}); ${i} = ${i} + 1; }`,
+    this.R('capture.while', `${fs}[${r.int(3)}]()`), this.R('capture.while.count', `${fs}.length`)];
+}
+
+// switch and equality on strings built at run time against literals.
+function sRuntimeString() {
+  const r = this.rng;
+  const [a, b] = r.pick([['"a"', '"b"'], ['"é"', '"x"'], ['""', '"ab"'], ['"😀"', '"z"'], ['"1"', '"2"'], ['"len"', '"gth"']]);
+  const lit = JSON.stringify(JSON.parse(a) + JSON.parse(b));
+  const x = this.v('rs'); const sw = this.v('sw');
+  return [`const ${x} = ${a} + ${b};`,
+    this.R('rtstr===', `${x} === ${lit}`, [x, lit]),
+    `let ${sw} = "none";`,
+    `switch (${x}) { case ${a}: ${sw} = "a"; break; case ${lit}: ${sw} = "lit"; break; default: ${sw} = "default"; }`,
+    this.R('rtstr.switch', sw, [x])];
+}
+
 // Rarely: constructs the compiler is known to fail on (do-while); kept at a
 // low weight so they show up in the rejection statistics.
 function sDoWhile() {
@@ -863,9 +954,10 @@ const STATEMENTS = [
   [0.05, sDoWhile], [0.4, sThrowEnd],
   [4, sRepresentation], [2.5, sMemberUpdate], [1, sWideObject], [0.8, sLongString], [2.5, sNumToStr],
   [2, sExceptionFlow], [1.5, sClass2],
+  [1.5, sGcChurn], [1.5, sMixedKeys], [2, sCapture], [1.5, sRuntimeString],
 ];
 // Inside nested blocks: no top-level side effects that need a phase 2 etc.
-const INNER_STATEMENTS = STATEMENTS.filter(([, f]) => f !== sBlock && f !== sBigArray && f !== sThrowEnd && f !== sUint8 && f !== sWideObject && f !== sLongString);
+const INNER_STATEMENTS = STATEMENTS.filter(([, f]) => f !== sBlock && f !== sBigArray && f !== sThrowEnd && f !== sUint8 && f !== sWideObject && f !== sLongString && f !== sGcChurn);
 
 function generate(seed, index, opts = {}) {
   const g = new Gen(seed, index, opts);
