@@ -7,6 +7,7 @@ const { fork } = require('child_process');
 const path = require('path');
 
 const WORKER = path.join(__dirname, 'worker.js');
+const RECYCLE_AFTER = 400;
 
 class Worker {
   constructor(env, execArgv) {
@@ -16,6 +17,7 @@ class Worker {
   spawn() {
     this.ready = new Promise((resolve) => { this.onReady = resolve; });
     this.pending = null;
+    this.tasks = 0;
     this.child = fork(WORKER, [], {
       env: this.env, execArgv: this.execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
@@ -40,7 +42,17 @@ class Worker {
       if (!this.closing) { this.dead = false; this.spawn(); }
     });
   }
+  // The microvium compiler keeps ~150 kB per compiled program reachable, so
+  // a worker is replaced after RECYCLE_AFTER tasks (between tasks).
+  recycle() {
+    const old = this.child;
+    old.removeAllListeners('exit');
+    old.kill('SIGKILL');
+    this.spawn();
+  }
   async run(task, timeoutMs) {
+    if (this.tasks >= RECYCLE_AFTER) this.recycle();
+    this.tasks++;
     await this.ready;
     return new Promise((resolve) => {
       const id = (Worker.nextId = (Worker.nextId || 0) + 1);
