@@ -118,6 +118,7 @@ async function main() {
         record(index, sig, { detail: `${res.crash.kind}: exit ${res.crash.code} ${res.crash.signal || ''} ${res.crash.stderr || ''}`.trim(), source });
         continue;
       }
+      st.cpuMs = (st.cpuMs || 0) + (res.cpuMs || 0);
       if (res.error) { st.errors++; console.error(`program ${index}: harness error: ${res.error}`); continue; }
       st.compileMs += res.compileMs;
       if (!res.compiled) {
@@ -158,6 +159,8 @@ async function main() {
     `agreed ${st.agreed}, disagreed ${st.disagreed}, crashed ${st.crashed}, hung ${st.hung}` + (st.errors ? `, harness errors ${st.errors}` : ''));
   console.log(`throughput ${(st.generated / secs).toFixed(1)} programs/s over ${secs.toFixed(0)} s with ${opts.jobs} job(s)` +
     ` (per compiled program: compile ${(st.compileMs / Math.max(1, st.generated)).toFixed(1)} ms, node ${(st.nodeMs / Math.max(1, st.compiled)).toFixed(1)} ms, addon ${(st.guestMs / Math.max(1, st.compiled)).toFixed(2)} ms)`);
+  const cpuPer = (st.cpuMs || 0) / Math.max(1, st.generated);
+  console.log(`worker CPU time ${cpuPer.toFixed(1)} ms per program, i.e. ~${(1000 / Math.max(0.001, cpuPer)).toFixed(0)} programs/s per free core (reductions not included)`);
   if (st.rejects.size) {
     console.log('compiler rejections:');
     for (const [r, n] of [...st.rejects].sort((a, b) => b[1] - a[1])) console.log(`  ${String(n).padStart(6)}  ${r}`);

@@ -29,6 +29,7 @@ function summarise(source, res, full) {
 
 process.on('message', (msg) => {
   let result;
+  const cpu0 = process.cpuUsage();
   try {
     if (msg.type === 'gen') {
       const { source } = generate(msg.seed, msg.index);
@@ -46,6 +47,8 @@ process.on('message', (msg) => {
   } catch (e) {
     result = { error: String(e && e.stack || e) };
   }
+  const cpu = process.cpuUsage(cpu0);
+  if (result) result.cpuMs = (cpu.user + cpu.system) / 1000;
   process.send({ id: msg.id, result });
 });
 
