@@ -1,36 +1,60 @@
 //! Compiles the Microvium engine from the pinned npm package together with
 //! this project's port header and C glue (c/), then lets napi-build set up
 //! the Node-API link flags.
+//!
+//! The engine is never copied into the repository. Its defects are fixed by
+//! the named patches in c/patches/ (unified diffs against the pristine
+//! microvium.c of the pinned version), applied here to a copy in the build
+//! directory. A patch that no longer applies fails the build: the version
+//! is pinned, so that means someone changed the engine or a patch by hand.
+//!
+//! The error names and descriptions of `mvm_TeError` are read from the same
+//! package's microvium.h, so error messages quote the engine's own words.
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 fn main() {
     napi_build::setup();
 
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let engine_dir = manifest.join("node_modules/microvium/dist-c");
-    if !engine_dir.join("microvium.c").exists() {
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let pristine = manifest.join("node_modules/microvium/dist-c");
+    if !pristine.join("microvium.c").exists() {
         panic!(
             "{} not found: run `npm install` first (the engine comes from the \
              npm package `microvium`, pinned in devDependencies)",
-            engine_dir.display()
+            pristine.display()
         );
     }
+
+    let engine_dir = out_dir.join("engine");
+    let patches = write_patched_engine(&pristine, &manifest.join("c/patches"), &engine_dir);
+    // C-only programs (the bench floor, the fuzzer, the ASan build) compile
+    // the same patched engine; they find it here after `npm run build`.
+    let shared = manifest.join("target/engine");
+    std::fs::create_dir_all(&shared).expect("create target/engine");
+    for f in ["microvium.c", "microvium.h"] {
+        std::fs::copy(engine_dir.join(f), shared.join(f)).expect("copy the patched engine to target/engine");
+    }
+
+    write_error_table(&pristine.join("microvium.h"), &out_dir.join("error_table.rs"));
 
     let mut build = cc::Build::new();
     build
         .file(manifest.join("c/engine.c"))
         .file(manifest.join("c/fault_net.c"))
-        // c/ first, so the engine's `#include "microvium_port.h"` finds ours.
+        // c/ first, so the engine's `#include "microvium_port.h"` finds ours;
+        // then the patched engine (never the pristine one).
         .include(manifest.join("c"))
         .include(&engine_dir)
         .flag_if_supported("-std=gnu11")
         // MSVC: C11 for _Thread_local, _Noreturn and _Generic (the glue and
         // the port header use them).
         .flag_if_supported("/std:c11")
-        // The engine is one translation unit with our glue and is compiled
-        // as published; its own code triggers many -Wextra warnings that are
-        // not ours to fix, so only -Wall stays on, minus these:
+        // The engine is one translation unit with our glue; its own code
+        // triggers many -Wextra warnings that are not ours to fix, so only
+        // -Wall stays on, minus these:
         .warnings(false)
         .flag_if_supported("-Wall")
         .flag_if_supported("-Wno-unused-function")
@@ -48,9 +72,121 @@ fn main() {
     }
     build.compile("microvium_engine");
 
-    for f in ["c/engine.c", "c/engine.h", "c/microvium_port.h", "c/fault_net.c", "c/bytecode_checks.h"] {
-        println!("cargo:rerun-if-changed={f}");
+    println!("cargo:rerun-if-changed=c");
+    for p in &patches {
+        println!("cargo:rerun-if-changed={}", p.display());
     }
-    println!("cargo:rerun-if-changed={}", engine_dir.join("microvium.c").display());
+    println!("cargo:rerun-if-changed={}", pristine.join("microvium.c").display());
+    println!("cargo:rerun-if-changed={}", pristine.join("microvium.h").display());
     println!("cargo:rerun-if-env-changed=MICROVIUM_ASAN");
+}
+
+/// Applies every c/patches/*.patch (in name order) to the pristine engine
+/// and writes the result, with microvium.h, to `out`. Returns the patches.
+fn write_patched_engine(pristine: &Path, patch_dir: &Path, out: &Path) -> Vec<PathBuf> {
+    let mut source = std::fs::read_to_string(pristine.join("microvium.c")).expect("read microvium.c");
+    let mut patches: Vec<PathBuf> = std::fs::read_dir(patch_dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    patches.retain(|p| p.extension().is_some_and(|e| e == "patch"));
+    patches.sort();
+    for p in &patches {
+        let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        source = apply_patch(&source, &text)
+            .unwrap_or_else(|e| panic!("engine patch {} does not apply to microvium.c: {e}", p.display()));
+    }
+    std::fs::create_dir_all(out).expect("create the engine build directory");
+    std::fs::write(out.join("microvium.c"), source).expect("write the patched microvium.c");
+    std::fs::copy(pristine.join("microvium.h"), out.join("microvium.h")).expect("copy microvium.h");
+    patches
+}
+
+/// Applies a unified diff (one file) to `source`. Each hunk's old lines
+/// must appear exactly; they are looked for nearest the line the hunk names
+/// (shifted by what earlier hunks added or removed), so patches made
+/// independently against the pristine file apply in any order as long as
+/// they touch different lines.
+/// Line endings do not matter: the pinned engine has CRLF, patches are
+/// written against it with LF, and the result has LF.
+fn apply_patch(source: &str, patch: &str) -> Result<String, String> {
+    let mut lines: Vec<&str> = source.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let mut offset: isize = 0;
+    let mut hunks = 0;
+    let mut patch_lines = patch.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).peekable();
+    while let Some(line) = patch_lines.next() {
+        let Some(header) = line.strip_prefix("@@ -") else { continue };
+        hunks += 1;
+        let start: isize = header
+            .split(|c| c == ',' || c == ' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("bad hunk header `{line}`"))?;
+        let mut old: Vec<&str> = Vec::new();
+        let mut new: Vec<&str> = Vec::new();
+        while let Some(&l) = patch_lines.peek() {
+            if l.starts_with("@@") || l.starts_with("--- ") || l.starts_with("diff ") {
+                break;
+            }
+            patch_lines.next();
+            match l.as_bytes().first() {
+                Some(b' ') => {
+                    old.push(&l[1..]);
+                    new.push(&l[1..]);
+                }
+                Some(b'-') => old.push(&l[1..]),
+                Some(b'+') => new.push(&l[1..]),
+                Some(b'\\') => {}
+                // An empty line in a hand-edited patch is an empty context line.
+                None => {
+                    old.push("");
+                    new.push("");
+                }
+                _ => return Err(format!("unexpected line in hunk {hunks}: `{l}`")),
+            }
+        }
+        let expected = (start - 1 + offset).max(0) as usize;
+        let at = find_block(&lines, &old, expected)
+            .ok_or_else(|| format!("hunk {hunks} (`{line}`): its context is not in the file"))?;
+        lines.splice(at..at + old.len(), new.iter().copied());
+        offset += new.len() as isize - old.len() as isize;
+    }
+    if hunks == 0 {
+        return Err("no hunks".into());
+    }
+    Ok(lines.join("\n"))
+}
+
+/// Where `block` occurs in `lines`, nearest to `expected`.
+fn find_block(lines: &[&str], block: &[&str], expected: usize) -> Option<usize> {
+    let fits = |at: usize| at + block.len() <= lines.len() && lines[at..at + block.len()] == *block;
+    (0..=lines.len()).find_map(|d| {
+        [expected.checked_sub(d), Some(expected + d)].into_iter().flatten().find(|&at| fits(at))
+    })
+}
+
+/// Writes `ERRORS: &[(&str, Option<&str>)]`, indexed by errno, from the
+/// `mvm_TeError` enum of microvium.h: each line there reads
+/// `/* N */ NAME, // optional description`.
+fn write_error_table(header: &Path, out: &Path) {
+    let text = std::fs::read_to_string(header).expect("read microvium.h");
+    let start = text.find("typedef enum mvm_TeError {").expect("mvm_TeError in microvium.h");
+    let body = &text[start..];
+    let body = &body[body.find('{').unwrap() + 1..body.find('}').expect("end of mvm_TeError")];
+    let mut table = String::from("/// Generated by build.rs from microvium.h: (name, description) by errno.\n");
+    table.push_str("pub const ERRORS: &[(&str, Option<&str>)] = &[\n");
+    let mut count = 0;
+    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let rest = line.strip_prefix("/*").and_then(|l| l.split_once("*/")).expect("`/* N */` before each error");
+        let number: usize = rest.0.trim().parse().expect("error number");
+        assert_eq!(number, count, "mvm_TeError numbers must run from 0 without gaps");
+        let (name, description) = match rest.1.split_once("//") {
+            Some((n, d)) => (n, Some(d.trim())),
+            None => (rest.1, None),
+        };
+        let name = name.trim().trim_end_matches(',').trim();
+        let _ = writeln!(table, "    ({name:?}, {description:?}),");
+        count += 1;
+    }
+    table.push_str("];\n");
+    std::fs::write(out, table).expect("write error_table.rs");
 }

@@ -450,6 +450,14 @@ export declare class MicroviumError extends Error {
   readonly code: MicroviumErrorCode | (string & {});
   /** The engine's numeric error code, e.g. `12`. */
   readonly errno: number;
+  /**
+   * What the host knows beyond the engine's message, when it knows more
+   * (which snapshot check failed, which import ids are missing, which limit
+   * was hit). The message itself is exactly the WebAssembly runtime's:
+   * `Microvium Error: NAME (N)`, then `: description` where microvium.h has
+   * one.
+   */
+  readonly detail?: string;
 }
 
 // ---------------------------------------------------------------------------

@@ -202,7 +202,7 @@ test('an async import called by a script without await: a catchable MVM_E_ASYNC_
   let calls = 0;
   const vm = Microvium.restore(compile(`
     const h = vmImport(1);
-    vmExport(1, () => { try { h(1); return 'no error'; } catch (e) { return e.message; } });
+    vmExport(1, () => { try { h(1); return 'no error'; } catch (e) { return e.message + ' / ' + e.detail; } });
     vmExport(2, () => h(2));
   `), { 1: async () => { calls++; throw new Error('rejected by the host'); } });
   assert.match(vm.exports[1](), /MVM_E_ASYNC_WITHOUT_AWAIT.*import 1 is async.*not called/);

@@ -37,7 +37,7 @@ function findInstruction(bytes, re, after) {
 
 const isGasError = (e) =>
   e instanceof MicroviumError && e.code === 'MVM_E_INSTRUCTION_COUNT_REACHED' && e.errno === 51 &&
-  /^Microvium Error: MVM_E_INSTRUCTION_COUNT_REACHED \(51\): /.test(e.message);
+  e.message === 'Microvium Error: MVM_E_INSTRUCTION_COUNT_REACHED (51): The instruction count set by `mvm_stopAfterNInstructions` has been reached';
 
 // ---------------------------------------------------------------------------
 // 1. Snapshots and versions

@@ -7,6 +7,8 @@ const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const mv = require('microvium/dist/lib');
 
+const fs = require('node:fs');
+
 const cache = new Map();
 
 /** Compiles a guest module; returns the snapshot bytes (Uint8Array). */
@@ -25,6 +27,32 @@ function compile(sourceText) {
 const root = path.join(__dirname, '..');
 
 /**
+ * The engine's errors, read from the pinned package's microvium.h (not from
+ * the code under test): name -> { errno, description (or undefined) }.
+ */
+const ENGINE_ERRORS = (() => {
+  const header = fs.readFileSync(path.join(root, 'node_modules/microvium/dist-c/microvium.h'), 'utf8');
+  const errors = {};
+  for (const m of header.matchAll(/\/\*\s*(\d+)\s*\*\/\s*(MVM_E_[A-Z0-9_]+),?[ \t]*(?:\/\/[ \t]*([^\r\n]*))?/g)) {
+    errors[m[2]] = { errno: Number(m[1]), description: m[3] ? m[3].trim() : undefined };
+  }
+  return errors;
+})();
+
+/** Engine error numbers by name. */
+const ERRNO = Object.fromEntries(Object.entries(ENGINE_ERRORS).map(([k, v]) => [k, v.errno]));
+
+/**
+ * The message the WebAssembly runtime gives for an engine error:
+ * `Microvium Error: NAME (N)`, then `: description` where microvium.h has one.
+ */
+function engineMessage(code) {
+  const e = ENGINE_ERRORS[code];
+  if (!e) throw new Error(`no engine error ${code}`);
+  return `Microvium Error: ${code} (${e.errno})` + (e.description ? `: ${e.description}` : '');
+}
+
+/**
  * Runs `code` (a script body; `Microvium`, `compile` and `assert` are in
  * scope) in a fresh Node process. Returns { status, signal, stdout, stderr }.
  */
@@ -37,4 +65,36 @@ function runIsolated(code, { timeout = 60000, args = [] } = {}) {
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
-module.exports = { compile, runIsolated, root };
+/**
+ * Runs a guest program the way the reference does: `source` is a guest
+ * script whose export 1 reports values through import 1 (`report(x)`). It
+ * runs in plain Node.js (a fresh `node:vm` context with `vmImport` and
+ * `vmExport` shims) and in the addon, and both lists of reported values (or
+ * the outcome `{ threw: value }`) are returned for the test to compare:
+ * what the guest computes must be what JavaScript computes.
+ */
+function runBoth(source, { args = [] } = {}) {
+  const run = (exports, reported) => {
+    try {
+      const result = exports[1](...args);
+      return { reported, result };
+    } catch (e) {
+      return { reported, threw: e && typeof e === 'object' ? { message: e.message, code: e.code } : e };
+    }
+  };
+  const nodeReported = [];
+  const nodeExports = {};
+  const context = require('node:vm').createContext({
+    vmImport: (id) => (id === 1 ? (x) => { nodeReported.push(x); } : () => undefined),
+    vmExport: (id, value) => { nodeExports[id] = value; },
+  });
+  require('node:vm').runInContext(source, context, { timeout: 10000 });
+  const node = run(nodeExports, nodeReported);
+  const Microvium = require(root);
+  const guestReported = [];
+  const vm = Microvium.restore(compile(source), { 1: (x) => { guestReported.push(x); } });
+  const guest = run(vm.exports, guestReported);
+  return { node, guest, vm };
+}
+
+module.exports = { compile, runIsolated, root, ENGINE_ERRORS, ERRNO, engineMessage, runBoth };

@@ -119,7 +119,7 @@ describe('hostile snapshots (valid CRC)', () => {
       try { bad.exports[1]; } catch (e) { first = e; }
       assert.ok(first instanceof Microvium.MicroviumError, String(first));
       assert.equal(first.code, 'MVM_E_INVALID_BYTECODE');
-      assert.match(first.message, /^Microvium Error: MVM_E_INVALID_BYTECODE \\(18\\): /);
+      assert.match(first.message, /^Microvium Error: MVM_E_INVALID_BYTECODE \\(18\\)/);
       assert.throws(() => bad.exports[4], (e) => e instanceof Microvium.MicroviumError && /unusable/.test(e.message));
       assert.throws(() => bad.createSnapshot(), (e) => e instanceof Microvium.MicroviumError && /unusable/.test(e.message));
       assert.equal(good.exports[1](2, 3), 5);

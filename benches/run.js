@@ -108,7 +108,12 @@ const log = (...a) => process.stderr.write(a.join(' ') + '\n');
 // ---- The floor: build (cached by the hash of its inputs) -----------------
 
 function buildFloor(extraFlags) {
-  const engineDir = path.join(ROOT, 'node_modules/microvium/dist-c');
+  // The engine as the addon compiles it: the pinned source with the patches
+  // of c/patches/ applied, which `npm run build` (build.rs) writes here.
+  const engineDir = path.join(ROOT, 'target/engine');
+  if (!fs.existsSync(path.join(engineDir, 'microvium.c'))) {
+    throw new Error(`${engineDir}/microvium.c not found: run \`npm run build\` first (it writes the patched engine there)`);
+  }
   const inputs = [
     path.join(ROOT, 'c/engine.c'), path.join(ROOT, 'c/engine.h'), path.join(ROOT, 'c/microvium_port.h'),
     path.join(engineDir, 'microvium.c'), path.join(engineDir, 'microvium.h'),

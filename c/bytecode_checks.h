@@ -134,6 +134,13 @@ static void glue_reset_steps(void);
 #define GLUE_CHECK_INTERN_CELL() \
   (GLUE_REQUIRE(glue_count_step()), GLUE_REQUIRE(glue_check_intern_cell(vm, spCell)))
 
+/* mvm_runGC (c/patches/weak-intern-table.patch), before the collection
+ * moves anything: each cell of the list of interned strings, which the
+ * collector then walks in the heap being collected without the engine's
+ * checks (and counted as steps, for a cyclic list). */
+#define MVM_GC_CHECK_INTERN_CELL(vm, spCell) \
+  (GLUE_REQUIRE(glue_count_step()), GLUE_REQUIRE(glue_check_intern_cell(vm, spCell)))
+
 /* mvm_allocate: a closure scope of zero slots, which vm_scopePushOrNew would
  * then fill with 65,535 slots (its loop counts down from zero). The slot
  * count comes from the bytecode; the compiler never emits zero. */

@@ -94,13 +94,18 @@ static bool glue_check_stack_pointer(void* vm, const uint16_t* sp, const uint16_
 
 /* What vm_findScopedVariable will walk for variable `index`: closures (in
  * the heap or ROM, each checked as any decoded pointer), linked through
- * their last slot, until the one holding the variable. */
+ * their last slot, until the one holding the variable. A walk that runs out
+ * of closures is what the 8.0.0 compiler's scope defect looks like (see
+ * GLUE_REASON_NO_SCOPE), so it says so. */
 static bool glue_check_scoped(void* vm, uint16_t index) {
   VM* v = (VM*)vm;
   uint32_t offset = (uint32_t)index * 2;
   Value scope = v->stack->reg.closure;
   for (int depth = 0; depth < 4096; depth++) {
-    if (deepTypeOf(v, scope) != TC_REF_CLOSURE) return false;
+    if (deepTypeOf(v, scope) != TC_REF_CLOSURE) {
+      ((GlueContext*)v->context)->fatal_reason = GLUE_REASON_NO_SCOPE;
+      return false;
+    }
     LongPtr lp = DynamicPtr_decode_long(v, scope);
     uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp));
     if (offset < size) return true;
@@ -586,14 +591,20 @@ static mvm_TeError glue_host_function(mvm_VM* vm, mvm_HostFunctionID id, mvm_Val
   LEAVE_ENGINE();
   mvm_TeError err = ((mvm_TfHostFunction)ctx->host_function)(vm, id, result, args, arg_count);
   REENTER_ENGINE();
+  /* A fatal error of this VM during the host function (in a nested call the
+   * host caught): the engine's state is unknown, so not one more guest
+   * instruction may run, not even the unwinding of an error. */
+  if ((int)err >= GLUE_FATAL_BASE) glue_fatal_error(vm, (int)err - GLUE_FATAL_BASE);
   return err;
 }
 
 static void glue_breakpoint_entry(mvm_VM* vm, uint16_t address) {
   GlueContext* ctx = (GlueContext*)mvm_getContext(vm);
   LEAVE_ENGINE();
-  ((mvm_TfBreakpointCallback)ctx->breakpoint_callback)(vm, address);
+  int fatal = ((glue_BreakpointCallback)ctx->breakpoint_callback)(vm, address);
   REENTER_ENGINE();
+  /* As for host functions: a fatal error of this VM during the callback. */
+  if (fatal) glue_fatal_error(vm, fatal);
 }
 
 /* Every entry point checks that the VM still exists: a host callback (a
@@ -1139,7 +1150,7 @@ void glue_remove_breakpoint(GlueContext* ctx, uint16_t address) {
   if (!ctx->vm) return;
   mvm_dbg_removeBreakpoint(ctx->vm, address);
 }
-void glue_set_breakpoint_callback(GlueContext* ctx, mvm_TfBreakpointCallback cb) {
+void glue_set_breakpoint_callback(GlueContext* ctx, glue_BreakpointCallback cb) {
   if (!ctx->vm) return;
   ctx->breakpoint_callback = (void*)cb;
   mvm_dbg_setBreakpointCallback(ctx->vm, cb ? glue_breakpoint_entry : NULL);

@@ -23,11 +23,23 @@ typedef struct GlueContext {
   int fatal_code;          /* a fatal error in an inspection function
                             * (glue_kind...), which cannot return a status */
   void* host_function;     /* the host's mvm_TfHostFunction for imports */
-  void* breakpoint_callback; /* the host's mvm_TfBreakpointCallback */
+  void* breakpoint_callback; /* the host's glue_BreakpointCallback */
   uint32_t checked_epoch;  /* gc_epoch + 1 while checked_bits is current */
   uint8_t* checked_bits;   /* heap offsets already checked, a bit each (see
                             * glue_check_short_ptr); in the block list */
+  int fatal_reason;        /* why a check failed, when the host can say it
+                            * in a user's terms (GLUE_REASON_*), else 0 */
 } GlueContext;
+
+/* Reasons a check gives for a fatal MVM_E_INVALID_BYTECODE (fatal_reason). */
+enum {
+  /* A closure variable is read or written outside the closure scopes that
+   * exist: what the microvium 8.0.0 compiler emits for a function that
+   * makes closures in a `for (let ...)` loop and, after it, closures over
+   * the function's own variables (the loop's scope replaces the function's
+   * instead of extending it, and is discarded after the loop). */
+  GLUE_REASON_NO_SCOPE = 1,
+};
 
 enum {
   GLUE_KIND_UNDEFINED = 0,
@@ -82,7 +94,10 @@ int32_t glue_instructions_remaining(GlueContext* ctx);
 uint16_t glue_current_address(GlueContext* ctx);
 int glue_set_breakpoint(GlueContext* ctx, uint16_t address);
 void glue_remove_breakpoint(GlueContext* ctx, uint16_t address);
-void glue_set_breakpoint_callback(GlueContext* ctx, mvm_TfBreakpointCallback cb);
+/* The host's breakpoint callback: returns 0, or the code of a fatal error of
+ * this VM that happened during the callback (the call then ends with it). */
+typedef int (*glue_BreakpointCallback)(mvm_VM* vm, uint16_t address);
+void glue_set_breakpoint_callback(GlueContext* ctx, glue_BreakpointCallback cb);
 void glue_handle_init(GlueContext* ctx, mvm_Handle* handle);
 void* glue_get_context(mvm_VM* vm);
 int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra);

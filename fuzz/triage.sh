@@ -31,7 +31,7 @@ replay() {
   [ -f "$f" ] || return 0
   # -runs=1 replays the file once; timeouts get the same 5 s as the run.
   nice "$bin" -timeout=5 -runs=1 "$f" 2>&1 | awk -v file="$(basename "$f")" -v root="$root/" '
-    function short(path) { sub(root, "", path); sub(/^node_modules\/microvium\/dist-c\//, "", path); return path }
+    function short(path) { sub(root, "", path); sub(/^target\/engine\//, "", path); return path }
     !kind && /runtime error:/ {
       k = $0; sub(/.*runtime error: /, "", k)
       gsub(/0x[0-9a-f]+/, "ADDR", k); gsub(/-?[0-9.]+e[+-][0-9]+/, "X", k)

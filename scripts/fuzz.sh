@@ -41,9 +41,11 @@ if ! command -v "$CC" >/dev/null 2>&1; then
   echo "  sudo apt-get update && sudo apt-get install -y clang" >&2
   exit 2
 fi
-engine_dir="$root/node_modules/microvium/dist-c"
+# The engine as the addon compiles it (the pinned source with c/patches/
+# applied), which `npm run build` (build.rs) writes to target/engine.
+engine_dir="$root/target/engine"
 if [ ! -e "$engine_dir/microvium.c" ]; then
-  echo "fuzz: $engine_dir/microvium.c not found: run npm install first" >&2
+  echo "fuzz: $engine_dir/microvium.c not found: run npm install && npm run build first" >&2
   exit 2
 fi
 

@@ -151,6 +151,15 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         .to_vec();
     let info = match snapshot::validate(&bytes) {
         Ok(i) => i,
+        Err(snapshot::Invalid(errno, detail)) if errno == errors::E_WRONG_BYTECODE_VERSION => {
+            // Worded as the WebAssembly runtime words it.
+            let message = format!(
+                "Bytecode is targeting a different engine version. Engine version is {} but bytecode requires ^{}.",
+                snapshot::ENGINE_VERSION,
+                snapshot::required_version(&bytes)
+            );
+            return Err(errors::throw_with_message(env, errno, &message, Some(&detail)));
+        }
         Err(snapshot::Invalid(errno, detail)) => return Err(errors::throw(env, errno, Some(&detail))),
     };
     let ids = arg(env, ci, 2);
@@ -178,17 +187,38 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     vm.handles.borrow_mut().release(slot);
     let callback = Rooted::new(&vm, callback);
     let ok = env.get_bool(arg(env, ci, 2))?;
+    let outcome = arg(env, ci, 3);
+    let (ok, value) = match to_guest(env, &vm, outcome) {
+        Ok(value) => {
+            let is_host_object = matches!(env.type_of(outcome)?, Type::Object | Type::Function)
+                && membrane::unwrap(env, outcome).is_none();
+            if !ok && is_host_object {
+                // If the guest does not catch the rejection, the host Promise
+                // of the guest's async function rejects with the original
+                // value. (Primitives and guest values come back out as
+                // themselves anyway.)
+                vm.remember_async_rejection(env, outcome, value.get());
+            }
+            (ok, value)
+        }
+        Err(_) => {
+            // The outcome cannot cross (a function, a Map, a cycle, a string
+            // over 4 kB...). As for a sync import returning such a value, the
+            // guest gets the conversion error (a copy) to catch; uncaught, the
+            // host gets the conversion error for a fulfilment, the original
+            // reason for a rejection (as for a sync import throwing it).
+            let error = env.take_exception();
+            if vm.status() != crate::vm::Status::Live {
+                // The conversion ended the VM: there is nothing to resume,
+                // and its promises have been rejected with why.
+                return Err(env.throw(error));
+            }
+            let copy = crate::calls::guest_copy_of_exception(env, &vm, error)?;
+            vm.remember_async_rejection(env, if ok { error } else { outcome }, copy.get());
+            (false, copy)
+        }
+    };
     let flag = Rooted::new(&vm, if ok { engine::TRUE } else { engine::FALSE });
-    let value = to_guest(env, &vm, arg(env, ci, 3))?;
-    let reason = arg(env, ci, 3);
-    let is_host_object = matches!(env.type_of(reason)?, Type::Object | Type::Function)
-        && membrane::unwrap(env, reason).is_none();
-    if !ok && is_host_object {
-        // If the guest does not catch the rejection, the host Promise of
-        // the guest's async function rejects with the original value.
-        // (Primitives and guest values come back out as themselves anyway.)
-        vm.remember_async_rejection(env, reason, value.get());
-    }
     calls::invoke(env, &vm, &callback, None, &[flag.slot, value.slot])?;
     Ok(env.undefined())
 }
@@ -429,7 +459,7 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let slot = slot_arg(env, ci, &vm, 1)?;
     let args = &ci.args()[2.min(ci.args().len())..];
     if args.len() > 126 {
-        return Err(errors::throw(env, errors::E_TOO_MANY_ARGUMENTS, None));
+        return Err(errors::throw(env, errors::E_TOO_MANY_ARGUMENTS, Some(&format!("{} arguments given; a call into the guest carries at most 126", args.len()))));
     }
     let mut rooted = Vec::with_capacity(args.len());
     for a in args {
@@ -498,7 +528,7 @@ fn u8_set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let offset = int_arg(env, ci, 3)? as usize;
     let (bytes, writable) = u8_bytes(env, &vm, slot)?;
     if !writable {
-        return Err(errors::throw(env, 10, Some("this Uint8Array is in the snapshot's read-only memory")));
+        return Err(errors::throw(env, errors::E_ATTEMPT_TO_WRITE_TO_ROM, Some("this Uint8Array is in the snapshot's read-only memory")));
     }
     if offset > bytes.len() || source.len() > bytes.len() - offset {
         return Err(env.throw_range_error("offset is out of bounds"));
@@ -601,10 +631,10 @@ fn remove_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     Ok(env.undefined())
 }
 
-unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, address: u16) {
+unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, address: u16) -> std::os::raw::c_int {
     // SAFETY: as in host_function_trampoline.
     let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
-    let Some(env) = runtime::current_env() else { return };
+    let Some(env) = runtime::current_env() else { return 0 };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: the active call holds the state alive.
         let vm = unsafe { &*vm_ptr };
@@ -617,11 +647,18 @@ unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, addres
             // callback's exception to the host caller.
             let e = env.take_exception();
             vm.set_breakpoint_error(env, e);
-            // SAFETY: ctx is live during the call.
-            unsafe { engine::glue_stop_after(vm.ctx(), 0) };
+            if vm.fatal_return().is_none() {
+                // SAFETY: ctx is live during the call.
+                unsafe { engine::glue_stop_after(vm.ctx(), 0) };
+            }
         }
         env.close_scope(scope);
     }));
+    // SAFETY: as above.
+    let vm = unsafe { &*vm_ptr };
+    // A fatal error of this VM during the callback (in a call it made, even
+    // one it caught): the glue ends the engine call with it at once.
+    vm.fatal_return().map(|r| r - engine::FATAL_BASE).unwrap_or(0)
 }
 
 fn set_breakpoint_callback_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {

@@ -36,7 +36,13 @@ pub struct GlueContext {
     /// glue_check_short_ptr), allocated and freed by the glue.
     pub checked_epoch: u32,
     pub checked_bits: *mut u8,
+    /// Why a check failed, when it can be said in a user's terms
+    /// (`REASON_*`), else 0.
+    pub fatal_reason: i32,
 }
+
+/// GLUE_REASON_NO_SCOPE (c/engine.h).
+pub const REASON_NO_SCOPE: i32 = 1;
 
 /// Mirror of `mvm_TsMemoryStats`.
 #[repr(C)]
@@ -65,7 +71,9 @@ pub type HostFunction = unsafe extern "C" fn(
 ) -> c_int;
 pub type ResolveImport =
     unsafe extern "C" fn(id: u16, context: *mut c_void, out: *mut Option<HostFunction>) -> c_int;
-pub type BreakpointCallback = unsafe extern "C" fn(vm: *mut c_void, address: u16);
+/// Returns 0, or the code of a fatal error of this VM during the callback:
+/// the glue then ends the engine call with it (see glue_breakpoint_entry).
+pub type BreakpointCallback = unsafe extern "C" fn(vm: *mut c_void, address: u16) -> c_int;
 
 pub const FATAL_BASE: c_int = 1000;
 

@@ -40,7 +40,7 @@ pub const MAX_OBJECT_PROPERTIES: usize = 1000;
 pub fn throw_failure(env: Env, vm: &VmState, f: Failure) -> Pending {
     match f {
         Failure::Error(e) => errors::throw(env, e, None),
-        Failure::Fatal(e) => errors::throw(env, e, Some("fatal engine error; this VM can no longer be used")),
+        Failure::Fatal(e) => errors::throw_fatal(env, e, vm.fatal_reason()),
         Failure::Unusable => match vm.check_usable(env) {
             Err(p) => p,
             Ok(()) => env.throw_error("Microvium VM is not usable"),
@@ -236,6 +236,7 @@ unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hi
     let env = Env(env);
     match *wrapped {
         Wrapped::Guest(g) => g.vm.queue_release(env, g.slot, g.generation, g.host_ref),
+        Wrapped::Promise(p) => crate::promises::release(env, p),
         Wrapped::Core(vm) => {
             // The core's weak self-reference dies with it.
             let r = vm.core.replace(std::ptr::null_mut());
@@ -363,6 +364,15 @@ fn guest_reference<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Op
                 return Err(env.throw_type_error("Cannot pass a value from another Microvium VM into this VM"));
             }
             let value = vm.handles.borrow().get(g.slot);
+            Ok(Some(Rooted::new(vm, value)))
+        }
+        Some(Wrapped::Promise(p)) => {
+            // Held weakly (see promises.rs): a Promise whose VM is gone is
+            // from another VM as far as this one is concerned.
+            if !std::ptr::eq(p.vm.as_ptr(), Rc::as_ptr(vm)) {
+                return Err(env.throw_type_error("Cannot pass a value from another Microvium VM into this VM"));
+            }
+            let value = vm.handles.borrow().get(p.slot);
             Ok(Some(Rooted::new(vm, value)))
         }
         Some(Wrapped::Core(_)) => Err(env.throw_type_error("Cannot pass a Microvium VM object into a VM")),

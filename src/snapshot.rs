@@ -41,6 +41,11 @@ fn crc16_ccitt(data: &[u8]) -> u16 {
     r
 }
 
+/// `major.minor.0` as the snapshot's header states it (bytes 0 and 2).
+pub fn required_version(b: &[u8]) -> String {
+    format!("{}.{}.0", b.first().copied().unwrap_or(0), b.get(2).copied().unwrap_or(0))
+}
+
 pub fn validate(b: &[u8]) -> Result<SnapshotInfo, Invalid> {
     use crate::errors::{E_BYTECODE_CRC_FAIL as CRC, E_INVALID_BYTECODE as BAD, E_WRONG_BYTECODE_VERSION as VERSION};
     if b.is_empty() {
@@ -88,7 +93,7 @@ pub fn validate(b: &[u8]) -> Result<SnapshotInfo, Invalid> {
         return Err(Invalid(BAD, "malformed export table".into()));
     }
     Ok(SnapshotInfo {
-        required_version: format!("{major}.{minor}.0"),
+        required_version: required_version(b),
         import_ids: imports.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect(),
         export_ids: exports.chunks_exact(4).map(|c| u16::from_le_bytes([c[0], c[1]])).collect(),
     })

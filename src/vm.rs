@@ -36,9 +36,10 @@ pub struct VmState {
     imports: Vec<Import>,
     pub breakpoint: Cell<RawRef>,
     status: Cell<Status>,
-    /// A fatal error happened at some point (the status may since have
-    /// become Disposed): the engine's structures are not to be trusted.
-    fatal: Cell<bool>,
+    /// The code of the fatal error that happened at some point, 0 if none
+    /// (the status may since have become Disposed): the engine's structures
+    /// are not to be trusted.
+    fatal: Cell<i32>,
     thread: usize,
     /// Engine calls in progress on this VM (re-entrant calls nest).
     active: Cell<u32>,
@@ -50,6 +51,8 @@ pub struct VmState {
     /// catch it, the host caller gets the original back.
     host_exception: RefCell<Option<(RawRef, Slot)>>,
     pub core: Cell<RawRef>,
+    /// Host Promises of guest promises, to settle when the guest ones do
+    /// (see promises.rs).
     pub pending_promises: RefCell<Vec<PendingPromise>>,
     /// Rejections passed to guests awaiting async imports: the original
     /// value (in a holder object) and the slot of its guest copy, so that a
@@ -87,11 +90,14 @@ pub struct Import {
 }
 
 /// A host Promise standing for a guest promise, settled by the host once the
-/// guest promise settles (checked after every outermost engine call).
+/// guest promise settles (checked after every outermost engine call), or
+/// rejected when the VM fails or is disposed first.
 pub struct PendingPromise {
     pub slot: Slot,
     pub generation: u32,
-    pub deferred: napi::sys::napi_deferred,
+    /// Weak: a pending Promise nobody holds must not keep its VM alive (nor
+    /// the VM it); see promises.rs.
+    pub promise: RawRef,
 }
 
 /// What `napi_wrap` attaches to JavaScript objects made by this addon.
@@ -100,6 +106,9 @@ pub enum Wrapped {
     Core(Rc<VmState>),
     /// A host value that represents a rooted guest value.
     Guest(GuestRef),
+    /// A host Promise that represents a guest promise: like Guest, but it
+    /// holds its VM weakly (see promises.rs).
+    Promise(PromiseRef),
 }
 
 pub struct GuestRef {
@@ -107,6 +116,14 @@ pub struct GuestRef {
     pub slot: Slot,
     pub generation: u32,
     /// The weak reference that napi_wrap returned; deleted on finalize.
+    pub host_ref: RawRef,
+}
+
+pub struct PromiseRef {
+    pub vm: std::rc::Weak<VmState>,
+    pub slot: Slot,
+    pub generation: u32,
+    /// As in GuestRef.
     pub host_ref: RawRef,
 }
 
@@ -135,11 +152,47 @@ impl VmState {
         if code == 0 {
             return None;
         }
-        self.fatal.set(true);
+        self.poison(code);
+        Some(code)
+    }
+
+    /// Records a fatal engine error: nothing may run in this VM any more, and
+    /// no promise that came out of it can settle now, so they all reject.
+    fn poison(&self, code: i32) {
+        if self.fatal.get() == 0 {
+            self.fatal.set(code);
+        }
         if self.status.get() == Status::Live {
             self.status.set(Status::Poisoned(code));
         }
-        Some(code)
+        if let Some(env) = runtime::current_env() {
+            crate::promises::reject_pending(env, self);
+        }
+    }
+
+    /// What a host function or breakpoint callback returns to the glue when
+    /// this VM hit a fatal error while it ran (in a nested call the host may
+    /// have caught): the glue ends the whole engine call at once with it.
+    pub fn fatal_return(&self) -> Option<i32> {
+        match self.fatal.get() {
+            0 => None,
+            code => Some(engine::FATAL_BASE + code),
+        }
+    }
+
+    /// What a failed check said about a fatal error, in a user's terms.
+    pub fn fatal_reason(&self) -> Option<&'static str> {
+        // SAFETY: ctx is a live allocation owned by this state, written by
+        // the engine only while this thread is inside an engine call.
+        match unsafe { (*self.ctx).fatal_reason } {
+            engine::REASON_NO_SCOPE => Some(
+                "the bytecode uses a closure variable outside the closure scopes that exist. The microvium \
+                 8.0.0 compiler produces such bytecode for a function that creates closures in a \
+                 `for (let ...)` loop and, after the loop, closures or classes that use the function's own \
+                 variables (a compiler defect; move the loop into a function of its own)",
+            ),
+            _ => None,
+        }
     }
 
     /// Checks that the VM may be used now, from this thread.
@@ -156,14 +209,7 @@ impl VmState {
                 Ok(())
             }
             Status::Disposed => Err(env.throw_error("Microvium VM has been disposed")),
-            Status::Poisoned(code) => Err(errors::throw(
-                env,
-                errors::E_FATAL,
-                Some(&format!(
-                    "the VM is unusable after a fatal engine error ({})",
-                    errors::name(code)
-                )),
-            )),
+            Status::Poisoned(code) => Err(errors::throw_unusable(env, code)),
         }
     }
 
@@ -221,10 +267,7 @@ impl VmState {
         self.active.set(self.active.get() - 1);
         let result = engine::check(code);
         if let Err(Failure::Fatal(c)) = result {
-            self.fatal.set(true);
-            if self.status.get() == Status::Live {
-                self.status.set(Status::Poisoned(c));
-            }
+            self.poison(c);
         }
         result
     }
@@ -238,18 +281,7 @@ impl VmState {
                 unsafe { engine::glue_stop_after(self.ctx, 0) };
             }
             self.status.set(Status::Disposed);
-            for p in std::mem::take(&mut *self.pending_promises.borrow_mut()) {
-                let message = "Microvium VM was disposed before this promise settled";
-                if let Ok(e) = env.string(message.as_bytes()).and_then(|m| {
-                    let mut err = std::ptr::null_mut();
-                    // SAFETY: m is a live string; out-pointer to a local.
-                    unsafe { napi::sys::napi_create_error(env.0, std::ptr::null_mut(), m, &mut err) };
-                    Ok(err)
-                }) {
-                    // SAFETY: each deferred is settled exactly once.
-                    unsafe { napi::sys::napi_reject_deferred(env.0, p.deferred, e) };
-                }
-            }
+            crate::promises::reject_pending(env, self);
             if let Some((r, _)) = self.host_exception.borrow_mut().take() {
                 env.delete_ref(r);
             }
@@ -263,7 +295,7 @@ impl VmState {
         if self.status.get() == Status::Disposed && self.active.get() == 0 {
             // SAFETY: no engine frame of this VM is on the stack (active is
             // 0), and glue_free_vm is idempotent (it clears ctx->vm).
-            unsafe { engine::glue_free_vm(self.ctx, self.fatal.get()) };
+            unsafe { engine::glue_free_vm(self.ctx, self.fatal.get() != 0) };
         }
     }
 
@@ -336,7 +368,7 @@ impl VmState {
     /// counter is restored.
     pub fn take_breakpoint_error(&self, env: Env) -> Option<JsValue> {
         let (r, previous) = self.breakpoint_error.borrow_mut().take()?;
-        if !self.is_engine_freed() {
+        if !self.is_engine_freed() && self.fatal.get() == 0 {
             // SAFETY: the engine is live.
             unsafe { engine::glue_stop_after(self.ctx, if previous < 0 { -1 } else { previous }) };
         }
@@ -415,7 +447,7 @@ impl Drop for VmState {
         // SAFETY: the last owner is going away; no engine call can be active
         // (every active call holds an Rc). ctx came from Box::into_raw.
         unsafe {
-            engine::glue_free_vm(self.ctx, self.fatal.get());
+            engine::glue_free_vm(self.ctx, self.fatal.get() != 0);
             drop(Box::from_raw(self.ctx));
         }
         if let Some(env) = runtime::current_env() {
@@ -430,6 +462,11 @@ impl Drop for VmState {
                 }
                 for (r, _) in self.async_rejections.borrow_mut().drain(..) {
                     env.delete_ref(r);
+                }
+                // Promises still pending stay so: nothing can run this VM's
+                // guest code any more, and only that could settle them.
+                for p in self.pending_promises.borrow_mut().drain(..) {
+                    env.delete_ref(p.promise);
                 }
             }
         }
@@ -486,11 +523,14 @@ pub fn restore(
 ) -> JsResult<Rc<VmState>> {
     let missing: Vec<u16> = info.import_ids.iter().copied().filter(|id| !imports.iter().any(|(i, _, _)| i == id)).collect();
     if !missing.is_empty() {
+        // Worded as the WebAssembly runtime words it (the first missing id);
+        // `detail` lists them all.
         let list = missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-        return Err(errors::throw(
+        return Err(errors::throw_with_message(
             env,
             errors::E_UNRESOLVED_IMPORT,
-            Some(&format!("the snapshot imports host function id {list}, which is missing from the imports")),
+            &format!("Import {} is required by the VM but not provided by the host", missing[0]),
+            Some(&format!("missing import ids: {list}")),
         ));
     }
     let mut import_refs = Vec::with_capacity(imports.len());
@@ -517,6 +557,7 @@ pub fn restore(
         breakpoint_callback: std::ptr::null_mut(),
         checked_epoch: 0,
         checked_bits: std::ptr::null_mut(),
+        fatal_reason: 0,
     }));
     let state = Rc::new(VmState {
         ctx,
@@ -525,7 +566,7 @@ pub fn restore(
         imports: import_refs,
         breakpoint: Cell::new(std::ptr::null_mut()),
         status: Cell::new(Status::Live),
-        fatal: Cell::new(false),
+        fatal: Cell::new(0),
         thread: runtime::thread_token(),
         active: Cell::new(0),
         pending_releases: RefCell::new(Vec::new()),
@@ -565,7 +606,7 @@ pub fn restore(
             };
             Err(errors::throw(env, e, detail.as_deref()))
         }
-        Err(Failure::Fatal(e)) => Err(errors::throw(env, e, Some("fatal error while restoring the snapshot"))),
+        Err(Failure::Fatal(e)) => Err(errors::throw_fatal(env, e, Some("while restoring the snapshot"))),
         Err(Failure::Unusable) => Err(env.throw_error("Microvium: restore failed")),
     }
 }
