@@ -3,7 +3,8 @@
 // Node, compare, summarise.
 //
 //   npm run difftest -- SECONDS [--seed S] [--jobs J] [--addon PATH] [--start I]
-//                      [--count N] [--no-reduce] [--reduce-seconds N] [--quiet]
+//                      [--count N] [--no-reduce] [--reduce-known] [--reduce-seconds N]
+//                      [--verbose] [--quiet]
 //
 // Exit code 1 when a discrepancy shows up that difftest/known.json does not
 // list (or lists as fixed), or when the addon crashed or hung a process.
@@ -32,6 +33,8 @@ function parseArgs(argv) {
     else if (a === '--no-reduce') o.reduce = false;
     else if (a === '--reduce-seconds') o.reduceSeconds = Number(argv[++i]);
     else if (a === '--quiet') o.quiet = true;
+    else if (a === '--verbose') o.verbose = true;
+    else if (a === '--reduce-known') o.reduceKnown = true;
     else if (a === '--help' || a === '-h') o.help = true;
     else rest.push(a);
   }
@@ -47,7 +50,7 @@ function fileSafe(s) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (opts.help || !Number.isFinite(opts.seconds)) {
-    console.log('usage: npm run difftest -- SECONDS [--seed S] [--jobs J] [--addon PATH] [--start I] [--count N] [--no-reduce] [--reduce-seconds N] [--quiet]');
+    console.log('usage: npm run difftest -- SECONDS [--seed S] [--jobs J] [--addon PATH] [--start I] [--count N] [--no-reduce] [--reduce-known] [--reduce-seconds N] [--verbose] [--quiet]');
     process.exit(opts.help ? 0 : 2);
   }
   const known = loadKnown();
@@ -84,7 +87,7 @@ async function main() {
       const file = path.join(FINDINGS, `${fileSafe(sig)}--${fileSafe(opts.seed)}-${index}.json`);
       fs.writeFileSync(file, JSON.stringify(finding, null, 2));
       s.file = file;
-      if (!s.known && opts.reduce && info.source) {
+      if ((!s.known || opts.reduceKnown) && opts.reduce && info.source) {
         reducing = reducing.then(() => reduceFinding(file, finding, info.values));
       }
     }
@@ -178,7 +181,7 @@ async function main() {
     const total = list.reduce((n, [, s]) => n + s.count, 0);
     console.log(`  [${k}] ${total} hit(s), ${list.length} signature(s)`);
     list.sort((a, b) => b[1].count - a[1].count);
-    const show = k === 'NEW' ? list : list.slice(0, 6);
+    const show = k === 'NEW' || opts.verbose ? list : list.slice(0, 6);
     for (const [sig, s] of show) {
       console.log(`    ${String(s.count).padStart(6)}  ${sig}   (program ${s.first}: ${String(s.detail).slice(0, 160)})`);
     }
