@@ -933,6 +933,33 @@ function sRuntimeString() {
     this.R('rtstr.switch', sw, [x])];
 }
 
+// Random doubles and integers (not just boundary values): formatting,
+// integer arithmetic overflow, conversions.
+function randomNumberLiteral(r) {
+  const k = r.int(4);
+  let x;
+  if (k === 0) x = Math.floor((r.next() - 0.5) * 2 ** r.range(1, 40));                 // integers of any size
+  else if (k === 1) x = Number(((r.next() - 0.5) * 10 ** r.range(-12, 25)).toPrecision(r.range(1, 17)));
+  else if (k === 2) x = r.range(-9, 9) * 10 ** r.range(-25, 25);                        // powers of ten
+  else x = (r.next() - 0.5) * 2 ** r.range(-1074, 1023);                                // anywhere
+  if (!Number.isFinite(x)) x = 0;
+  const t = String(x);
+  return Object.is(x, -0) ? '-0' : t;
+}
+function sRandomNumber() {
+  const r = this.rng;
+  const a = randomNumberLiteral(r); const b = randomNumberLiteral(r);
+  const x = this.v('rn');
+  const lines = [`const ${x} = ${a};`];
+  const k = r.int(5);
+  if (k === 0) lines.push(this.R("rand''+", `"" + ${x}`, [x]));
+  else if (k === 1) { const op = r.pick(['+', '-', '*', '/', '%']); lines.push(this.R('rand' + op, `${x} ${op} ${this.p(b)}`, [x, b])); }
+  else if (k === 2) lines.push(this.R('rand===', `${x} === ${a}`, [x, a]), this.R('rand<', `${x} < ${this.p(b)}`, [x, b]));
+  else if (k === 3) { const op = r.pick(['|', '&', '^', '>>', '>>>', '<<']); lines.push(this.R('rand' + op, `${x} ${op} ${r.pick(INT_SMALL)}`, [x])); }
+  else lines.push(this.R("rand''+", `"" + (${x} * ${this.p(b)})`, [x, b]));
+  return lines;
+}
+
 // Rarely: constructs the compiler is known to fail on (do-while); kept at a
 // low weight so they show up in the rejection statistics.
 function sDoWhile() {
@@ -954,7 +981,7 @@ const STATEMENTS = [
   [0.05, sDoWhile], [0.4, sThrowEnd],
   [4, sRepresentation], [2.5, sMemberUpdate], [1, sWideObject], [0.8, sLongString], [2.5, sNumToStr],
   [2, sExceptionFlow], [1.5, sClass2],
-  [1.5, sGcChurn], [1.5, sMixedKeys], [2, sCapture], [1.5, sRuntimeString],
+  [1.5, sGcChurn], [1.5, sMixedKeys], [2, sCapture], [1.5, sRuntimeString], [3, sRandomNumber],
 ];
 // Inside nested blocks: no top-level side effects that need a phase 2 etc.
 const INNER_STATEMENTS = STATEMENTS.filter(([, f]) => f !== sBlock && f !== sBigArray && f !== sThrowEnd && f !== sUint8 && f !== sWideObject && f !== sLongString && f !== sGcChurn);
