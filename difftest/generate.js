@@ -786,7 +786,9 @@ function sNumToStr() {
   const a = this.atom('num'); const b = this.atom('num');
   const op = r.pick(['/', '*', '+', '-', '%']);
   const x = this.v('x');
-  return [`let ${x} = ${this.p(a)} ${op} ${this.p(b)};`, this.R("''+calc", `"" + ${x}`, [x])];
+  // the computed value is reported first: a wrong computation is then not
+  // taken for a wrong number-to-string conversion
+  return [`let ${x} = ${this.p(a)} ${op} ${this.p(b)};`, this.R(op, x, [a, b]), this.R("''+calc", `"" + ${x}`, [x])];
 }
 
 // Deeper exception flows: through frames, in loops, return from catch.
@@ -956,7 +958,10 @@ function sRandomNumber() {
   else if (k === 1) { const op = r.pick(['+', '-', '*', '/', '%']); lines.push(this.R('rand' + op, `${x} ${op} ${this.p(b)}`, [x, b])); }
   else if (k === 2) lines.push(this.R('rand===', `${x} === ${a}`, [x, a]), this.R('rand<', `${x} < ${this.p(b)}`, [x, b]));
   else if (k === 3) { const op = r.pick(['|', '&', '^', '>>', '>>>', '<<']); lines.push(this.R('rand' + op, `${x} ${op} ${r.pick(INT_SMALL)}`, [x])); }
-  else lines.push(this.R("rand''+", `"" + (${x} * ${this.p(b)})`, [x, b]));
+  else {
+    const y = this.v('rp');
+    lines.push(`const ${y} = ${x} * ${this.p(b)};`, this.R('rand*', y, [x, b]), this.R("rand''+", `"" + ${y}`, [y]));
+  }
   return lines;
 }
 

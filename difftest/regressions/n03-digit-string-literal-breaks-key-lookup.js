@@ -8,3 +8,12 @@ vmExport(1, () => {
   R("o['' + 'a']", o['' + 'a']);
   let q = '3';
 });
+// The same with the literal as an operand of + (the form the generator hits
+// most): let sw = ''; sw = sw + '2'; after a run-time-built key write.
+vmExport(2, () => {
+  const o = {};
+  const k = '' + 'ab';
+  R("o['' + 'ab'] = 1", o[k] = 1, k);
+  let sw = '';
+  sw = sw + '2';
+});
