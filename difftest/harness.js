@@ -272,7 +272,7 @@ function endKindForSig(end) {
 // calls, closures...) the operands are inputs that do not change what goes
 // wrong, so they are left out; for key reads/writes only the key counts.
 function sigClasses(tag, classes) {
-  if (/^(push|catch|try|call\.|class\.(static|field|typeof)|counter|curry|global|u8|for-let|ownKeys|param|loop|for\.|rec-|arr\[i\]=)/.test(tag)) return [];
+  if (/^(push|catch|try|call\.|class\.(static|field|typeof)|counter|curry|global|u8|for-let|ownKeys|param|loop|for\.(break|inc)|rec-|arr\[i\]=)/.test(tag)) return [];
   if (/^obj\.(set|get)\[k\]/.test(tag) || /^arr\[odd\]/.test(tag)) return classes.slice(0, 1);
   return classes;
 }
