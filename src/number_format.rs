@@ -24,10 +24,15 @@ pub fn js_number_to_string(x: f64) -> String {
     }
     // `{:e}` gives the shortest digit count k that round-trips, but not
     // always the k-digit decimal closest to x, which ECMAScript requires;
-    // `{:.*e}` at k digits is correctly rounded, hence closest.
+    // `{:.*e}` at k digits is correctly rounded, hence closest, unless that
+    // decimal does not read back as x: next to a power of two the gap to
+    // the double below is half the gap above (2 ** -24 rounds to
+    // ...062e-8, which is the double below), and then the shortest is the
+    // closest that round-trips.
     let shortest = format!("{:e}", x.abs());
     let k = shortest.split_once('e').expect("{:e} has an exponent").0.chars().filter(|c| c.is_ascii_digit()).count();
-    let sci = format!("{:.*e}", k - 1, x.abs());
+    let rounded = format!("{:.*e}", k - 1, x.abs());
+    let sci = if rounded.parse::<f64>() == Ok(x.abs()) { rounded } else { shortest };
     let (mantissa, exp) = sci.split_once('e').expect("{:e} always has an exponent");
     let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
     let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
@@ -98,6 +103,11 @@ mod tests {
         assert_eq!(f(1.7976931348623157e308), "1.7976931348623157e+308");
         assert_eq!(f(230107665401933.62), "230107665401933.62");
         assert_eq!(f(1e15 + 0.3), "1000000000000000.2");
+        // Every string must read back as the same number.
+        for e in -1074..1024 {
+            let x = 2f64.powi(e);
+            assert_eq!(f(x).parse::<f64>(), Ok(x), "2 ** {e}");
+        }
     }
 }
 
