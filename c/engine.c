@@ -36,6 +36,7 @@ double glue_pow(double x, double y);
 #define pow(x, y) glue_pow(x, y)
 
 #include "microvium.c"
+#include "verifier.c"
 
 static void* block_alloc(GlueContext* ctx, size_t size, size_t front);
 
@@ -51,46 +52,11 @@ static void* block_alloc(GlueContext* ctx, size_t size, size_t front);
 /* The checks of c/bytecode_checks.h                                        */
 /* ------------------------------------------------------------------------ */
 
-static bool glue_check_global_index(void* vm, uint16_t index) {
-  return index < getSectionSize((VM*)vm, BCS_GLOBALS) / 2;
-}
-
-static bool glue_check_import_index(void* vm, uint16_t index) {
-  return index < getSectionSize((VM*)vm, BCS_IMPORT_TABLE) / sizeof(vm_TsImportTableEntry);
-}
-
-/* A function starts after its 2-byte header, inside the ROM section. */
-static bool glue_check_function_offset(void* vm, uint16_t offset) {
-  LongPtr end;
-  LongPtr start = getBytecodeSection((VM*)vm, BCS_ROM, &end);
-  uint16_t lo = (uint16_t)LongPtr_sub(start, ((VM*)vm)->lpBytecode);
-  uint16_t hi = (uint16_t)LongPtr_sub(end, ((VM*)vm)->lpBytecode);
-  return offset >= lo + 2 && offset < hi;
-}
-
-static bool glue_check_stack_slot(void* vm, const uint16_t* slot) {
-  vm_TsStack* stack = ((VM*)vm)->stack;
-  const uint16_t* bottom = (const uint16_t*)(stack + 1);
-  return slot >= bottom && slot < bottom + MVM_STACK_SIZE / 2;
-}
-
-/* Before every instruction: the stack pointer, the frame base, the
- * arguments pointer and the catch target all lie in the stack, in that
- * order. A return restores the frame base from a 16-bit offset saved on the
- * stack, which bytecode can overwrite (a variable slot of the callee may be
- * the caller's saved frame word), and the arguments and catch target are
- * derived from it. */
-static bool glue_check_stack_pointer(void* vm, const uint16_t* sp, const uint16_t* frame) {
-  VM* v = (VM*)vm;
-  vm_TsStack* stack = v->stack;
-  const uint16_t* bottom = (const uint16_t*)(stack + 1);
-  if (sp < bottom || sp > bottom + MVM_STACK_SIZE / 2) return false;
-  if (frame < bottom || frame > sp) return false;
-  const uint16_t* args = stack->reg.pArgs;
-  if (args && (args < bottom || args > frame)) return false;
-  const uint16_t* catch_target = stack->reg.pCatchTarget;
-  return !catch_target || (catch_target >= bottom && catch_target < sp);
-}
+/* These run only where a value the program made is read as a given type
+ * (see the top of c/bytecode_checks.h); the rest was proved at restore by
+ * c/verifier.c. They check each pointer fully (glue_check_short_ptr), as a
+ * second line behind the verifier: none of them runs per instruction. */
+static inline bool glue_check_short_ptr(void* vm, uint16_t value);
 
 /* What vm_findScopedVariable will walk for variable `index`: closures (in
  * the heap or ROM, each checked as any decoded pointer), linked through
@@ -133,22 +99,27 @@ static bool glue_check_intern_cell(void* vm, uint16_t cell) {
   return tc == TC_REF_STRING || tc == TC_REF_INTERNED_STRING;
 }
 
-/* SUB_CALL_BYTECODE_FUNC on a resume point: the header of the function
- * containing it is `back * 4 + 2` bytes before it, inside ROM. */
-static bool glue_check_continuation(void* vm, LongPtr pc, uint16_t back) {
-  LongPtr start = getBytecodeSection((VM*)vm, BCS_ROM, NULL);
-  return LongPtr_sub(pc, start) >= (int32_t)back * 4 + 2;
-}
 
-/* VM_OP3_ASYNC_RESUME copies `count` saved stack slots from the current
- * closure (after its continuation and callback slots) onto the stack. */
-static bool glue_check_async_resume(void* vm, Value closure, uint16_t count, const uint16_t* sp) {
+/* VM_OP3_ASYNC_RESUME (its 3 bytes end at `pc`) copies `count` saved stack
+ * slots from the current closure (after its continuation and callback
+ * slots) onto the stack; the catch targets among them must be those its
+ * AWAIT saved (the verifier's table, see verifier_check_resume). */
+static bool glue_check_async_resume(void* vm, const void* pc, Value closure, uint16_t count,
+                                    const uint16_t* sp) {
   VM* v = (VM*)vm;
   const uint16_t* p = checked_heap_payload(v, closure);
   if (!p || vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_CLOSURE) return false;
-  if (vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) < (2u + count) * 2) return false;
+  uint16_t slots = vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) / 2;
+  if (slots < 2u + count) return false;
   const uint16_t* top = (const uint16_t*)(v->stack + 1) + MVM_STACK_SIZE / 2;
-  return sp + count <= top;
+  if (sp + count > top) return false;
+  uint16_t offset = (uint16_t)((const uint8_t*)pc - (const uint8_t*)v->lpBytecode - 3);
+  return verifier_check_resume((const VerifierResult*)((GlueContext*)v->context)->verified, offset, p, slots);
+}
+
+/* A value of the given allocation type (any valid value may be asked). */
+static bool glue_check_type(void* vm, Value value, int type) {
+  return deepTypeOf((VM*)vm, value) == (TeTypeCode)type;
 }
 
 /* SUB_AWAIT (before its pop): the stack above the frame's first three slots,
@@ -192,10 +163,6 @@ static bool glue_check_gc_array(void* vm, Value data, Value length) {
   return (uint32_t)VirtualInt14_decode(v, length) * 2 <= vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]);
 }
 
-static bool glue_check_short_call(void* vm, uint16_t index) {
-  return (index + 1u) * sizeof(vm_TsShortCallTableEntry) <= getSectionSize((VM*)vm, BCS_SHORT_CALL_TABLE);
-}
-
 /* SUB_ASYNC_COMPLETE settling the promise an async function returned: the
  * engine writes its status and result slots through a heap pointer. */
 static bool glue_check_promise(void* vm, Value promise) {
@@ -204,30 +171,7 @@ static bool glue_check_promise(void* vm, Value promise) {
          vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= 4 * sizeof(Value);
 }
 
-/* getProperty walks an object's property lists and then its prototype
- * chain, reading each link as a property list whatever its type. A chain of
- * lists ends only at null; a prototype chain also at undefined (which
- * decodes to a null pointer, the loop's end there, but would be read
- * through as a list in the middle of a chain). */
-static bool glue_check_proplist_link(void* vm, Value link, bool undefined_ends) {
-  if (link == VM_VALUE_NULL || (undefined_ends && link == VM_VALUE_UNDEFINED)) return true;
-  return deepTypeOf((VM*)vm, link) == TC_REF_PROPERTY_LIST;
-}
-
-/* An entry of the string table (the offset is inside the section: the
- * binary search stays within its count) leads to an interned string. */
-static bool glue_check_string_table_entry(void* vm, uint16_t offset) {
-  Value str = LongPtr_read2_aligned(LongPtr_add(((VM*)vm)->lpBytecode, offset));
-  return deepTypeOf((VM*)vm, str) == TC_REF_INTERNED_STRING;
-}
-
-/* getBuiltin reads entry `id` of the builtins section. */
-static bool glue_check_builtin(void* vm, unsigned id) {
-  return (id + 1) * 2 <= getSectionSize((VM*)vm, BCS_BUILTINS);
-}
-
-/* vm_getHandleTargetOrNull: a pointer past the ROM section names a slot of
- * the globals section (which is read, or written through). */
+/* A pointer past the ROM section names a slot of the globals section. */
 static bool glue_check_handle_slot(void* vm, uint16_t value) {
   LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
   uint16_t start = getSectionOffset(lpBytecode, BCS_GLOBALS);
@@ -285,7 +229,7 @@ static bool rom_allocation_at(VM* vm, uint16_t offset, uint16_t* header) {
   *header = LongPtr_read2_aligned(LongPtr_add(lpBytecode, (int16_t)(offset - 2)));
   /* A function may also be a resume point inside an async function, whose
    * header holds a back pointer, not a size; calls check their target
-   * (glue_check_function_offset) and the program counter stays in ROM. */
+   * (verified once, at restore) and the program counter stays in ROM. */
   if (vm_getTypeCodeFromHeaderWord(*header) == TC_REF_FUNCTION) return true;
   return vm_getAllocationSizeExcludingHeaderFromHeaderWord(*header) <= end - offset;
 }
@@ -392,28 +336,7 @@ static bool glue_check_gc_child(void* vm, uint16_t value) {
   return p && layout_ok(p[-1]) && vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST;
 }
 
-/* The same for an allocation in the snapshot's ROM section. */
-static bool glue_check_rom_offset(void* vm, uint16_t offset) {
-  uint16_t header;
-  if (!rom_allocation_at((VM*)vm, offset, &header)) return false;
-  if (vm_getTypeCodeFromHeaderWord(header) == TC_REF_FUNCTION) return true;
-  if (!layout_ok(header)) return false;
-  if (vm_getTypeCodeFromHeaderWord(header) == TC_REF_ARRAY) {
-    return array_ok((VM*)vm, LongPtr_add(((VM*)vm)->lpBytecode, (int16_t)offset));
-  }
-  return true;
-}
 
-/* The handle's value is read next: it must be in the globals section and
- * hold a pointer into the heap. */
-static bool glue_check_global_handle(void* vm, uint16_t offset) {
-  LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
-  uint16_t start = getSectionOffset(lpBytecode, BCS_GLOBALS);
-  uint16_t end = getSectionOffset(lpBytecode, vm_sectionAfter((VM*)vm, BCS_GLOBALS));
-  if (offset < start || offset + 2 > end) return false;
-  Value handle = *(Value*)((intptr_t)((VM*)vm)->globals + (offset - start));
-  return Value_isShortPtr(handle) && glue_check_short_ptr(vm, handle);
-}
 
 static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
                                             mvm_Value* ctor, mvm_Value* proto);
@@ -493,7 +416,6 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
   }                                                               \
   innermost_boundary = &boundary;                                 \
   engine_code_running = 1;                                        \
-  glue_reset_steps();                                             \
   atomic_signal_fence(memory_order_seq_cst);                      \
   statement;                                                      \
   engine_code_running = boundary.was_running;                     \
@@ -643,9 +565,7 @@ static bool glue_payload_in_bounds(mvm_VM* vm, Value value, const void* p, size_
  * it merges hold one property each, so the overrun is at most one word; the
  * engine's own bookkeeping stays consistent (offsets follow the write
  * pointer), and the slack keeps the write inside the allocation. The stack
- * block needs more: the stack pointer is checked at every instruction
- * dispatch (site 59 in c/bytecode_checks.h), and one instruction may push a few words
- * past the end before that check sees it.
+ * block has room in front and behind (see block_alloc).
  */
 #define ALLOCATION_SLACK 64
 
@@ -799,11 +719,32 @@ static mvm_TeError glue_resolve_import(mvm_HostFunctionID id, void* context, mvm
   return err;
 }
 
+static void* verifier_alloc(void* ctx, size_t size) {
+  return block_alloc((GlueContext*)ctx, size, 0);
+}
+
+/* The detail of the last restore the verifier rejected on this thread. */
+const char* glue_verify_detail(void) { return verifier_last_detail(); }
+
+int glue_check_header(const uint8_t* bytes, size_t size, const char** detail) {
+  return verifier_check_header(bytes, size, true, detail);
+}
+
 int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size,
                  mvm_TfResolveImport resolve) {
   mvm_TeError err = MVM_E_SUCCESS;
   mvm_VM* vm = NULL;
   host_resolver = resolve;
+#ifndef GLUE_UNCHECKED
+  /* Before the engine sees the bytes: mvm_restore itself walks the heap,
+   * trusting every allocation header. The result lives in the block list
+   * and is freed with the VM. */
+  const char* detail = NULL;
+  VerifierResult* verified = NULL;
+  err = verifier_verify(bytes, size, verifier_alloc, ctx, &verified, &detail);
+  if (err) return err;
+  ctx->verified = verified;
+#endif
   GUARD(err = mvm_restore(&vm, (MVM_LONG_PTR_TYPE)bytes, size, ctx, glue_resolve_import));
   if (err == MVM_E_SUCCESS) ctx->vm = vm;
   return err;
@@ -823,6 +764,7 @@ void glue_free_vm(GlueContext* ctx, bool after_fatal_error) {
   ctx->vm = NULL;
   ctx->spare_stack = NULL; /* it is in the block list */
   ctx->checked_bits = NULL; /* so is this */
+  ctx->verified = NULL;     /* and this */
   block_free_all(ctx);
 }
 
@@ -868,28 +810,10 @@ static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t he
   return false;
 }
 
-static bool string_size_ok(VM* vm, Value value) {
-  TeTypeCode tc = deepTypeOf(vm, value);
-  if (tc == TC_VAL_STR_LENGTH || tc == TC_VAL_STR_PROTO) return true;
-  if (tc != TC_REF_STRING && tc != TC_REF_INTERNED_STRING) return false;
-  LongPtr lp = DynamicPtr_decode_long(vm, value);
-  return vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp)) >= 1;
-}
 
-static bool glue_check_concat(void* vm, uint16_t left, uint16_t right) {
-  return string_size_ok((VM*)vm, left) && string_size_ok((VM*)vm, right);
-}
 
-/* See GLUE_MAX_STEPS in c/bytecode_checks.h. */
-static GLUE_TLS uint32_t glue_steps;
 
-static bool glue_count_step(void) {
-  return ++glue_steps <= GLUE_MAX_STEPS;
-}
 
-static void glue_reset_steps(void) {
-  glue_steps = 0;
-}
 
 static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
                                             mvm_Value* ctor, mvm_Value* proto) {
