@@ -29,7 +29,7 @@
 static bool glue_check_heap_offset(void* vm, uint16_t value);
 static bool glue_check_gc_child(void* vm, uint16_t value);
 static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t header);
-static bool glue_check_scoped(void* vm, uint16_t index);
+static inline bool glue_check_scoped(void* vm, uint16_t index);
 static bool glue_check_intern_cell(void* vm, uint16_t cell);
 static bool glue_check_async_resume(void* vm, const void* pc, uint16_t closure, uint16_t count,
                                     const uint16_t* sp);

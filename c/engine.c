@@ -58,22 +58,34 @@ static void* block_alloc(GlueContext* ctx, size_t size, size_t front);
  * second line behind the verifier: none of them runs per instruction. */
 static inline bool glue_check_short_ptr(void* vm, uint16_t value);
 
-/* What vm_findScopedVariable will walk for variable `index`: closures (in
- * the heap or ROM, each checked as any decoded pointer), linked through
- * their last slot, until the one holding the variable. A walk that runs out
- * of closures is what the 8.0.0 compiler's scope defect looks like (see
- * GLUE_REASON_NO_SCOPE), so it says so. */
-static bool glue_check_scoped(void* vm, uint16_t index) {
+/* What vm_findScopedVariable will walk for variable `index`: closures,
+ * linked through their last slot, until the one holding the variable. The
+ * links are values (the verifier's invariant), so each decodes to some
+ * allocation; what the program can change is their type. This runs on
+ * every scoped variable access, so it decodes as the engine's walk does,
+ * without deepTypeOf's dispatch. A walk that runs out of closures is what
+ * the 8.0.0 compiler's scope defect looks like (see GLUE_REASON_NO_SCOPE),
+ * so it says so. */
+static inline bool glue_check_scoped(void* vm, uint16_t index) {
   VM* v = (VM*)vm;
   uint32_t offset = (uint32_t)index * 2;
   Value scope = v->stack->reg.closure;
   for (int depth = 0; depth < 4096; depth++) {
-    if (deepTypeOf(v, scope) != TC_REF_CLOSURE) {
+    LongPtr lp;
+    if (Value_isShortPtr(scope)) {
+      lp = LongPtr_new(ShortPtr_decode(v, scope));
+    } else if ((scope & 3) == 1 && scope >= VM_VALUE_WELLKNOWN_END) {
+      lp = BytecodeMappedPtr_decode_long(v, scope);
+    } else {
       ((GlueContext*)v->context)->fatal_reason = GLUE_REASON_NO_SCOPE;
       return false;
     }
-    LongPtr lp = DynamicPtr_decode_long(v, scope);
-    uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp));
+    uint16_t header = readAllocationHeaderWord_long(lp);
+    if (vm_getTypeCodeFromHeaderWord(header) != TC_REF_CLOSURE) {
+      ((GlueContext*)v->context)->fatal_reason = GLUE_REASON_NO_SCOPE;
+      return false;
+    }
+    uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
     if (offset < size) return true;
     offset -= size;
     scope = LongPtr_read2_aligned(LongPtr_add(lp, (int16_t)(size - 2)));

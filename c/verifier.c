@@ -973,14 +973,18 @@ static bool check_tables(V* v) {
     snprintf(where, sizeof where, "global %u", slot);
     if (!check_value(v, rd16(v->b, at), where)) return false;
   }
-  /* The string table: interned strings in ROM, which toInternedString
-   * reads without checks. */
+  /* The string table: strings in ROM, which toInternedString reads
+   * without checks (the compiler lists index-like strings such as '2' there
+   * too, as plain strings). */
   for (uint32_t at = v->sec[BCS_STRING_TABLE]; at < sec_end(v, BCS_STRING_TABLE); at += 2) {
     uint16_t value = rd16(v->b, at);
-    if ((value & 3) != 1 || value < VM_VALUE_WELLKNOWN_END || (value & 0xFFFC) < v->sec[BCS_ROM] ||
-        (value & 0xFFFC) >= sec_end(v, BCS_ROM) || !rom_alloc(v, value & 0xFFFC, true) ||
-        hdr_type(rd16(v->b, (value & 0xFFFC) - 2)) != TC_REF_INTERNED_STRING) {
-      return vfail("string table entry 0x%04x is not an interned string in ROM", value);
+    uint16_t type = 0;
+    if ((value & 3) == 1 && value >= VM_VALUE_WELLKNOWN_END && (value & 0xFFFC) >= v->sec[BCS_ROM] &&
+        (value & 0xFFFC) < sec_end(v, BCS_ROM) && rom_alloc(v, value & 0xFFFC, true)) {
+      type = hdr_type(rd16(v->b, (value & 0xFFFC) - 2));
+    }
+    if (type != TC_REF_INTERNED_STRING && type != TC_REF_STRING) {
+      return vfail("string table entry 0x%04x is not a string in ROM", value);
     }
   }
   /* The short-call table: {function (a host function's import index if
