@@ -216,6 +216,16 @@ static bool glue_check_type(void* vm, uint16_t value, int type);
 #define GLUE_SITE_726 ~, GLUE_CHECK_SLOT_TEMPLATE
 #define GLUE_CHECK_SLOT_TEMPLATE() GLUE_REQUIRE(glue_check_slot_template(vm, regP1[1], reg2))
 
+/* setProperty on a Uint8Array: the engine writes through ShortPtr_decode of
+ * the array value, which is right for a heap pointer but not for a handle
+ * (a pointer into the globals section, which the compiler uses for heap
+ * objects that exports and ROM data refer to; the program and the host can
+ * hold such values): decoded as a heap offset, it leads past the heap. An
+ * engine defect legitimate programs reach (an exported Uint8Array written
+ * by the guest), so it is checked, not verified. */
+#define GLUE_SITE_594 ~, GLUE_CHECK_UINT8_ARRAY_WRITE
+#define GLUE_CHECK_UINT8_ARRAY_WRITE() GLUE_REQUIRE(Value_isShortPtr(MVM_GET_LOCAL(vObjectValue)))
+
 /* mvm_call, VM_OP1_TYPEOF: the type indexes a table of type names. Every
  * value has a known type once verified; one compare on a rare opcode. */
 #define GLUE_SITE_167 ~, GLUE_CHECK_TYPEOF
