@@ -213,8 +213,8 @@ describe('verifier: rejects what would leave the frame or the heap', () => {
 
   test('a function header that understates the stack the function uses', () => {
     const { b, fn } = base();
-    b[fn - 2] = 2; // maxStackDepth 2: the body reaches 5
-    rejects(b, /stack height \d+ at 0x[0-9a-f]+ outside 0\.\.2/);
+    b[fn - 2] = 1; // maxStackDepth 1: the body reaches 5 (2 words of slack, see c/verifier.c)
+    rejects(b, /stack height \d+ at 0x[0-9a-f]+ outside 0\.\.3/);
   });
 
   test('LOAD_VAR past the bottom of the frame (the caller\'s saved registers)', () => {
@@ -306,5 +306,61 @@ describe('verifier: rejects what would leave the frame or the heap', () => {
     `);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^MVM_E_INVALID_BYTECODE 18 Microvium Error: MVM_E_INVALID_BYTECODE \(18\) \| function 0x[0-9a-f]+: LOAD_VAR outside/);
+  });
+});
+
+describe('verifier: what stays checked at run time', () => {
+  test('a resumed async function whose saved catch targets were changed is stopped (the resume table)', () => {
+    // Two suspended calls of `w`, each waiting inside two try blocks: its
+    // closure holds the saved stack, both catch targets included. The
+    // snapshot's heap is then edited to swap the two handlers: every value
+    // is still valid (the verifier accepts it), but a throw would land in
+    // the outer catch block with the inner one's stack.
+    const src = `
+      const report = vmImport(1);
+      let resolveIt;
+      const p = new Promise((r) => { resolveIt = r; });
+      async function w(tag) {
+        let acc = tag;
+        try {
+          try { const v = await p; acc += v; throw 'inner'; } catch (e) { acc += e; }
+          acc += await p;
+        } catch (e) { acc += 'outer'; }
+        report(acc);
+      }
+      vmExport(1, () => { w('a'); return 1; });
+      vmExport(2, (x) => resolveIt(x));
+    `;
+    const reported = [];
+    const vm = Microvium.restore(compile(src), { 1: (x) => reported.push(x) });
+    vm.exports[1]();
+    const b = new Uint8Array(vm.createSnapshot());
+    // The handler values of the START_TRY instructions (Ex2, Ex4 0, u16).
+    const handlers = [];
+    for (let i = section(b, BCS.ROM); i + 4 <= section(b, BCS.GLOBALS); i++) {
+      const h = u16(b, i + 2);
+      if (b[i] === 0x7d && b[i + 1] === 0x00 && (h & 3) === 1 && (u16(b, (h & 0xfffc) - 2) & 0xf800) === 0x5800) handlers.push(h);
+    }
+    assert.equal(handlers.length, 2, 'two try blocks');
+    let swapped = 0;
+    for (let i = section(b, BCS.HEAP); i + 2 <= b.length; i += 2) {
+      if (u16(b, i) === handlers[1]) { w16(b, i, handlers[0]); swapped++; }
+    }
+    assert.ok(swapped >= 1, 'the inner catch target is saved in the closure');
+    fixCrc(b);
+    const edited = Microvium.restore(b, { 1: (x) => reported.push(x) });
+    assert.throws(() => edited.exports[2]('V'), (e) => e.code === 'MVM_E_INVALID_BYTECODE');
+    // the unedited VM resumes normally
+    vm.exports[2]('W');
+    assert.deepEqual(reported, ['aWinnerW']);
+  });
+
+  test('an exported Uint8Array (a handle) written by the guest is a fatal error of its VM, not a stray write', () => {
+    const vm = Microvium.restore(compile(`
+      const u = Microvium.newUint8Array(4);
+      vmExport(1, u);
+      vmExport(2, (x) => { x[0] = 7; return x[0]; });
+    `), {});
+    assert.throws(() => vm.exports[2](vm.exports[1]), (e) => e.code === 'MVM_E_INVALID_BYTECODE');
   });
 });

@@ -143,6 +143,7 @@ typedef struct TryNode {
 } TryNode;
 
 #define MAX_TRY_NODES 4096
+#define V_DEPTH_SLACK 2
 #define MAX_RESUME_POINTS 4096
 
 /* Per byte of ROM: whether an instruction starts there and with which
@@ -151,7 +152,7 @@ typedef struct TryNode {
 typedef struct InsnState {
   uint16_t owner;
   uint16_t tries;
-  uint8_t height;
+  uint16_t height;
   uint8_t flags;
 } InsnState;
 
@@ -575,8 +576,16 @@ typedef struct Fn {
 static bool reach(V* v, const Fn* fn, uint32_t offset, int height, uint16_t tries, uint8_t extra_flags) {
   uint32_t rom = v->sec[BCS_ROM];
   if (offset < rom || offset >= sec_end(v, BCS_ROM)) return vfail("function 0x%04x: a jump leaves ROM (0x%04x)", fn->entry, offset);
-  if (height < 0 || height > fn->max) {
-    return vfail("function 0x%04x: stack height %d at 0x%04x outside 0..%d", fn->entry, height, offset, fn->max);
+  /* The header's maxStackDepth sizes the frame: the engine requires room for
+   * maxStackDepth + 5 words when it calls (vm_requireStackSpace), the 5 for
+   * the temporaries instructions push (at most 3: the catch target and the
+   * scope of ASYNC_START). The 8.0.0 compiler understates the depth of some
+   * functions by one (its "not available" stub for a vmImport at run time
+   * pushes a string and throws with maxStackDepth 0), so heights up to
+   * maxStackDepth + 2 are accepted: with the temporaries, still within the
+   * room the engine checked. */
+  if (height < 0 || height > fn->max + V_DEPTH_SLACK) {
+    return vfail("function 0x%04x: stack height %d at 0x%04x outside 0..%d", fn->entry, height, offset, fn->max + V_DEPTH_SLACK);
   }
   InsnState* s = &v->rom[offset - rom];
   if (s->flags & IS_VISITED) {
@@ -593,7 +602,7 @@ static bool reach(V* v, const Fn* fn, uint32_t offset, int height, uint16_t trie
   if ((s->flags & IS_FUNCTION) && offset != fn->entry) return vfail("function 0x%04x runs into function 0x%04x", fn->entry, offset);
   if (s->flags & IS_DATA) return vfail("function 0x%04x runs into data at 0x%04x", fn->entry, offset);
   s->owner = fn->entry;
-  s->height = (uint8_t)height;
+  s->height = (uint16_t)height;
   s->tries = tries;
   s->flags |= IS_VISITED | extra_flags;
   return push16(&v->work, &v->work_count, &v->work_cap, (uint16_t)offset);
