@@ -231,3 +231,16 @@ static bool glue_check_type(void* vm, uint16_t value, int type);
 #define GLUE_SITE_167 ~, GLUE_CHECK_TYPEOF
 #define GLUE_CHECK_TYPEOF() \
   GLUE_REQUIRE(mvm_typeOf(vm, pStackPointer[-1]) < sizeof typeStringOffsetByType)
+
+#ifdef GLUE_DEBUG_POINTERS
+/* A debugging aid, never built by default: with -DGLUE_DEBUG_POINTERS the
+ * fuzzer's harness aborts with a stack trace where the engine first decodes
+ * an invalid heap pointer (the per-decode check the verifier made
+ * redundant), which is how a verifier gap shows itself. */
+static inline bool glue_check_short_ptr(void* vm, uint16_t value);
+#undef GLUE_SITE_0
+#define GLUE_SITE_0 ~, GLUE_DBG0
+#define GLUE_DBG0() ((void)(glue_check_short_ptr(vm, value) || (fprintf(stderr, "bad ptr %04x\n", value), abort(), 0)))
+#define GLUE_SITE_218 ~, GLUE_DBG218
+#define GLUE_DBG218() ((void)(glue_check_short_ptr(vm, ptr) || (fprintf(stderr, "bad ptr %04x\n", ptr), abort(), 0)))
+#endif

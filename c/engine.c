@@ -320,9 +320,9 @@ static bool check_short_ptr_slow(VM* v, uint16_t value) {
   return true;
 }
 
-/* Every heap pointer the engine decodes comes here, so the common case (a
- * pointer already checked since the last collection) is one bit test:
- * without the record the checks tripled the cost of object-heavy code. */
+/* A heap pointer a run-time check is about to follow (the values are valid
+ * by the verifier's invariant; this is the second line). A pointer already
+ * checked since the last collection is one bit test. */
 static inline bool glue_check_short_ptr(void* vm, uint16_t value) {
   VM* v = (VM*)vm;
   GlueContext* ctx = (GlueContext*)v->context;

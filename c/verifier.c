@@ -410,6 +410,10 @@ static bool parse_heap(V* v) {
   return true;
 }
 
+static uint16_t size_of_heap_alloc(const V* v, uint16_t p) {
+  return hdr_size(rd16(v->b, v->sec[BCS_HEAP] + p - 2));
+}
+
 /* A link the engine follows as a property list without checking: null, or
  * a property list in the heap. */
 static bool proplist_link_ok(const V* v, uint16_t link) {
@@ -482,6 +486,24 @@ static bool check_heap(V* v) {
       case TC_REF_PROPERTY_LIST: {
         uint16_t next = rd16(v->b, base + p), proto = rd16(v->b, base + p + 2);
         if (!proplist_link_ok(v, next)) return vfail("%s: its next list is not a property list", where);
+        /* Internal slots (pairs keyed by a negative int14) lead the first
+         * list of an object: vm_objectKeys counts the keys skipping only a
+         * leading run of them in each list, and fills the array skipping
+         * them anywhere, so one after an ordinary key would leave a slot of
+         * the new array uninitialized. The program cannot make such a key
+         * (toPropertyName rejects negative integers), and instances copy
+         * their internal slots from a prototype's, in order. */
+        bool leading = true;
+        for (uint32_t i = 4; i + 4 <= size; i += 4) {
+          uint16_t key = rd16(v->b, base + p + i);
+          bool internal = (key & 0x8003) == 0x8003;
+          if (internal && !leading) return vfail("%s: an internal slot after a property", where);
+          if (!internal) leading = false;
+        }
+        if (next != VM_VALUE_NULL && size_of_heap_alloc(v, next) >= 8 &&
+            (rd16(v->b, base + next + 4) & 0x8003) == 0x8003) {
+          return vfail("%s: its next list starts with an internal slot", where);
+        }
         if (!proto_ok(v, proto)) return vfail("%s: its prototype is not an object", where);
         break;
       }
@@ -610,7 +632,7 @@ static bool reach(V* v, const Fn* fn, uint32_t offset, int height, uint16_t trie
 
 /* A continuation header at offset - 2 whose back pointer leads to fn. */
 static bool continuation_header_ok(const V* v, const Fn* fn, uint32_t offset) {
-  if (offset < v->sec[BCS_ROM] + 2 || offset <= fn->entry || (offset & 3)) return false;
+  if (offset < v->sec[BCS_ROM] + 2 || offset >= sec_end(v, BCS_ROM) || offset <= fn->entry || (offset & 3)) return false;
   uint32_t back = offset - fn->entry;
   if (back % 4 || back / 4 > VM_FUNCTION_HEADER_BACK_POINTER_MASK) return false;
   return rd16(v->b, offset - 2) == V_FUNC_HEADER(back / 4);
