@@ -207,11 +207,11 @@ typedef struct V {
   uint16_t* rom_containers; /* ROM classes and closures whose values to check */
   uint32_t rc_count, rc_cap, rc_done;
 
-  TryNode tries[MAX_TRY_NODES];
-  uint32_t try_count;
+  TryNode* tries;         /* grown as needed, up to MAX_TRY_NODES */
+  uint32_t try_count, try_cap;
 
-  ResumePoint resumes[MAX_RESUME_POINTS];
-  uint32_t resume_count;
+  ResumePoint* resumes;   /* grown as needed, up to MAX_RESUME_POINTS */
+  uint32_t resume_count, resume_cap;
   ResumeSlot* rslots;
   uint32_t rslot_count, rslot_cap;
 
@@ -561,6 +561,13 @@ static uint16_t try_node(V* v, uint16_t parent, uint8_t base, uint16_t handler) 
     if (t->parent == parent && t->base == base && t->handler == handler) return (uint16_t)i;
   }
   if (v->try_count >= MAX_TRY_NODES) return 0;
+  if (v->try_count == v->try_cap) {
+    uint32_t ncap = v->try_cap * 2;
+    TryNode* p = (TryNode*)realloc(v->tries, ncap * sizeof *p);
+    if (!p) return 0;
+    v->tries = p;
+    v->try_cap = ncap;
+  }
   v->tries[v->try_count] = (TryNode){ parent, base, handler };
   return (uint16_t)v->try_count++;
 }
@@ -640,6 +647,13 @@ static bool continuation_header_ok(const V* v, const Fn* fn, uint32_t offset) {
 
 static bool add_resume_point(V* v, uint16_t offset, uint16_t tries) {
   if (v->resume_count >= MAX_RESUME_POINTS) return vfail("too many await points");
+  if (v->resume_count == v->resume_cap) {
+    uint32_t ncap = v->resume_cap ? v->resume_cap * 2 : 16;
+    ResumePoint* p = (ResumePoint*)realloc(v->resumes, ncap * sizeof *p);
+    if (!p) return vfail("out of memory");
+    v->resumes = p;
+    v->resume_cap = ncap;
+  }
   ResumePoint* r = &v->resumes[v->resume_count++];
   r->offset = offset;
   r->first = (uint16_t)v->rslot_count;
@@ -1087,11 +1101,14 @@ static bool verify(V* v) {
   if (!v->heap_start || !v->heap_owned || !v->global_handle || !v->global_used || !v->rom) {
     return vfail("out of memory");
   }
+  v->tries = (TryNode*)calloc(16, sizeof(TryNode));
+  if (!v->tries) return vfail("out of memory");
+  v->try_cap = 16;
   v->try_count = 1;
 
   /* The async catch block first: values must not point to it. */
-  uint16_t ac = rd16(b, v->sec[BCS_BUILTINS] + 2 * BIN_ASYNC_CATCH_BLOCK);
   if (sec_size(v, BCS_BUILTINS) != BIN_BUILTIN_COUNT * 2) return vfail("the builtins section has the wrong size");
+  uint16_t ac = rd16(b, v->sec[BCS_BUILTINS] + 2 * BIN_ASYNC_CATCH_BLOCK);
   if (ac != VM_VALUE_UNDEFINED) v->async_catch = ac & 0xFFFC;
 
   if (!parse_heap(v)) return false;
@@ -1120,7 +1137,7 @@ static bool verify(V* v) {
     }
   }
   if (!check_continuations(v)) return false;
-  qsort(v->resumes, v->resume_count, sizeof v->resumes[0], cmp_resume);
+  if (v->resume_count) qsort(v->resumes, v->resume_count, sizeof v->resumes[0], cmp_resume);
   return true;
 }
 
@@ -1157,6 +1174,7 @@ int verifier_verify(const uint8_t* bytes, size_t size, void* (*alloc)(void* ctx,
   }
   free(v->heap_start); free(v->heap_owned); free(v->global_handle); free(v->global_used);
   free(v->rom); free(v->work); free(v->funcs); free(v->conts); free(v->rslots); free(v->rom_containers);
+  free(v->tries); free(v->resumes);
   free(v);
   *detail = verifier_detail;
   return ok ? 0 : MVM_E_INVALID_BYTECODE;
