@@ -308,6 +308,18 @@ describe('verifier: rejects what would leave the frame or the heap', () => {
     rejects(b, /an internal slot after a property/);
   });
 
+  test('a class that is its own staticProps (property reads would follow it for ever)', () => {
+    // Found by the fuzzer: getProperty goes from a class to its staticProps
+    // while that is a class, inside one instruction (no gas, no poll).
+    const b = compile('class A { constructor() { this.y = 1; } } vmExport(1, () => A.x); vmExport(2, A);');
+    const exports = section(b, BCS.EXPORTS);
+    assert.equal(u16(b, exports + 4), 2);
+    const cls = u16(b, exports + 6) & 0xfffc; // in ROM
+    assert.equal(u16(b, cls - 2) >> 12, 9, 'a class');
+    w16(b, cls + 2, cls | 1);
+    rejects(b, /a cycle of classes/);
+  });
+
   test('the reason reaches the user: MVM_E_INVALID_BYTECODE with a detail, in a child process', () => {
     const { b, fn } = base();
     b[fn + 0x11] = 0x1f;
@@ -365,6 +377,25 @@ describe('verifier: what stays checked at run time', () => {
     // the unedited VM resumes normally
     vm.exports[2]('W');
     assert.deepEqual(reported, ['aWinnerW']);
+  });
+
+  test('a closure that is its own target is a fatal error of its VM, not a hang', () => {
+    // Slot 0 of a closure (its target) is a slot the program can write
+    // (STORE_SCOPED reaches it); here the snapshot has it already, which
+    // the verifier accepts (every value is valid). Calling the closure
+    // would follow the chain for ever inside one instruction.
+    const b = compile('const f = (() => { let x = 1; return () => x; })(); vmExport(1, () => f());');
+    const g = section(b, BCS.GLOBALS), heap = section(b, BCS.HEAP);
+    const f = u16(b, g);
+    assert.equal(u16(b, heap + f - 2) >> 12, 15, 'a closure');
+    w16(b, heap + f, f); // f's target: f
+    fixCrc(b);
+    const r = runIsolated(`
+      const vm = Microvium.restore(new Uint8Array(${JSON.stringify([...b])}), {});
+      try { vm.exports[1](); console.log('returned'); } catch (e) { console.log(e.code); }
+    `, { timeout: 30000 });
+    assert.equal(r.signal, null, 'the call hung: ' + r.stderr);
+    assert.equal(r.stdout.trim(), 'MVM_E_INVALID_BYTECODE');
   });
 
   test('an exported Uint8Array (a handle) written by the guest is a fatal error of its VM, not a stray write', () => {

@@ -39,6 +39,7 @@ static bool glue_check_promise(void* vm, uint16_t promise);
 static bool glue_check_closure_slot(void* vm, uint16_t closure, uint16_t index);
 static bool glue_check_slot_template(void* vm, uint16_t prototype, uint16_t slots);
 static bool glue_check_type(void* vm, uint16_t value, int type);
+static _Thread_local uint32_t glue_closure_chain;  /* see GLUE_SITE_598 */
 
 #ifdef GLUE_UNCHECKED
 /* The unchecked floor of the bench (benches/README.md): the same engine, port
@@ -103,6 +104,19 @@ static bool glue_check_type(void* vm, uint16_t value, int type);
 #define GLUE_SITE_601 ~, GLUE_CHECK_SCOPED
 #define GLUE_CHECK_SCOPED() GLUE_REQUIRE(glue_check_scoped(vm, reg1))
 
+/* mvm_call, SUB_CALL: calling a closure calls its target (slot 0), which
+ * may be a closure in turn. Slot 0 is the program's to write (STORE_SCOPED
+ * reaches it), so a closure can be made its own target: the engine would
+ * follow the chain for ever inside one instruction, where the gas counter
+ * and the termination poll never run. The chain is counted (224 starts a
+ * call); a heap holds at most about 16,000 allocations, so a longer chain
+ * is a cycle. */
+#define GLUE_MAX_CLOSURE_CHAIN (1u << 16)
+#define GLUE_SITE_224 ~, GLUE_START_CALL
+#define GLUE_START_CALL() ((void)(glue_closure_chain = 0))
+#define GLUE_SITE_598 ~, GLUE_CHECK_CLOSURE_CHAIN
+#define GLUE_CHECK_CLOSURE_CHAIN() GLUE_REQUIRE(++glue_closure_chain <= GLUE_MAX_CLOSURE_CHAIN)
+
 /* mvm_allocate: a closure scope of zero slots, which vm_scopePushOrNew would
  * then fill with 65,535 slots (its loop counts down from zero). The
  * verifier rejects such SCOPE_NEW/SCOPE_PUSH operands; this stays as the
@@ -151,11 +165,15 @@ static bool glue_check_type(void* vm, uint16_t value, int type);
  * current closure onto the stack, catch targets included, and the
  * arguments (this, isSuccess, result) are read. The closure's slots are
  * the program's to write (STORE_SCOPED), and a continuation can be called
- * with any arguments: so the closure, its size, the catch targets it holds
- * (against the verifier's table) and the argument count are checked. */
+ * with any arguments (or without a closure): so the argument count and the
+ * closure are checked first (668, before the engine offsets its pointer),
+ * then its size and the catch targets it holds against the verifier's
+ * table (685). */
+#define GLUE_SITE_668 ~, GLUE_CHECK_RESUME_CLOSURE
+#define GLUE_CHECK_RESUME_CLOSURE() GLUE_REQUIRE( \
+  (reg->argCountAndFlags & AF_ARG_COUNT_MASK) >= 3 && glue_check_closure_slot(vm, reg->closure, 1))
 #define GLUE_SITE_685 ~, GLUE_CHECK_ASYNC_RESUME
 #define GLUE_CHECK_ASYNC_RESUME() GLUE_REQUIRE( \
-  (reg->argCountAndFlags & AF_ARG_COUNT_MASK) >= 3 && \
   glue_check_async_resume(vm, lpProgramCounter, reg->closure, reg1, pStackPointer))
 
 /* mvm_call, SUB_AWAIT: the stack is saved into the current closure, which

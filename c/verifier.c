@@ -466,6 +466,68 @@ static bool chains_end(V* v, uint8_t* mark, bool proto) {
   return true;
 }
 
+/* getProperty, setProperty and vm_objectKeys follow a class to its
+ * staticProps, and on while that is a class: a class is never written after
+ * CLASS_CREATE made it (from values that existed before it), so chains
+ * acyclic in the snapshot stay acyclic. Classes are in the heap or in ROM;
+ * each has one link, so marking finds a cycle in linear time. Runs after
+ * every value has been checked. */
+static bool class_at(const V* v, uint16_t value, uint32_t* at) {
+  uint16_t h;
+  value = resolve_handle(v, value);
+  if ((value & 1) == 0) {
+    if (!heap_alloc_at(v, value, &h) || hdr_type(h) != TC_REF_CLASS) return false;
+    *at = v->sec[BCS_HEAP] + value;
+    return true;
+  }
+  if ((value & 3) != 1 || value < VM_VALUE_WELLKNOWN_END) return false;
+  uint16_t offset = value & 0xFFFC;
+  if (offset < v->sec[BCS_ROM] + 2 || offset >= sec_end(v, BCS_ROM)) return false;
+  if (hdr_type(rd16(v->b, offset - 2)) != TC_REF_CLASS) return false;
+  *at = offset;
+  return true;
+}
+
+static bool class_chains_end(V* v) {
+  /* A mark per even byte offset of the snapshot (classes in ROM and heap
+   * alike are addressed by their offset in it). */
+  uint8_t* mark = (uint8_t*)calloc(v->size / 2 + 1, 1);
+  if (!mark) return vfail("out of memory");
+  bool ok = true;
+  uint32_t base = v->sec[BCS_HEAP], n = sec_size(v, BCS_HEAP);
+  for (uint32_t at = 0; ok && at < n;) {
+    uint16_t h = rd16(v->b, base + at);
+    uint32_t start = base + at + 2;
+    at += 2 + ((hdr_size(h) + 1u) & ~1u);
+    if (hdr_type(h) != TC_REF_CLASS || mark[start >> 1]) continue;
+    for (int pass = 1; ok && pass <= 2; pass++) {
+      uint32_t c = start;
+      for (;;) {
+        if (mark[c >> 1] == 2) break;
+        if (mark[c >> 1] == 1 && pass == 1) { ok = vfail("a cycle of classes (staticProps)"); break; }
+        mark[c >> 1] = (uint8_t)pass;
+        if (!class_at(v, rd16(v->b, c + 2), &c)) break;
+      }
+    }
+  }
+  /* ROM classes reached only from ROM or bytecode: the same walk. */
+  for (uint32_t i = 0; ok && i < v->rc_count; i++) {
+    uint32_t start = v->rom_containers[i];
+    if (hdr_type(rd16(v->b, start - 2)) != TC_REF_CLASS || mark[start >> 1]) continue;
+    for (int pass = 1; ok && pass <= 2; pass++) {
+      uint32_t c = start;
+      for (;;) {
+        if (mark[c >> 1] == 2) break;
+        if (mark[c >> 1] == 1 && pass == 1) { ok = vfail("a cycle of classes (staticProps)"); break; }
+        mark[c >> 1] = (uint8_t)pass;
+        if (!class_at(v, rd16(v->b, c + 2), &c)) break;
+      }
+    }
+  }
+  free(mark);
+  return ok;
+}
+
 static bool check_heap(V* v) {
   uint32_t base = v->sec[BCS_HEAP], n = sec_size(v, BCS_HEAP);
   char where[48];
@@ -1137,6 +1199,7 @@ static bool verify(V* v) {
     }
   }
   if (!check_continuations(v)) return false;
+  if (!class_chains_end(v)) return false;
   if (v->resume_count) qsort(v->resumes, v->resume_count, sizeof v->resumes[0], cmp_resume);
   return true;
 }
