@@ -308,6 +308,16 @@ describe('verifier: rejects what would leave the frame or the heap', () => {
     rejects(b, /an internal slot after a property/);
   });
 
+  test('a heap pointer stored in ROM (the collector moves its target and leaves it stale)', () => {
+    // Found by the fuzzer: BIN_ARRAY_PROTO held a heap pointer; after a
+    // collection it led to an array, whose prototype lookup went round for
+    // ever. ROM reaches the heap only through handles.
+    const { b } = base();
+    const g = section(b, BCS.GLOBALS);
+    w16(b, section(b, BCS.EXPORTS) + 2, u16(b, g)); // export 1 -> the array's heap pointer
+    rejects(b, /export 1: 0x[0-9a-f]+ is a heap pointer in ROM/);
+  });
+
   test('a class that is its own staticProps (property reads would follow it for ever)', () => {
     // Found by the fuzzer: getProperty goes from a class to its staticProps
     // while that is a class, inside one instruction (no gas, no poll).

@@ -20,7 +20,8 @@
  *   1. Every value in the snapshot (globals, heap containers, exports,
  *      builtins, LOAD_LITERAL operands) is valid: an int14, a well-known
  *      value, a heap pointer to the start of an allocation in the heap
- *      section, a pointer to a verified allocation in ROM, or a handle (a
+ *      section (only in the heap and the globals, which the collector
+ *      updates), a pointer to a verified allocation in ROM, or a handle (a
  *      pointer into the globals section) whose slot holds a heap pointer.
  *      Every heap allocation has a type and size the engine's structs allow
  *      (no tombstones, no functions), and the fields the engine reads
@@ -269,10 +270,16 @@ static int value_type(const V* v, uint16_t value) {
 }
 
 /* A value anywhere in the snapshot (not a builtin slot, which has its own
- * rules): see point 1 at the top of this file. */
-static bool check_value(V* v, uint16_t value, const char* where) {
+ * rules): see point 1 at the top of this file. A value stored in ROM
+ * (`in_rom`: bytecode literals, exports, builtins, ROM allocations) may not
+ * be a heap pointer: the collector moves heap allocations and updates the
+ * pointers in the heap, globals and stack, never those in the snapshot, so
+ * after a collection such a pointer would lead anywhere. ROM reaches the
+ * heap through handles (slots of the globals section) instead. */
+static bool check_value(V* v, uint16_t value, const char* where, bool in_rom) {
   uint16_t h;
   if ((value & 1) == 0) {
+    if (in_rom) return vfail("%s: 0x%04x is a heap pointer in ROM (the collector would leave it stale)", where, value);
     if (!heap_alloc_at(v, value, &h)) return vfail("%s: 0x%04x does not point to a heap allocation", where, value);
     return true;
   }
@@ -538,7 +545,7 @@ static bool check_heap(V* v) {
     snprintf(where, sizeof where, "heap allocation 0x%04x", p);
     if (type >= TC_REF_DIVIDER_CONTAINER_TYPES) {
       for (uint32_t i = 0; i + 2 <= size; i += 2) {
-        if (!check_value(v, rd16(v->b, base + p + i), where)) return false;
+        if (!check_value(v, rd16(v->b, base + p + i), where, false)) return false;
       }
     }
     switch (type) {
@@ -978,7 +985,7 @@ static bool step(V* v, const Fn* fn, uint32_t at) {
         case VM_OP3_LOAD_LITERAL: {
           char where[48];
           snprintf(where, sizeof where, "literal at 0x%04x", at);
-          if (!check_value(v, x, where)) return false;
+          if (!check_value(v, x, where, true)) return false;
           NEXT(3, h + 1);
         }
         case VM_OP3_LOAD_GLOBAL_3:
@@ -1034,7 +1041,7 @@ static bool check_builtins(V* v) {
       }
       continue;
     }
-    if (!check_value(v, value, where)) return false;
+    if (!check_value(v, value, where, true)) return false;
     int type = value_type(v, value);
     switch (i) {
       case BIN_ARRAY_PROTO: case BIN_PROMISE_PROTOTYPE:
@@ -1072,14 +1079,14 @@ static bool check_tables(V* v) {
   /* Exports. */
   for (uint32_t at = v->sec[BCS_EXPORT_TABLE]; at < sec_end(v, BCS_EXPORT_TABLE); at += 4) {
     snprintf(where, sizeof where, "export %u", rd16(v->b, at));
-    if (!check_value(v, rd16(v->b, at + 2), where)) return false;
+    if (!check_value(v, rd16(v->b, at + 2), where, true)) return false;
   }
   /* Globals (handles are checked as values point to them). */
   for (uint32_t at = v->sec[BCS_GLOBALS]; at < sec_end(v, BCS_GLOBALS); at += 2) {
     uint16_t slot = (at - v->sec[BCS_GLOBALS]) / 2;
     if (v->intern_handle && slot == v->intern_handle - 1) continue;
     snprintf(where, sizeof where, "global %u", slot);
-    if (!check_value(v, rd16(v->b, at), where)) return false;
+    if (!check_value(v, rd16(v->b, at), where, false)) return false;
   }
   /* The string table: strings in ROM, which toInternedString reads
    * without checks (the compiler lists index-like strings such as '2' there
@@ -1194,7 +1201,7 @@ static bool verify(V* v) {
       for (uint32_t i = 0; i < size; i += 2) {
         char where[40];
         snprintf(where, sizeof where, "ROM allocation 0x%04x", offset);
-        if (!check_value(v, rd16(b, offset + i), where)) return false;
+        if (!check_value(v, rd16(b, offset + i), where, true)) return false;
       }
     }
   }
