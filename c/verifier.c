@@ -254,6 +254,11 @@ static bool heap_alloc_at(const V* v, uint16_t p, uint16_t* header) {
 
 static bool rom_alloc(V* v, uint16_t offset, bool as_value);
 
+/* Where a value was found, for the message when it is rejected (formatted
+ * only then: a restore checks every value). */
+typedef struct Where { const char* fmt; unsigned arg; } Where;
+#define WHERE(fmt, arg) ((Where){ (fmt), (unsigned)(arg) })
+
 /* What a value resolves to, for the typed fields: the allocation type (a
  * TC_REF_*), or the TC_VAL_* of a non-pointer. Valid values only. */
 static int value_type(const V* v, uint16_t value) {
@@ -276,11 +281,13 @@ static int value_type(const V* v, uint16_t value) {
  * pointers in the heap, globals and stack, never those in the snapshot, so
  * after a collection such a pointer would lead anywhere. ROM reaches the
  * heap through handles (slots of the globals section) instead. */
-static bool check_value(V* v, uint16_t value, const char* where, bool in_rom) {
+static bool check_value(V* v, uint16_t value, Where at, bool in_rom) {
   uint16_t h;
+  char where[48];
+#define WHERE_TEXT() snprintf(where, sizeof where, at.fmt, at.arg)
   if ((value & 1) == 0) {
-    if (in_rom) return vfail("%s: 0x%04x is a heap pointer in ROM (the collector would leave it stale)", where, value);
-    if (!heap_alloc_at(v, value, &h)) return vfail("%s: 0x%04x does not point to a heap allocation", where, value);
+    if (in_rom) return WHERE_TEXT(), vfail("%s: 0x%04x is a heap pointer in ROM (the collector would leave it stale)", where, value);
+    if (!heap_alloc_at(v, value, &h)) return WHERE_TEXT(), vfail("%s: 0x%04x does not point to a heap allocation", where, value);
     return true;
   }
   if ((value & 3) == 3) return true;
@@ -289,11 +296,11 @@ static bool check_value(V* v, uint16_t value, const char* where, bool in_rom) {
   if (offset >= v->sec[BCS_GLOBALS] && offset < sec_end(v, BCS_GLOBALS)) {
     uint16_t slot = (offset - v->sec[BCS_GLOBALS]) / 2;
     if (v->intern_handle && slot == v->intern_handle - 1) {
-      return vfail("%s: 0x%04x is the handle of the interned strings", where, value);
+      return WHERE_TEXT(), vfail("%s: 0x%04x is the handle of the interned strings", where, value);
     }
     uint16_t target = rd16(v->b, offset);
     if (!heap_alloc_at(v, target, &h)) {
-      return vfail("%s: handle 0x%04x does not hold a heap pointer", where, value);
+      return WHERE_TEXT(), vfail("%s: handle 0x%04x does not hold a heap pointer", where, value);
     }
     bit_set(v->global_handle, slot);
     return true;
@@ -302,11 +309,13 @@ static bool check_value(V* v, uint16_t value, const char* where, bool in_rom) {
     if (!rom_alloc(v, offset, true)) {
       char why[sizeof verifier_detail];
       snprintf(why, sizeof why, "%s", verifier_detail);
+      WHERE_TEXT();
       return vfail("%s: 0x%04x: %s", where, value, why);
     }
     return true;
   }
-  return vfail("%s: 0x%04x points outside ROM and globals", where, value);
+  return WHERE_TEXT(), vfail("%s: 0x%04x points outside ROM and globals", where, value);
+#undef WHERE_TEXT
 }
 
 /* A function's main entry at `offset`: its header, and queue it. */
@@ -537,24 +546,22 @@ static bool class_chains_end(V* v) {
 
 static bool check_heap(V* v) {
   uint32_t base = v->sec[BCS_HEAP], n = sec_size(v, BCS_HEAP);
-  char where[48];
   for (uint32_t at = 0; at < n;) {
     uint16_t h = rd16(v->b, base + at);
     uint16_t size = hdr_size(h), type = hdr_type(h);
     uint32_t p = at + 2;
-    snprintf(where, sizeof where, "heap allocation 0x%04x", p);
     if (type >= TC_REF_DIVIDER_CONTAINER_TYPES) {
       for (uint32_t i = 0; i + 2 <= size; i += 2) {
-        if (!check_value(v, rd16(v->b, base + p + i), where, false)) return false;
+        if (!check_value(v, rd16(v->b, base + p + i), WHERE("heap allocation 0x%04x", p), false)) return false;
       }
     }
     switch (type) {
       case TC_REF_HOST_FUNC:
-        if (rd16(v->b, base + p) >= v->import_count) return vfail("%s: import index out of range", where);
+        if (rd16(v->b, base + p) >= v->import_count) return vfail("heap allocation 0x%04x: import index out of range", p);
         break;
       case TC_REF_PROPERTY_LIST: {
         uint16_t next = rd16(v->b, base + p), proto = rd16(v->b, base + p + 2);
-        if (!proplist_link_ok(v, next)) return vfail("%s: its next list is not a property list", where);
+        if (!proplist_link_ok(v, next)) return vfail("heap allocation 0x%04x: its next list is not a property list", p);
         /* Internal slots (pairs keyed by a negative int14) lead the first
          * list of an object: vm_objectKeys counts the keys skipping only a
          * leading run of them in each list, and fills the array skipping
@@ -566,31 +573,31 @@ static bool check_heap(V* v) {
         for (uint32_t i = 4; i + 4 <= size; i += 4) {
           uint16_t key = rd16(v->b, base + p + i);
           bool internal = (key & 0x8003) == 0x8003;
-          if (internal && !leading) return vfail("%s: an internal slot after a property", where);
+          if (internal && !leading) return vfail("heap allocation 0x%04x: an internal slot after a property", p);
           if (!internal) leading = false;
         }
         if (next != VM_VALUE_NULL && size_of_heap_alloc(v, next) >= 8 &&
             (rd16(v->b, base + next + 4) & 0x8003) == 0x8003) {
-          return vfail("%s: its next list starts with an internal slot", where);
+          return vfail("heap allocation 0x%04x: its next list starts with an internal slot", p);
         }
-        if (!proto_ok(v, proto)) return vfail("%s: its prototype is not an object", where);
+        if (!proto_ok(v, proto)) return vfail("heap allocation 0x%04x: its prototype is not an object", p);
         break;
       }
       case TC_REF_ARRAY: {
         uint16_t data = rd16(v->b, base + p), length = rd16(v->b, base + p + 2);
-        if ((length & 3) != 3 || (int16_t)length < 0) return vfail("%s: bad length", where);
+        if ((length & 3) != 3 || (int16_t)length < 0) return vfail("heap allocation 0x%04x: bad length", p);
         uint16_t len = (uint16_t)(length >> 2);
         uint16_t dh;
         if (data == VM_VALUE_NULL) {
-          if (len != 0) return vfail("%s: length without data", where);
+          if (len != 0) return vfail("heap allocation 0x%04x: length without data", p);
         } else {
           if (!heap_alloc_at(v, data, &dh) || hdr_type(dh) != TC_REF_FIXED_LENGTH_ARRAY) {
-            return vfail("%s: its data is not a fixed-length array in the heap", where);
+            return vfail("heap allocation 0x%04x: its data is not a fixed-length array in the heap", p);
           }
-          if ((uint32_t)len * 2 > hdr_size(dh)) return vfail("%s: length beyond its data", where);
+          if ((uint32_t)len * 2 > hdr_size(dh)) return vfail("heap allocation 0x%04x: length beyond its data", p);
           /* The collector truncates an array's data to its length, which
            * another array sharing it would then overrun. */
-          if (bit_get(v->heap_owned, data >> 1)) return vfail("%s: its data belongs to another array", where);
+          if (bit_get(v->heap_owned, data >> 1)) return vfail("heap allocation 0x%04x: its data belongs to another array", p);
           bit_set(v->heap_owned, data >> 1);
         }
         break;
@@ -983,9 +990,7 @@ static bool step(V* v, const Fn* fn, uint32_t at) {
         case VM_OP3_ASYNC_RESUME: BAD("ASYNC_RESUME that is not a resume point");
         case VM_OP3_JUMP_2: return reach(v, fn, at + 3 + (int16_t)x, h, T, 0);
         case VM_OP3_LOAD_LITERAL: {
-          char where[48];
-          snprintf(where, sizeof where, "literal at 0x%04x", at);
-          if (!check_value(v, x, where, true)) return false;
+          if (!check_value(v, x, WHERE("literal at 0x%04x", at), true)) return false;
           NEXT(3, h + 1);
         }
         case VM_OP3_LOAD_GLOBAL_3:
@@ -1033,25 +1038,23 @@ static bool check_builtins(V* v) {
     uint16_t value = rd16(v->b, at + 2 * i);
     if (i == BIN_INTERNED_STRINGS) continue;
     if (value == VM_VALUE_UNDEFINED) continue;
-    char where[32];
-    snprintf(where, sizeof where, "builtin %d", i);
     if (i == BIN_ASYNC_CATCH_BLOCK) {
       if ((value & 3) != 1 || value < VM_VALUE_WELLKNOWN_END || !rom_alloc(v, value & 0xFFFC, false)) {
-        return vfail("%s: not a function", where);
+        return vfail("builtin %d: not a function", i);
       }
       continue;
     }
-    if (!check_value(v, value, where, true)) return false;
+    if (!check_value(v, value, WHERE("builtin %u", i), true)) return false;
     int type = value_type(v, value);
     switch (i) {
       case BIN_ARRAY_PROTO: case BIN_PROMISE_PROTOTYPE:
-        if (type != TC_REF_PROPERTY_LIST && value != VM_VALUE_NULL) return vfail("%s: not an object", where);
+        if (type != TC_REF_PROPERTY_LIST && value != VM_VALUE_NULL) return vfail("builtin %d: not an object", i);
         break;
       case BIN_STR_PROTOTYPE:
-        if (type != TC_REF_INTERNED_STRING) return vfail("%s: not an interned string", where);
+        if (type != TC_REF_INTERNED_STRING) return vfail("builtin %d: not an interned string", i);
         break;
       case BIN_ASYNC_CONTINUE: case BIN_ASYNC_HOST_CALLBACK:
-        if (type != TC_REF_FUNCTION) return vfail("%s: not a function", where);
+        if (type != TC_REF_FUNCTION) return vfail("builtin %d: not a function", i);
         break;
       default: break;
     }
@@ -1075,18 +1078,15 @@ static bool check_intern_builtin(V* v) {
 }
 
 static bool check_tables(V* v) {
-  char where[48];
   /* Exports. */
   for (uint32_t at = v->sec[BCS_EXPORT_TABLE]; at < sec_end(v, BCS_EXPORT_TABLE); at += 4) {
-    snprintf(where, sizeof where, "export %u", rd16(v->b, at));
-    if (!check_value(v, rd16(v->b, at + 2), where, true)) return false;
+    if (!check_value(v, rd16(v->b, at + 2), WHERE("export %u", rd16(v->b, at)), true)) return false;
   }
   /* Globals (handles are checked as values point to them). */
   for (uint32_t at = v->sec[BCS_GLOBALS]; at < sec_end(v, BCS_GLOBALS); at += 2) {
     uint16_t slot = (at - v->sec[BCS_GLOBALS]) / 2;
     if (v->intern_handle && slot == v->intern_handle - 1) continue;
-    snprintf(where, sizeof where, "global %u", slot);
-    if (!check_value(v, rd16(v->b, at), where, false)) return false;
+    if (!check_value(v, rd16(v->b, at), WHERE("global %u", slot), false)) return false;
   }
   /* The string table: strings in ROM, which toInternedString reads
    * without checks (the compiler lists index-like strings such as '2' there
@@ -1199,9 +1199,7 @@ static bool verify(V* v) {
       uint16_t offset = v->rom_containers[v->rc_done++];
       uint16_t size = hdr_size(rd16(b, offset - 2));
       for (uint32_t i = 0; i < size; i += 2) {
-        char where[40];
-        snprintf(where, sizeof where, "ROM allocation 0x%04x", offset);
-        if (!check_value(v, rd16(b, offset + i), where, true)) return false;
+        if (!check_value(v, rd16(b, offset + i), WHERE("ROM allocation 0x%04x", offset), true)) return false;
       }
     }
   }
