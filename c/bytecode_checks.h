@@ -39,6 +39,12 @@ static bool glue_check_promise(void* vm, uint16_t promise);
 static bool glue_check_closure_slot(void* vm, uint16_t closure, uint16_t index);
 static bool glue_check_slot_template(void* vm, uint16_t prototype, uint16_t slots);
 static bool glue_check_type(void* vm, uint16_t value, int type);
+/* Used by the glue's own walks (c/engine.c: keys, intern list), not at
+ * engine sites. */
+static bool glue_check_proplist_link(void* vm, uint16_t link, bool undefined_ends);
+static bool glue_check_string_table_entry(void* vm, uint16_t offset);
+static bool glue_count_step(void);
+static void glue_reset_steps(void);
 static _Thread_local uint32_t glue_closure_chain;  /* see GLUE_SITE_598 */
 
 #ifdef GLUE_UNCHECKED
@@ -89,7 +95,11 @@ static _Thread_local uint32_t glue_closure_chain;  /* see GLUE_SITE_598 */
  *   553  string sizes: every string in the snapshot has its terminator;
  *   526 381  builtins and string table entries: checked sections;
  *   75 76  ARRAY_GET_1/ARRAY_SET_1: rejected by the verifier;
- *   207  END_TRY inside a try: proved per instruction. */
+ *   207  END_TRY inside a try: proved per instruction;
+ *   64 131  LOAD_ARG/STORE_ARG slots below the frame: the arguments pointer
+ *        is derived from the frame base and the saved argument count, both
+ *        in frame slots no instruction can reach, and the engine bounds the
+ *        index by that count. */
 
 /* mvm_call, VM_OP_LOAD_SCOPED_1/2/3 and VM_OP_STORE_SCOPED_1/2/3:
  * vm_findScopedVariable(vm, reg1) walks the closure chain, trusting each

@@ -183,6 +183,27 @@ static bool glue_check_promise(void* vm, Value promise) {
          vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= 4 * sizeof(Value);
 }
 
+/* The glue's own walks (own_property_unguarded, below) check what they
+ * follow as getProperty's checks did before the verifier: getProperty walks
+ * an object's property lists and then its prototype chain, reading each link as a property list whatever its type. A chain of
+ * lists ends only at null; a prototype chain also at undefined (which
+ * decodes to a null pointer, the loop's end there, but would be read
+ * through as a list in the middle of a chain). */
+static bool glue_check_proplist_link(void* vm, Value link, bool undefined_ends) {
+  if (link == VM_VALUE_NULL || (undefined_ends && link == VM_VALUE_UNDEFINED)) return true;
+  return deepTypeOf((VM*)vm, link) == TC_REF_PROPERTY_LIST;
+}
+
+/* An entry of the string table (the offset is inside the section: the
+ * binary search stays within its count) leads to a string. The compiler
+ * lists every string literal there, numeric-looking ones ('1', '1.5') as
+ * plain strings (TC_REF_STRING), which the search reads the same way. */
+static bool glue_check_string_table_entry(void* vm, uint16_t offset) {
+  Value str = LongPtr_read2_aligned(LongPtr_add(((VM*)vm)->lpBytecode, offset));
+  TeTypeCode tc = deepTypeOf((VM*)vm, str);
+  return tc == TC_REF_INTERNED_STRING || tc == TC_REF_STRING;
+}
+
 /* A pointer past the ROM section names a slot of the globals section. */
 static bool glue_check_handle_slot(void* vm, uint16_t value) {
   LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
@@ -428,6 +449,7 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
   }                                                               \
   innermost_boundary = &boundary;                                 \
   engine_code_running = 1;                                        \
+  glue_reset_steps();                                             \
   atomic_signal_fence(memory_order_seq_cst);                      \
   statement;                                                      \
   engine_code_running = boundary.was_running;                     \
@@ -525,14 +547,20 @@ static mvm_TeError glue_host_function(mvm_VM* vm, mvm_HostFunctionID id, mvm_Val
   LEAVE_ENGINE();
   mvm_TeError err = ((mvm_TfHostFunction)ctx->host_function)(vm, id, result, args, arg_count);
   REENTER_ENGINE();
+  /* A fatal error of this VM during the host function (in a nested call the
+   * host caught): the engine's state is unknown, so not one more guest
+   * instruction may run, not even the unwinding of an error. */
+  if ((int)err >= GLUE_FATAL_BASE) glue_fatal_error(vm, (int)err - GLUE_FATAL_BASE);
   return err;
 }
 
 static void glue_breakpoint_entry(mvm_VM* vm, uint16_t address) {
   GlueContext* ctx = (GlueContext*)mvm_getContext(vm);
   LEAVE_ENGINE();
-  ((mvm_TfBreakpointCallback)ctx->breakpoint_callback)(vm, address);
+  int fatal = ((glue_BreakpointCallback)ctx->breakpoint_callback)(vm, address);
   REENTER_ENGINE();
+  /* As for host functions: a fatal error of this VM during the callback. */
+  if (fatal) glue_fatal_error(vm, fatal);
 }
 
 /* Every entry point checks that the VM still exists: a host callback (a
@@ -827,6 +855,21 @@ static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t he
 
 
 
+/* A bound on the glue's own walks of engine lists (own_property_unguarded,
+ * intern_list_unguarded): counted from each entry into the engine (see
+ * BOUNDARY). The engine's walks need none: the verifier proves the lists
+ * acyclic and the engine keeps them so. */
+#define GLUE_MAX_STEPS (1u << 20)
+static GLUE_TLS uint32_t glue_steps;
+
+static bool glue_count_step(void) {
+  return ++glue_steps <= GLUE_MAX_STEPS;
+}
+
+static void glue_reset_steps(void) {
+  glue_steps = 0;
+}
+
 static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
                                             mvm_Value* ctor, mvm_Value* proto) {
   mvm_Value cls = *target;
@@ -1080,7 +1123,7 @@ void glue_remove_breakpoint(GlueContext* ctx, uint16_t address) {
   if (!ctx->vm) return;
   mvm_dbg_removeBreakpoint(ctx->vm, address);
 }
-void glue_set_breakpoint_callback(GlueContext* ctx, mvm_TfBreakpointCallback cb) {
+void glue_set_breakpoint_callback(GlueContext* ctx, glue_BreakpointCallback cb) {
   if (!ctx->vm) return;
   ctx->breakpoint_callback = (void*)cb;
   mvm_dbg_setBreakpointCallback(ctx->vm, cb ? glue_breakpoint_entry : NULL);
@@ -1137,6 +1180,10 @@ static int kind_unguarded(mvm_VM* vm, mvm_Value value, uint16_t* out_extra) {
     case TC_REF_HOST_FUNC: {
       LongPtr lp = DynamicPtr_decode_long(vm, value);
       uint16_t index = READ_FIELD_2(lp, TsHostFunc, indexInImportTable);
+#ifdef VM_IMPORT_INDEX_ARRAY_PUSH
+      /* The engine's own push (c/patches/array-push.patch): a guest function. */
+      if (index == VM_IMPORT_INDEX_ARRAY_PUSH) return GLUE_KIND_FUNCTION;
+#endif
       if (index >= getSectionSize(vm, BCS_IMPORT_TABLE) / sizeof(vm_TsImportTableEntry)) return GLUE_KIND_OTHER;
       *out_extra = vm_getHostFunctionId(vm, index);
       return GLUE_KIND_HOST_FUNCTION;
@@ -1272,4 +1319,134 @@ int glue_to_property_key(GlueContext* ctx, mvm_Value* inout) {
   mvm_TeError err = MVM_E_SUCCESS;
   GUARD(WITH_STACK(ctx->vm, err, err = toPropertyName(ctx->vm, inout)));
   return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Property keys without allocation (src/keys.rs)                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The interned string in ROM (the snapshot's string table) whose bytes are
+ * `name` (size bytes including a terminating NUL, as the engine sizes
+ * strings), searched as toInternedString searches it but never interning.
+ * The RAM list of interned strings is searched by the host through its own
+ * index (glue_intern_list; src/keys.rs): walking it on every read is slow.
+ */
+static bool find_rom_key_unguarded(VM* vm, const char* name, uint16_t size, Value* out) {
+  LongPtr lpName = LongPtr_new((void*)name);
+  LongPtr lpBytecode = vm->lpBytecode;
+  uint16_t tableOffset = getSectionOffset(lpBytecode, BCS_STRING_TABLE);
+  uint16_t tableSize = getSectionOffset(lpBytecode, vm_sectionAfter(vm, BCS_STRING_TABLE)) - tableOffset;
+  int first = 0;
+  int last = tableSize / 2 - 1;
+  while (first <= last) {
+    int middle = (first + last) / 2;
+    uint16_t entryOffset = tableOffset + middle * 2;
+    GLUE_REQUIRE(glue_check_string_table_entry(vm, entryOffset));
+    Value vStr = LongPtr_read2_aligned(LongPtr_add(lpBytecode, entryOffset));
+    LongPtr lpStr = DynamicPtr_decode_long(vm, vStr);
+    uint16_t strSize = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lpStr));
+    int c = memcmp_long(lpName, lpStr, size < strSize ? size : strSize);
+    if (c == 0) {
+      if (size == strSize) { *out = vStr; return true; }
+      c = size < strSize ? -1 : 1;
+    }
+    if (c > 0) first = middle + 1; else last = middle - 1;
+  }
+  return false;
+}
+
+int glue_find_rom_key(GlueContext* ctx, const char* name, size_t size, mvm_Value* out, bool* out_found) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+  *out_found = false;
+  if (size == 0 || size > 0xFFFF) return MVM_E_SUCCESS;
+  bool found = false;
+  Value key = VM_VALUE_UNDEFINED;
+  GUARD(found = find_rom_key_unguarded(ctx->vm, name, (uint16_t)size, &key));
+  *out_found = found;
+  *out = key;
+  return MVM_E_SUCCESS;
+}
+
+/* The first cell of the RAM list of interned strings (newest first;
+ * toInternedString adds at the front), or undefined. */
+mvm_Value glue_intern_head(GlueContext* ctx) {
+  REQUIRE_VM(ctx, VM_VALUE_UNDEFINED);
+  mvm_Value head = VM_VALUE_UNDEFINED;
+  GUARD_OR(ctx, VM_VALUE_UNDEFINED, head = getBuiltin(ctx->vm, BIN_INTERNED_STRINGS));
+  return head;
+}
+
+/*
+ * The strings of the RAM list of interned strings, from its first cell up
+ * to the cell `stop` (not included) or the end: at most `cap` of them into
+ * out[]. *out_count says how many; *out_stopped whether `stop` was reached.
+ * The list is checked as toInternedString checks it.
+ */
+static void intern_list_unguarded(VM* vm, Value stop, Value* out, size_t cap, size_t* out_count, bool* out_stopped) {
+  Value spCell = getBuiltin(vm, BIN_INTERNED_STRINGS);
+  size_t n = 0;
+  while (spCell != VM_VALUE_UNDEFINED && n < cap) {
+    if (spCell == stop) { *out_stopped = true; break; }
+    GLUE_REQUIRE(glue_count_step());
+    GLUE_REQUIRE(glue_check_intern_cell(vm, spCell));
+    TsInternedStringCell* pCell = ShortPtr_decode(vm, spCell);
+    out[n++] = pCell->str;
+    spCell = pCell->spNext;
+  }
+  *out_count = n;
+}
+
+int glue_intern_list(GlueContext* ctx, mvm_Value stop, mvm_Value* out, size_t cap, size_t* out_count,
+                     bool* out_stopped) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+  *out_count = 0;
+  *out_stopped = false;
+  GUARD(intern_list_unguarded(ctx->vm, stop, out, cap, out_count, out_stopped));
+  return MVM_E_SUCCESS;
+}
+
+/*
+ * An own property of an object (a class: of its static members) by its key
+ * in the engine's form (toPropertyName's), without building the list of
+ * all keys: true with its value in *out, or false. The prototype is not
+ * searched. Arrays are the host's business.
+ */
+static bool own_property_unguarded(VM* vm, Value object, Value key, Value* out) {
+  TeTypeCode tc = deepTypeOf(vm, object);
+  if (tc == TC_REF_CLASS) {
+    object = READ_FIELD_2(DynamicPtr_decode_long(vm, object), TsClass, staticProps);
+    tc = deepTypeOf(vm, object);
+  }
+  if (tc != TC_REF_PROPERTY_LIST) return false;
+  Value list = object;
+  while (list != VM_VALUE_NULL) {
+    GLUE_REQUIRE(glue_count_step());
+    GLUE_REQUIRE(glue_check_proplist_link(vm, list, false));
+    LongPtr lpList = DynamicPtr_decode_long(vm, list);
+    uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lpList));
+    GLUE_REQUIRE(size >= sizeof(TsPropertyList));
+    uint16_t count = (size - sizeof(TsPropertyList)) / 4;
+    LongPtr p = LongPtr_add(lpList, sizeof(TsPropertyList));
+    while (count--) {
+      if (LongPtr_read2_aligned(p) == key) {
+        *out = LongPtr_read2_aligned(LongPtr_add(p, 2));
+        return true;
+      }
+      p = LongPtr_add(p, 4);
+    }
+    list = READ_FIELD_2(lpList, TsPropertyList, dpNext);
+  }
+  return false;
+}
+
+int glue_own_property(GlueContext* ctx, mvm_Value object, mvm_Value key, mvm_Value* out, bool* out_found) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+  *out_found = false;
+  bool found = false;
+  Value value = VM_VALUE_UNDEFINED;
+  GUARD(found = own_property_unguarded(ctx->vm, object, key, &value));
+  *out_found = found;
+  *out = value;
+  return MVM_E_SUCCESS;
 }

@@ -23,7 +23,7 @@ typedef struct GlueContext {
   int fatal_code;          /* a fatal error in an inspection function
                             * (glue_kind...), which cannot return a status */
   void* host_function;     /* the host's mvm_TfHostFunction for imports */
-  void* breakpoint_callback; /* the host's mvm_TfBreakpointCallback */
+  void* breakpoint_callback; /* the host's glue_BreakpointCallback */
   uint32_t checked_epoch;  /* gc_epoch + 1 while checked_bits is current */
   uint8_t* checked_bits;   /* heap offsets already checked, a bit each (see
                             * glue_check_short_ptr); in the block list */
@@ -88,6 +88,11 @@ int glue_get_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_V
 int glue_set_property(GlueContext* ctx, mvm_Value* object, mvm_Value* key, mvm_Value* value);
 int glue_object_keys(GlueContext* ctx, mvm_Value* inout);
 int glue_to_property_key(GlueContext* ctx, mvm_Value* inout);
+int glue_find_rom_key(GlueContext* ctx, const char* name, size_t size, mvm_Value* out, bool* out_found);
+mvm_Value glue_intern_head(GlueContext* ctx);
+int glue_intern_list(GlueContext* ctx, mvm_Value stop, mvm_Value* out, size_t cap, size_t* out_count,
+                     bool* out_stopped);
+int glue_own_property(GlueContext* ctx, mvm_Value object, mvm_Value key, mvm_Value* out, bool* out_found);
 int glue_run_gc(GlueContext* ctx, bool squeeze);
 int glue_create_snapshot(GlueContext* ctx, void** out_data, size_t* out_size);
 void glue_free_snapshot(GlueContext* ctx, void* data);
@@ -102,7 +107,10 @@ int32_t glue_instructions_remaining(GlueContext* ctx);
 uint16_t glue_current_address(GlueContext* ctx);
 int glue_set_breakpoint(GlueContext* ctx, uint16_t address);
 void glue_remove_breakpoint(GlueContext* ctx, uint16_t address);
-void glue_set_breakpoint_callback(GlueContext* ctx, mvm_TfBreakpointCallback cb);
+/* The host's breakpoint callback: returns 0, or the code of a fatal error of
+ * this VM that happened during the callback (the call then ends with it). */
+typedef int (*glue_BreakpointCallback)(mvm_VM* vm, uint16_t address);
+void glue_set_breakpoint_callback(GlueContext* ctx, glue_BreakpointCallback cb);
 void glue_handle_init(GlueContext* ctx, mvm_Handle* handle);
 void* glue_get_context(mvm_VM* vm);
 int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra);

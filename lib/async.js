@@ -31,4 +31,32 @@ function awaitHost(core, slot, ok, value) {
   Promise.resolve(value).then((v) => settle(true, v), (e) => settle(false, e));
 }
 
-module.exports = { awaitHost, isAsyncImport, ASYNC_IMPORT };
+// Host Promises for guest promises. The native side holds them weakly, so
+// that a pending one nobody holds is collected with its VM; their resolving
+// functions live here, in a WeakMap keyed by the Promise, alive exactly as
+// long as it is (see src/promises.rs). Captured at load, so that later
+// changes to the globals do not change how promises settle.
+const NativePromise = Promise;
+const promiseThen = Promise.prototype.then;
+const resolvers = new WeakMap();
+const { get: weakGet, set: weakSet, delete: weakDelete } = WeakMap.prototype;
+const ignore = () => {};
+
+function newPromise() {
+  let settlers;
+  const p = new NativePromise((resolve, reject) => { settlers = [resolve, reject]; });
+  weakSet.call(resolvers, p, settlers);
+  // Rejections are reported through the Promise itself: an ignored one is
+  // not an unhandled rejection.
+  promiseThen.call(p, undefined, ignore);
+  return p;
+}
+
+function settlePromise(p, ok, value) {
+  const settlers = weakGet.call(resolvers, p);
+  if (settlers === undefined) return;
+  weakDelete.call(resolvers, p);
+  settlers[ok ? 0 : 1](value);
+}
+
+module.exports = { awaitHost, isAsyncImport, ASYNC_IMPORT, newPromise, settlePromise };

@@ -27,15 +27,29 @@ const INDEX = /^(0|[1-9][0-9]*)$/;
 
 // Property names become small integer ids once per VM (core.keyIds), so
 // reads and writes through proxies pass numbers, not strings, to the
-// native side. Index-like names and names past the cache's size get -1 and
-// take the string path.
-function keyId(core, key) {
+// native side (see src/keys.rs). Index-like names get -1 (UNCACHED) without
+// asking. A read of a name the guest has never interned gets NOT_INTERNED:
+// no object has that property, and nothing is remembered, because a later
+// write may intern it. The native side drops core.keyIds whenever it
+// evicts a name from its cache, and checks every id it is given (a stale
+// one falls back to the name passed with it).
+const UNCACHED = -1;
+const NOT_INTERNED = -2;
+const KEY_IDS_MAX = 4096;
+
+function keyId(core, key, forWrite) {
   let ids = core.keyIds;
   if (ids === undefined) ids = core.keyIds = new Map();
   let id = ids.get(key);
   if (id === undefined) {
-    id = INDEX.test(key) ? -1 : native.keyId(core, key);
-    if (id >= 0 || ids.size < 4096) ids.set(key, id);
+    id = INDEX.test(key) ? UNCACHED : native.keyId(core, key, forWrite);
+    if (id !== NOT_INTERNED) {
+      // The native side may have replaced core.keyIds meanwhile.
+      ids = core.keyIds;
+      if (ids === undefined) ids = core.keyIds = new Map();
+      if (ids.size >= KEY_IDS_MAX) ids.clear();
+      ids.set(key, id);
+    }
   }
   return id;
 }
@@ -47,7 +61,43 @@ function isOwnGuestKey(target, key) {
     const i = typeof key === 'string' && INDEX.test(key) ? Number(key) : -1;
     return i >= 0 && i < native.length(core, slot);
   }
+  if (PROTOCOL.has(key)) return ownProtocolValue(core, slot, key) !== ABSENT;
   return native.has(core, slot, key);
+}
+
+// What getOwn returns for a property the guest object does not have.
+const ABSENT = Symbol('microvium.absent');
+
+// The protocol rule: the host reads `then` (await, promise resolution),
+// `toString` and `valueOf` (String(), template literals, +) and `toJSON`
+// (JSON.stringify) implicitly, and calls what it finds with arguments of
+// its own choosing (V8's resolve and reject functions, for `then`). A guest
+// value under one of these names counts only if it is not one of the VM's
+// imports: through the host's proxies, a property holding an import under
+// these names does not exist (reads, `in`, descriptors, keys, spread and
+// JSON.stringify all skip it, and reads fall back to Object.prototype's or
+// Function.prototype's member where there is one). The guest itself is not
+// affected.
+const PROTOCOL = new Set(['then', 'toString', 'valueOf', 'toJSON']);
+
+function isImport(core, value) {
+  if (typeof value !== 'function') return false;
+  let imports = core.importSet;
+  if (imports === undefined) imports = core.importSet = new Set(core.imports);
+  return imports.has(value);
+}
+
+// An own protocol-named property's value, or ABSENT (also when it holds an
+// import, per the protocol rule).
+function ownProtocolValue(core, slot, key) {
+  const v = native.getOwn(core, slot, key, ABSENT);
+  return isImport(core, v) ? ABSENT : v;
+}
+
+// A read of a protocol-named property (own or inherited in the guest).
+function protocolRead(core, slot, key) {
+  const v = key === 'then' ? thenOf(core, slot) : native.get(core, slot, key);
+  return isImport(core, v) ? undefined : v;
 }
 
 // Reads fall back to the host prototype the proxy reports (Object.prototype
@@ -66,9 +116,35 @@ function fallback(target, key) {
 function thenOf(core, slot) {
   if (native.status(core) !== 'live') return undefined;
   try {
-    return native.get(core, slot, 'then');
+    const then = native.get(core, slot, 'then');
+    // An import is never a guest `then` (see PROTOCOL).
+    return isImport(core, then) ? undefined : then;
   } catch {
     return undefined;
+  }
+}
+
+function refuseExtensionsChange() {
+  throw new TypeError(
+    'Microvium objects cannot be frozen, sealed or made non-extensible (Object.freeze, Object.seal, ' +
+    'Object.preventExtensions): the guest can always add properties',
+  );
+}
+
+// Guest properties are plain data properties: writable, enumerable and
+// configurable. A descriptor asking for anything else is refused before the
+// guest changes (an attribute left out counts as true).
+function checkPlainDescriptor(descriptor, key) {
+  if (typeof key === 'symbol') {
+    throw new TypeError('Cannot define a symbol-keyed property on a Microvium value');
+  }
+  if (!('value' in descriptor) || 'get' in descriptor || 'set' in descriptor) {
+    throw new TypeError('Microvium objects only support plain data properties');
+  }
+  if (descriptor.writable === false || descriptor.enumerable === false || descriptor.configurable === false) {
+    throw new TypeError(
+      'Microvium objects only support plain data properties (writable, enumerable and configurable)',
+    );
   }
 }
 
@@ -82,6 +158,7 @@ const objectHandler = {
     const core = target[CORE];
     const slot = target[SLOT];
     if (key === 'then' && !Array.isArray(target)) return thenOf(core, slot);
+    if (key === '__proto__' && !Array.isArray(target)) return objectHandler.getPrototypeOf(target);
     if (Array.isArray(target)) {
       // Guest arrays have only indexes and length; everything else (map,
       // forEach, toJSON...) comes from the reported Array.prototype.
@@ -89,8 +166,13 @@ const objectHandler = {
       if (!INDEX.test(key)) return Array.prototype[key];
       return native.get(core, slot, key);
     }
-    const id = keyId(core, key);
-    const v = id >= 0 ? native.getk(core, slot, id) : native.get(core, slot, key);
+    let v;
+    if (PROTOCOL.has(key)) {
+      v = protocolRead(core, slot, key);
+    } else {
+      const id = keyId(core, key, false);
+      v = id >= 0 ? native.getk(core, slot, id, key) : id === NOT_INTERNED ? undefined : native.get(core, slot, key);
+    }
     if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
     return v;
   },
@@ -98,16 +180,17 @@ const objectHandler = {
     if (typeof key === 'symbol') {
       throw new TypeError('Cannot set a symbol-keyed property on a Microvium object');
     }
-    // The engine treats a non-integer length as a fatal error.
+    // A length converts as for a host array (a RangeError unless it is a
+    // whole number below 2^32). A length the engine cannot hold (more than
+    // 2047 items) is its MicroviumError MVM_E_ARRAY_TOO_LONG, and the VM
+    // goes on.
     if (key === 'length' && Array.isArray(target)) {
-      if (!(Number.isInteger(value) && value >= 0 && value <= 8191)) {
-        throw new RangeError('Invalid Microvium array length (an integer from 0 to 8191)');
-      }
-      // The engine mishandles setting the length it already has (push does).
-      if (value === native.length(target[CORE], target[SLOT])) return true;
+      const n = +value;
+      if (n !== n >>> 0) throw new RangeError('Invalid array length');
+      value = n;
     }
-    const id = Array.isArray(target) ? -1 : keyId(target[CORE], key);
-    if (id >= 0) native.setk(target[CORE], target[SLOT], id, value);
+    const id = Array.isArray(target) ? -1 : keyId(target[CORE], key, true);
+    if (id >= 0) native.setk(target[CORE], target[SLOT], id, value, key);
     else native.set(target[CORE], target[SLOT], key, value);
     return true;
   },
@@ -119,6 +202,7 @@ const objectHandler = {
   ownKeys(target) {
     const keys = native.ownKeys(target[CORE], target[SLOT]);
     if (Array.isArray(target)) keys.push('length');
+    else return withoutHiddenProtocolKeys(target[CORE], target[SLOT], keys);
     return keys;
   },
   getOwnPropertyDescriptor(target, key) {
@@ -126,19 +210,29 @@ const objectHandler = {
     if (Array.isArray(target) && key === 'length') {
       return { value: native.length(target[CORE], target[SLOT]), writable: true, enumerable: false, configurable: false };
     }
-    if (!isOwnGuestKey(target, key)) return undefined;
-    return { value: native.get(target[CORE], target[SLOT], key), writable: true, enumerable: true, configurable: true };
+    if (Array.isArray(target)) {
+      if (!isOwnGuestKey(target, key)) return undefined;
+      return { value: native.get(target[CORE], target[SLOT], key), writable: true, enumerable: true, configurable: true };
+    }
+    // One direct lookup of the key (not a scan of all the object's keys).
+    const value = PROTOCOL.has(key)
+      ? ownProtocolValue(target[CORE], target[SLOT], key)
+      : native.getOwn(target[CORE], target[SLOT], key, ABSENT);
+    if (value === ABSENT) return undefined;
+    return { value, writable: true, enumerable: true, configurable: true };
   },
   defineProperty(target, key, descriptor) {
-    if (!('value' in descriptor) || typeof key === 'symbol') {
-      throw new TypeError('Microvium objects only support plain data properties');
-    }
+    checkPlainDescriptor(descriptor, key);
     native.set(target[CORE], target[SLOT], key, descriptor.value);
     return true;
   },
   deleteProperty() {
     throw new TypeError('Microvium objects do not support deleting properties from the host');
   },
+  // Without this trap the proxy's target would be made non-extensible, and
+  // a non-extensible target obliges ownKeys to report exactly the target's
+  // keys: every later Object.keys of the proxy would throw.
+  preventExtensions: refuseExtensionsChange,
   getPrototypeOf(target) {
     if (Array.isArray(target)) return Array.prototype;
     const proto = native.proto(target[CORE], target[SLOT]);
@@ -148,6 +242,21 @@ const objectHandler = {
     return false;
   },
 };
+
+// ownKeys of a guest object, less protocol-named properties that hold
+// imports (see PROTOCOL).
+function withoutHiddenProtocolKeys(core, slot, keys) {
+  let result = keys;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    if (PROTOCOL.has(k) && ownProtocolValue(core, slot, k) === ABSENT) {
+      if (result === keys) result = keys.slice(0, i);
+    } else if (result !== keys) {
+      result.push(k);
+    }
+  }
+  return result;
+}
 
 // util.inspect formats a proxy's target, not what the traps return, so the
 // target carries a custom inspector. It inspects a plain copy of the guest
@@ -195,7 +304,10 @@ function makeObject(kind, core, slot) {
 const classHandler = {
   get(target, key) {
     if (typeof key === 'symbol') return Function.prototype[key];
-    if (key === 'then') return thenOf(target[CORE], target[SLOT]);
+    if (PROTOCOL.has(key)) {
+      const v = protocolRead(target[CORE], target[SLOT], key);
+      return v === undefined && key in Function.prototype ? Function.prototype[key] : v;
+    }
     return native.get(target[CORE], target[SLOT], key);
   },
   set(target, key, value) {
@@ -207,8 +319,20 @@ const classHandler = {
   },
   has(target, key) {
     if (typeof key === 'symbol') return key in Function.prototype;
+    if (PROTOCOL.has(key)) return ownProtocolValue(target[CORE], target[SLOT], key) !== ABSENT;
     return native.has(target[CORE], target[SLOT], key);
   },
+  defineProperty(target, key, descriptor) {
+    // Not on the target function: the get trap reads the guest, and a
+    // property defined on the target could break the proxy's invariants.
+    checkPlainDescriptor(descriptor, key);
+    native.set(target[CORE], target[SLOT], key, descriptor.value);
+    return true;
+  },
+  deleteProperty() {
+    throw new TypeError('Microvium classes do not support deleting properties from the host');
+  },
+  preventExtensions: refuseExtensionsChange,
   construct(target, args) {
     return native.construct(target[CORE], target[SLOT], ...args);
   },

@@ -5,7 +5,7 @@
 const native = require('../binding.js');
 const { makeError } = require('./errors');
 const { makeValue, classify } = require('./membrane');
-const { awaitHost } = require('./async');
+const { awaitHost, newPromise, settlePromise } = require('./async');
 
 // A full JavaScript collection, for when host-held guest values fill the
 // guest heap (see relieve_pressure in src/membrane.rs). Without --expose-gc
@@ -25,6 +25,6 @@ function collectGarbage(major) {
   gcFunction(major ? undefined : { type: 'minor' });
 }
 
-native.init(makeError, makeValue, classify, awaitHost, collectGarbage, Math.pow, Object.prototype);
+native.init(makeError, makeValue, classify, awaitHost, collectGarbage, Math.pow, Object.prototype, newPromise, settlePromise);
 
 module.exports = native;

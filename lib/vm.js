@@ -129,6 +129,8 @@ class VM {
 const internals = {
   liveHandles: (vm) => native.liveHandles(coreOf(vm)),
   status: (vm) => native.status(coreOf(vm)),
+  keyCacheStats: (vm) => native.keyCacheStats(coreOf(vm)),
+  clearKeyCache: (vm) => native.clearKeyCache(coreOf(vm)),
 };
 
 function restore(snapshot, imports, opts) {

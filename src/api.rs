@@ -62,10 +62,13 @@ native! {
     requiredEngineVersion => required_version_impl,
     get => get_impl,
     set => set_impl,
-    keyId => key_id_impl,
+    keyId => keys::key_id_impl,
     getk => getk_impl,
     setk => setk_impl,
-    has => has_impl,
+    has => keys::has_impl,
+    getOwn => keys::get_own_impl,
+    keyCacheStats => keys::stats_impl,
+    clearKeyCache => keys::clear_impl,
     ownKeys => own_keys_impl,
     length => length_impl,
     proto => proto_impl,
@@ -93,21 +96,21 @@ fn arg(env: Env, ci: &CallInfo, i: usize) -> JsValue {
 }
 
 /// The VM behind a core object, checked usable from this thread.
-fn core(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
+pub(crate) fn core(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
     let vm = core_any(env, ci)?;
     vm.check_usable(env)?;
     Ok(vm)
 }
 
 /// The VM behind a core object, in any state.
-fn core_any(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
+pub(crate) fn core_any(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
     match membrane::unwrap(env, arg(env, ci, 0)) {
         Some(Wrapped::Core(vm)) => Ok(vm.clone()),
         _ => Err(env.throw_type_error("Microvium: expected a VM")),
     }
 }
 
-fn slot_arg(env: Env, ci: &CallInfo, vm: &VmState, i: usize) -> JsResult<u32> {
+pub(crate) fn slot_arg(env: Env, ci: &CallInfo, vm: &VmState, i: usize) -> JsResult<u32> {
     let s = env.get_f64(arg(env, ci, i))? as u32;
     if !vm.handles.borrow().is_live(s) {
         return Err(env.throw_error("Microvium: stale guest value"));
@@ -187,17 +190,38 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     vm.handles.borrow_mut().release(slot);
     let callback = Rooted::new(&vm, callback);
     let ok = env.get_bool(arg(env, ci, 2))?;
+    let outcome = arg(env, ci, 3);
+    let (ok, value) = match to_guest(env, &vm, outcome) {
+        Ok(value) => {
+            let is_host_object = matches!(env.type_of(outcome)?, Type::Object | Type::Function)
+                && membrane::unwrap(env, outcome).is_none();
+            if !ok && is_host_object {
+                // If the guest does not catch the rejection, the host Promise
+                // of the guest's async function rejects with the original
+                // value. (Primitives and guest values come back out as
+                // themselves anyway.)
+                vm.remember_async_rejection(env, outcome, value.get());
+            }
+            (ok, value)
+        }
+        Err(_) => {
+            // The outcome cannot cross (a function, a Map, a cycle, a string
+            // over 4 kB...). As for a sync import returning such a value, the
+            // guest gets the conversion error (a copy) to catch; uncaught, the
+            // host gets the conversion error for a fulfilment, the original
+            // reason for a rejection (as for a sync import throwing it).
+            let error = env.take_exception();
+            if vm.status() != crate::vm::Status::Live {
+                // The conversion ended the VM: there is nothing to resume,
+                // and its promises have been rejected with why.
+                return Err(env.throw(error));
+            }
+            let copy = crate::calls::guest_copy_of_exception(env, &vm, error)?;
+            vm.remember_async_rejection(env, if ok { error } else { outcome }, copy.get());
+            (false, copy)
+        }
+    };
     let flag = Rooted::new(&vm, if ok { engine::TRUE } else { engine::FALSE });
-    let value = to_guest(env, &vm, arg(env, ci, 3))?;
-    let reason = arg(env, ci, 3);
-    let is_host_object = matches!(env.type_of(reason)?, Type::Object | Type::Function)
-        && membrane::unwrap(env, reason).is_none();
-    if !ok && is_host_object {
-        // If the guest does not catch the rejection, the host Promise of
-        // the guest's async function rejects with the original value.
-        // (Primitives and guest values come back out as themselves anyway.)
-        vm.remember_async_rejection(env, reason, value.get());
-    }
     calls::invoke(env, &vm, &callback, None, &[flag.slot, value.slot])?;
     Ok(env.undefined())
 }
@@ -269,8 +293,11 @@ fn get_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
-    let key = property_key(env, &vm, arg(env, ci, 2))?;
-    read_property(env, &vm, slot, key)
+    match keys::existing_key(env, &vm, arg(env, ci, 2))? {
+        Some(key) => read_property(env, &vm, slot, key),
+        // A name the guest never interned is no object's property.
+        None => Ok(env.undefined()),
+    }
 }
 
 /// set(core, slot, key, value)
@@ -282,42 +309,24 @@ fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     write_property(env, &vm, slot, key, arg(env, ci, 3))
 }
 
-/// keyId(core, name): a small integer standing for a property name, so that
-/// proxies can pass names without converting strings on every access
-/// (getk/setk); -1 when the VM's name cache is full.
-fn key_id_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = core(env, ci)?;
-    let _scope = TempScope::new(&vm);
-    Ok(env.int32(keys::key_id(env, &vm, arg(env, ci, 1))?))
-}
-
-fn key_by_id<'a>(env: Env, vm: &'a Rc<VmState>, ci: &CallInfo) -> JsResult<Rooted<'a>> {
-    let id = env.try_f64(arg(env, ci, 2)).unwrap_or(-1.0);
-    let slot = vm.key_ids.borrow().get(id as usize).copied();
-    match slot {
-        Some(s) if id >= 0.0 => {
-            let v = vm.handles.borrow().get(s);
-            Ok(Rooted::new(vm, v))
-        }
-        _ => Err(env.throw_error("Microvium: unknown property key id")),
-    }
-}
-
-/// getk(core, slot, keyId)
+/// getk(core, slot, keyId, name): the name is used if the id is stale (see
+/// keys.rs).
 fn getk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
-    let key = key_by_id(env, &vm, ci)?;
-    read_property(env, &vm, slot, key)
+    match keys::key_by_id(env, &vm, ci, 3, false)? {
+        Some(key) => read_property(env, &vm, slot, key),
+        None => Ok(env.undefined()),
+    }
 }
 
-/// setk(core, slot, keyId, value)
+/// setk(core, slot, keyId, value, name)
 fn setk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
-    let key = key_by_id(env, &vm, ci)?;
+    let key = keys::key_by_id(env, &vm, ci, 4, true)?.ok_or_else(|| env.throw_error("Microvium: no key"))?;
     write_property(env, &vm, slot, key, arg(env, ci, 3))
 }
 
@@ -347,7 +356,7 @@ fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
         .map_err(|f| membrane::throw_failure(env, vm, f))?;
     // SAFETY: keys now holds a fixed-length array.
     let n = unsafe { engine::glue_array_length(ctx, keys.get()) }.max(0) as u32;
-    let a = env.array(n as usize)?;
+    let mut names = Vec::with_capacity(n as usize);
     for i in 0..n {
         let _iteration = TempScope::new(vm);
         let idx = Rooted::new(vm, engine::int14_encode(i as i32).unwrap_or(engine::UNDEFINED));
@@ -356,12 +365,13 @@ fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
         // SAFETY: rooted slot pointers.
         vm.engine_op(|| unsafe { engine::glue_get_property(ctx, kp, ip, op) })
             .map_err(|f| membrane::throw_failure(env, vm, f))?;
-        let key = out.get();
-        let host = match engine::int14_decode(key) {
-            Some(i) => env.string(i.to_string().as_bytes())?,
-            None => to_host(env, vm, key)?,
-        };
-        env.set_element(a, i, host)?;
+        names.push(keys::host_key(env, vm, out.get())?);
+    }
+    // In JavaScript's order: array indexes ascending, then the rest as created.
+    names.sort_by_key(|&(_, index)| index.map_or(u64::MAX, u64::from));
+    let a = env.array(n as usize)?;
+    for (i, (name, _)) in names.into_iter().enumerate() {
+        env.set_element(a, i as u32, name)?;
     }
     Ok(a)
 }
@@ -371,25 +381,6 @@ fn own_keys_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     keys_of(env, &vm, slot)
-}
-
-fn has_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = core(env, ci)?;
-    let _scope = TempScope::new(&vm);
-    let slot = slot_arg(env, ci, &vm, 1)?;
-    let key = arg(env, ci, 2);
-    let keys = keys_of(env, &vm, slot)?;
-    let n = env.array_length(keys)?;
-    let wanted = match env.type_of(key)? {
-        Type::Number => env.string(crate::number_format::js_number_to_string(env.get_f64(key)?).as_bytes())?,
-        _ => key,
-    };
-    for i in 0..n {
-        if env.strict_equals(env.get_element(keys, i)?, wanted) {
-            return Ok(env.boolean(true));
-        }
-    }
-    Ok(env.boolean(false))
 }
 
 fn uint8_len(vm: &VmState, value: Value) -> usize {
@@ -610,10 +601,10 @@ fn remove_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     Ok(env.undefined())
 }
 
-unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, address: u16) {
+unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, address: u16) -> std::os::raw::c_int {
     // SAFETY: as in host_function_trampoline.
     let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
-    let Some(env) = runtime::current_env() else { return };
+    let Some(env) = runtime::current_env() else { return 0 };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: the active call holds the state alive.
         let vm = unsafe { &*vm_ptr };
@@ -626,11 +617,18 @@ unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, addres
             // callback's exception to the host caller.
             let e = env.take_exception();
             vm.set_breakpoint_error(env, e);
-            // SAFETY: ctx is live during the call.
-            unsafe { engine::glue_stop_after(vm.ctx(), 0) };
+            if vm.fatal_return().is_none() {
+                // SAFETY: ctx is live during the call.
+                unsafe { engine::glue_stop_after(vm.ctx(), 0) };
+            }
         }
         env.close_scope(scope);
     }));
+    // SAFETY: as above.
+    let vm = unsafe { &*vm_ptr };
+    // A fatal error of this VM during the callback (in a call it made, even
+    // one it caught): the glue ends the engine call with it at once.
+    vm.fatal_return().map(|r| r - engine::FATAL_BASE).unwrap_or(0)
 }
 
 fn set_breakpoint_callback_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {

@@ -77,8 +77,11 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
         unsafe { engine::glue_call(ctx, func, this_ptr, &mut result, argv.as_mut_ptr(), args.len() as u8) }
     });
     let converted = match outcome {
-        Ok(()) => to_host(env, vm, result),
-        Err(failure) => {
+        Ok(()) if vm.status() == Status::Live => to_host(env, vm, result),
+        outcome => {
+            // A call that returned normally from a VM that failed or was
+            // disposed meanwhile has no result to give.
+            let failure = outcome.err().unwrap_or(CallFailure::Engine(Failure::Unusable));
             if let Some(e) = vm.take_breakpoint_error(env) {
                 Err(env.throw(e))
             } else if let (Status::Poisoned(code), CallFailure::Engine(_)) = (vm.status(), &failure) {
@@ -165,6 +168,9 @@ pub unsafe extern "C" fn host_function_trampoline(
         // MVM_E_HOST_ERROR unwinds the guest (uncatchable); the host caller
         // reports why. A breakpoint callback that threw stops the guest
         // before the host function at the breakpoint runs.
+        if let Some(fatal) = vm.fatal_return() {
+            return fatal;
+        }
         if vm.status() != Status::Live || vm.has_breakpoint_error() {
             return errors::E_HOST_ERROR;
         }
@@ -173,10 +179,15 @@ pub unsafe extern "C" fn host_function_trampoline(
             let _temps = TempScope::new(&vm);
             host_call(env, &vm, id, result, args, argc)
         };
-        // A fatal error here poisons the VM; the guest then unwinds with a
-        // host error and the caller reports the fatal error.
         let relieved = relieve_pressure(env, &vm);
         env.close_scope(scope);
+        // A fatal error of this VM while the host function ran (in a nested
+        // call, a property read, the collection just above), even one the
+        // host caught: the glue ends the whole engine call with it, so that
+        // not one more guest instruction runs.
+        if let Some(fatal) = vm.fatal_return() {
+            return fatal;
+        }
         if relieved.is_err() && code == 0 {
             errors::E_HOST_ERROR
         } else {
@@ -230,6 +241,20 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
     let undefined = env.undefined();
     let call = env.call(func, undefined, &host_args);
     if let Some(slot) = async_callback {
+        if vm.status() != Status::Live {
+            // The host function disposed the VM or hit a fatal error of it
+            // (in a nested call it may have caught): there is no guest to
+            // resume. The host's promise must not end the process with an
+            // unhandled rejection; an exception it threw stays pending, for
+            // the host caller.
+            vm.handles.borrow_mut().release(slot);
+            if let Ok(returned) = call {
+                if env.is_promise(returned) {
+                    let _ = crate::promises::mark_handled(env, returned);
+                }
+            }
+            return errors::E_HOST_ERROR;
+        }
         // The guest already has its promise; the host's outcome settles it
         // later, from the event loop, through the AwaitHost helper.
         let (ok, value) = match call {
@@ -281,21 +306,9 @@ fn throw_into_guest(env: Env, vm: &Rc<VmState>, result: *mut Value) -> i32 {
         env.throw(exception);
         return errors::E_HOST_ERROR;
     }
-    let copy = match to_guest(env, vm, exception) {
-        Ok(r) => r,
-        Err(_) => {
-            // The exception itself cannot cross (a symbol, say): the guest
-            // gets a message instead; the host caller still gets the original.
-            let _ = env.take_exception();
-            let message = "a host function threw a value that cannot be passed into the VM";
-            match env.string(message.as_bytes()).and_then(|s| to_guest(env, vm, s)) {
-                Ok(r) => r,
-                Err(_) => {
-                    let _ = env.take_exception();
-                    Rooted::new(vm, engine::UNDEFINED)
-                }
-            }
-        }
+    let Ok(copy) = guest_copy_of_exception(env, vm, exception) else {
+        // Only when the VM failed meanwhile.
+        return errors::E_HOST_ERROR;
     };
     let value = copy.get();
     // SAFETY: as in host_call.
@@ -304,4 +317,30 @@ fn throw_into_guest(env: Env, vm: &Rc<VmState>, result: *mut Value) -> i32 {
     let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
     vm.stash_host_exception(env, exception, slot);
     engine::E_UNCAUGHT_EXCEPTION
+}
+
+/// The guest copy of a host exception, for the guest to catch. If it cannot
+/// cross (a symbol, say), the guest gets a message instead. Fails (with a
+/// pending exception, the original) only if the VM failed meanwhile.
+pub fn guest_copy_of_exception<'a>(env: Env, vm: &'a Rc<VmState>, exception: JsValue) -> JsResult<Rooted<'a>> {
+    match to_guest(env, vm, exception) {
+        Ok(r) => return Ok(r),
+        Err(_) => {
+            let _ = env.take_exception();
+            if vm.status() != Status::Live {
+                return Err(env.throw(exception));
+            }
+        }
+    }
+    let message = "a host function threw a value that cannot be passed into the VM";
+    match env.string(message.as_bytes()).and_then(|s| to_guest(env, vm, s)) {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            let _ = env.take_exception();
+            if vm.status() != Status::Live {
+                return Err(env.throw(exception));
+            }
+            Ok(Rooted::new(vm, engine::UNDEFINED))
+        }
+    }
 }

@@ -74,7 +74,9 @@ pub type HostFunction = unsafe extern "C" fn(
 ) -> c_int;
 pub type ResolveImport =
     unsafe extern "C" fn(id: u16, context: *mut c_void, out: *mut Option<HostFunction>) -> c_int;
-pub type BreakpointCallback = unsafe extern "C" fn(vm: *mut c_void, address: u16);
+/// Returns 0, or the code of a fatal error of this VM during the callback:
+/// the glue then ends the engine call with it (see glue_breakpoint_entry).
+pub type BreakpointCallback = unsafe extern "C" fn(vm: *mut c_void, address: u16) -> c_int;
 
 pub const FATAL_BASE: c_int = 1000;
 
@@ -144,6 +146,10 @@ extern "C" {
     pub fn glue_fault_net_installed() -> bool;
     pub fn glue_fault_net_self_test() -> i32;
     pub fn glue_to_property_key(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
+    pub fn glue_find_rom_key(ctx: *mut GlueContext, name: *const c_char, size: usize, out: *mut Value, out_found: *mut bool) -> c_int;
+    pub fn glue_intern_head(ctx: *mut GlueContext) -> Value;
+    pub fn glue_intern_list(ctx: *mut GlueContext, stop: Value, out: *mut Value, cap: usize, out_count: *mut usize, out_stopped: *mut bool) -> c_int;
+    pub fn glue_own_property(ctx: *mut GlueContext, object: Value, key: Value, out: *mut Value, out_found: *mut bool) -> c_int;
 }
 
 /// Guest values that are the same in every VM (the engine's well-known

@@ -23,6 +23,7 @@ pub const E_HOST_ERROR: i32 = 14;
 pub const E_INVALID_BYTECODE: i32 = 18;
 pub const E_BYTECODE_CRC_FAIL: i32 = 27;
 pub const E_TOO_MANY_ARGUMENTS: i32 = 34;
+pub const E_ARRAY_TOO_LONG: i32 = 32;
 pub const E_WRONG_BYTECODE_VERSION: i32 = 49;
 pub const E_FATAL: i32 = 45;
 
@@ -49,6 +50,7 @@ pub fn throw(env: Env, errno: i32, detail: Option<&str>) -> Pending {
 fn known_detail(errno: i32) -> Option<&'static str> {
     match errno {
         E_ALLOCATION_TOO_LARGE => Some("one engine allocation holds at most 4095 bytes (a string of 4094 UTF-8 bytes, an array of 2047 items)"),
+        E_ARRAY_TOO_LONG => Some("an array holds at most 2047 items: they are one engine allocation, at most 4095 bytes"),
         _ => None,
     }
 }
@@ -67,12 +69,17 @@ pub fn throw_fatal(env: Env, errno: i32, detail: Option<&str>) -> Pending {
 /// Throws the error of any use of a VM that an earlier fatal error
 /// (`cause`) left unusable.
 pub fn throw_unusable(env: Env, cause: i32) -> Pending {
-    let text = format!(
-        "{}. The VM is unusable after a fatal error: {} ({cause})",
-        message(E_FATAL),
-        name(cause)
-    );
-    throw_with_message(env, E_FATAL, &text, None)
+    throw_with_message(env, E_FATAL, &unusable_message(cause), None)
+}
+
+/// The error of a VM that an earlier fatal error (`cause`) left unusable,
+/// as a value (a promise of that VM rejects with it).
+pub fn unusable_error(env: Env, cause: i32, detail: Option<&str>) -> JsResult<crate::js::JsValue> {
+    make(env, E_FATAL, &unusable_message(cause), detail)
+}
+
+fn unusable_message(cause: i32) -> String {
+    format!("{}. The VM is unusable after a fatal error: {} ({cause})", message(E_FATAL), name(cause))
 }
 
 /// Throws a `MicroviumError` worded as the WebAssembly runtime words this

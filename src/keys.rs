@@ -1,86 +1,595 @@
-//! Property names crossing into the guest: index-like names become integer
-//! keys, others interned guest strings, cached per VM (by UTF-8 bytes, and
-//! by small integer id for the proxies' fast path).
+//! Property names crossing into the guest.
+//!
+//! A JavaScript property key is a string (o[10] and o['10'] are one
+//! property). The engine keys the array indexes it can represent, canonical
+//! decimal integers 0..8191, as int14, `length` and `__proto__` as
+//! well-known values, and every other name as an interned string (the
+//! engine's toPropertyName, patched by c/patches/property-keys.patch to do
+//! this for every string and number).
+//!
+//! Two ways in:
+//! - writes (`property_key`) intern the name in the guest, as a guest
+//!   assignment would;
+//! - reads (`existing_key`) only look the name up: a name the guest has
+//!   never interned is a property of no object, so reading it allocates
+//!   nothing and answers "absent" at once. (Interning it would leave a
+//!   string and an intern-table cell in the guest heap for every distinct
+//!   name ever read.)
+//!
+//! The cache: names the host uses often map to their guest key without a
+//! search, and the JS layer addresses them by a numeric id (getk/setk). A
+//! cached name stays rooted in a handle slot, which keeps it and its
+//! intern-table cell alive in the guest, so the cache is bounded by the guest
+//! bytes it pins (`BUDGET`), not by a count; names in the snapshot's ROM
+//! pin nothing. Entries are evicted by the clock algorithm. An id is never
+//! reused: it carries a serial number, so an id the JS layer still holds
+//! after its entry was evicted no longer matches, and the caller's fallback
+//! name is used instead. The JS layer's name → id map is dropped whenever an
+//! entry is evicted, so it does not keep stale ids for long.
+//!
+//! Reads of names the cache lacks search the snapshot's string table and a
+//! host-side index of the guest's RAM list of interned strings
+//! (`InternIndex`), rebuilt after each guest collection.
 
-use crate::engine;
-use crate::js::{Env, JsResult, JsValue, Type};
+use crate::engine::{self, kind};
+use crate::handles::Slot;
+use crate::js::{CallInfo, Env, JsResult, JsValue, Type};
+use crate::membrane;
+use crate::roots::{Rooted, TempScope};
 use crate::vm::VmState;
+use std::collections::HashMap;
 use std::rc::Rc;
-use crate::roots::Rooted;
 
-/// Most distinct property names a VM caches as guest keys.
-const KEY_CACHE_LIMIT: usize = 1024;
+/// Guest heap bytes the cache may keep alive (strings and their cells).
+pub const BUDGET: usize = 2048;
+/// Entries at most (ROM names cost no guest bytes); ids keep the entry's
+/// index in their low bits.
+const MAX_ENTRIES: usize = 256;
+const INDEX_BITS: u32 = 8;
+/// A name whose key would take more than this is not cached: a few long
+/// names would otherwise push out everything else.
+const MAX_COST: usize = BUDGET / 8;
 
-/// A property key for the guest: array-index-like keys become integers,
-/// everything else an interned guest string (cached per VM).
-pub fn property_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<Rooted<'a>> {
-    if let Some(d) = env.try_f64(key) {
-        if d.fract() == 0.0 && (0.0..8192.0).contains(&d) && !(d == 0.0 && d.is_sign_negative()) {
-            return Ok(Rooted::new(vm, engine::int14_encode(d as i32).expect("in range")));
+/// keyId's answers besides an id.
+const UNCACHED: f64 = -1.0;
+const NOT_INTERNED: f64 = -2.0;
+
+struct Entry {
+    name: Box<[u8]>,
+    slot: Slot,
+    id: u64,
+    cost: usize,
+    /// Clock bit: used since the hand last passed.
+    used: bool,
+}
+
+#[derive(Default)]
+pub struct KeyCache {
+    by_name: HashMap<Box<[u8]>, usize>,
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    hand: usize,
+    pinned: usize,
+    serial: u64,
+    interned: InternIndex,
+}
+
+/// The host's index of the guest's RAM list of interned strings (by a hash
+/// of their bytes), so that a read of a name not in the cache costs a hash
+/// lookup, not a walk of the list. Guest strings move when the guest heap
+/// is collected, so the index is rebuilt after a collection (gc_epoch);
+/// between collections the list only grows at its front, and only the new
+/// cells are indexed. It holds no guest values alive.
+#[derive(Default)]
+struct InternIndex {
+    valid: bool,
+    epoch: u32,
+    head: engine::Value,
+    by_hash: HashMap<u64, engine::Value, std::hash::BuildHasherDefault<crate::handles::ValueHasher>>,
+    /// Strings whose hash another string already has.
+    overflow: Vec<(u64, engine::Value)>,
+    buf: Vec<engine::Value>,
+}
+
+/// FNV-1a: the index's hash of a name's UTF-8 bytes.
+fn name_hash(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ c as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The bytes of a guest string, valid until the next guest allocation.
+fn guest_bytes<'b>(vm: &VmState, s: engine::Value) -> Option<&'b [u8]> {
+    let mut p = std::ptr::null();
+    let mut n = 0usize;
+    // SAFETY: ctx is live; the engine reports n bytes at p inside its
+    // memory, read by the callers before anything allocates in the guest.
+    let code = unsafe { engine::glue_string_utf8(vm.ctx(), s, &mut p, &mut n) };
+    if code != 0 {
+        return None;
+    }
+    // SAFETY: as above.
+    Some(if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } })
+}
+
+impl InternIndex {
+    /// Brings the index up to date with the guest's list.
+    fn sync(&mut self, vm: &VmState) -> Result<(), engine::Failure> {
+        let ctx = vm.ctx();
+        // SAFETY: ctx is live.
+        let head = unsafe { engine::glue_intern_head(ctx) };
+        if let Some(code) = vm.take_inspection_fatal() {
+            self.valid = false;
+            return Err(engine::Failure::Fatal(code));
         }
-        let s = env.string(crate::number_format::js_number_to_string(d).as_bytes())?;
-        return property_key(env, vm, s);
+        let epoch = vm.gc_epoch();
+        if self.valid && self.epoch == epoch && self.head == head {
+            return Ok(());
+        }
+        let incremental = self.valid && self.epoch == epoch;
+        let stop = if incremental { self.head } else { engine::UNDEFINED };
+        let mut buf = std::mem::take(&mut self.buf);
+        let (count, stopped) = loop {
+            buf.resize(buf.len().max(256), engine::UNDEFINED);
+            let mut count = 0usize;
+            let mut stopped = false;
+            // SAFETY: buf has buf.len() slots; out-pointers to locals.
+            vm.engine_op(|| unsafe {
+                engine::glue_intern_list(ctx, stop, buf.as_mut_ptr(), buf.len(), &mut count, &mut stopped)
+            })?;
+            if count < buf.len() || stopped {
+                break (count, stopped);
+            }
+            let n = buf.len() * 2;
+            buf.resize(n, engine::UNDEFINED);
+        };
+        if incremental && !stopped {
+            // The old front is gone without a collection: start again.
+            self.buf = buf;
+            self.valid = false;
+            return self.sync(vm);
+        }
+        if !incremental {
+            self.by_hash.clear();
+            self.overflow.clear();
+        }
+        for &s in &buf[..count] {
+            let Some(b) = guest_bytes(vm, s) else { continue };
+            let h = name_hash(b);
+            match self.by_hash.entry(h) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(s);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => self.overflow.push((h, s)),
+            }
+        }
+        self.buf = buf;
+        self.valid = true;
+        self.epoch = epoch;
+        self.head = head;
+        Ok(())
+    }
+
+    fn find(&self, vm: &VmState, name: &[u8]) -> Option<engine::Value> {
+        let h = name_hash(name);
+        let first = self.by_hash.get(&h).copied();
+        let more = self.overflow.iter().filter(|(k, _)| *k == h).map(|&(_, s)| s);
+        first.into_iter().chain(more).find(|&s| guest_bytes(vm, s) == Some(name))
+    }
+}
+
+impl KeyCache {
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn pinned_bytes(&self) -> usize {
+        self.pinned
+    }
+
+    fn lookup(&mut self, name: &[u8]) -> Option<(Slot, u64)> {
+        let &i = self.by_name.get(name)?;
+        let e = self.entries[i].as_mut().expect("mapped entries are live");
+        e.used = true;
+        Some((e.slot, e.id))
+    }
+
+    fn by_id(&mut self, id: u64) -> Option<Slot> {
+        let i = (id & ((1 << INDEX_BITS) - 1)) as usize;
+        match self.entries.get_mut(i) {
+            Some(Some(e)) if e.id == id => {
+                e.used = true;
+                Some(e.slot)
+            }
+            _ => None,
+        }
+    }
+
+    /// Removes one entry chosen by the clock; returns its slot.
+    fn evict_one(&mut self) -> Option<Slot> {
+        if self.by_name.is_empty() {
+            return None;
+        }
+        loop {
+            let i = self.hand;
+            self.hand = (self.hand + 1) % self.entries.len();
+            match &mut self.entries[i] {
+                Some(e) if e.used => e.used = false,
+                Some(_) => {
+                    let e = self.entries[i].take().expect("checked");
+                    self.by_name.remove(&e.name);
+                    self.pinned -= e.cost;
+                    self.free.push(i);
+                    return Some(e.slot);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// Guest bytes that keeping `value`, an interned key of `len` UTF-8 bytes,
+/// alive costs: the string (header, bytes, terminator, padding) and its
+/// intern-table cell (header, next, string). Keys in ROM cost nothing.
+fn pinned_cost(value: engine::Value, len: usize) -> usize {
+    let in_ram = value & 1 == 0;
+    if in_ram { 2 + ((len + 2) & !1) + 6 } else { 0 }
+}
+
+/// Adds an interned key to the cache, evicting as needed; returns its id,
+/// or None if it is not worth caching.
+fn remember(env: Env, vm: &VmState, name: &[u8], value: engine::Value) -> Option<u64> {
+    let cost = pinned_cost(value, name.len());
+    if cost > MAX_COST {
+        return None;
+    }
+    let mut evicted = Vec::new();
+    let id;
+    {
+        let mut c = vm.keys.borrow_mut();
+        while c.pinned + cost > BUDGET || (c.free.is_empty() && c.entries.len() >= MAX_ENTRIES) {
+            match c.evict_one() {
+                Some(s) => evicted.push(s),
+                None => break,
+            }
+        }
+        let index = match c.free.pop() {
+            Some(i) => i,
+            None => {
+                c.entries.push(None);
+                c.entries.len() - 1
+            }
+        };
+        c.serial += 1;
+        id = c.serial << INDEX_BITS | index as u64;
+        let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
+        c.entries[index] = Some(Entry { name: name.into(), slot, id, cost, used: false });
+        c.by_name.insert(name.into(), index);
+        c.pinned += cost;
+    }
+    if !evicted.is_empty() {
+        let mut h = vm.handles.borrow_mut();
+        for s in evicted {
+            h.release(s);
+        }
+        drop(h);
+        forget_js_ids(env, vm);
+    }
+    Some(id)
+}
+
+/// Drops the JS layer's name → id map (lib/membrane.js, `core.keyIds`), so
+/// that it asks again instead of passing ids of evicted entries.
+fn forget_js_ids(env: Env, vm: &VmState) {
+    if let Some(core) = env.ref_value(vm.core.get()) {
+        let _ = env.set_named(core, "keyIds", env.undefined());
+    }
+}
+
+/// Empties the cache, unpinning every name it kept alive in the guest. For
+/// when the guest heap is tight (see relieve_pressure in src/pressure.rs),
+/// before a guest collection, so that names nothing else uses can go.
+pub fn clear_cache(env: Env, vm: &VmState) {
+    let slots: Vec<Slot> = {
+        let Ok(mut c) = vm.keys.try_borrow_mut() else { return };
+        let slots = c.entries.iter().flatten().map(|e| e.slot).collect();
+        *c = KeyCache::default();
+        slots
+    };
+    if let Ok(mut h) = vm.handles.try_borrow_mut() {
+        for s in slots {
+            h.release(s);
+        }
+    }
+    forget_js_ids(env, vm);
+}
+
+/// The form a host key takes in the guest before any search.
+enum Parsed {
+    /// An int14 index or a well-known name: no interned string needed.
+    Direct(engine::Value),
+    /// A name, whose UTF-8 bytes are in `vm.string_buf`.
+    Name,
+}
+
+/// The key JavaScript means by `key` (a string, or a number meaning its
+/// string), without touching the guest.
+fn parse(env: Env, vm: &VmState, key: JsValue) -> JsResult<Parsed> {
+    let mut buf = vm.string_buf.borrow_mut();
+    if let Some(d) = env.try_f64(key) {
+        if d.fract() == 0.0 && (0.0..8192.0).contains(&d) {
+            // -0 too: its string is "0".
+            return Ok(Parsed::Direct(engine::int14_encode(d as i32).expect("in range")));
+        }
+        buf.clear();
+        buf.extend_from_slice(crate::number_format::js_number_to_string(d).as_bytes());
+        return Ok(Parsed::Name);
     }
     if env.type_of(key)? != Type::String {
         return Err(env.throw_type_error("Microvium property keys must be strings or numbers"));
     }
-    let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
-    let result = string_key(env, vm, key, &mut buf);
-    *vm.string_buf.borrow_mut() = buf;
+    env.get_string_into(key, &mut buf)?;
+    Ok(match &buf[..] {
+        // The engine spells these two with well-known values, and treats
+        // them specially only in that form (array length, the prototype).
+        b"length" => Parsed::Direct(engine::STR_LENGTH),
+        b"__proto__" => Parsed::Direct(engine::STR_PROTO),
+        b => match index14(b) {
+            Some(i) => Parsed::Direct(engine::int14_encode(i).expect("in range")),
+            None => Parsed::Name,
+        },
+    })
+}
+
+/// The canonical decimal form of an integer 0..8191 ("01" and "8192" are
+/// ordinary names).
+fn index14(b: &[u8]) -> Option<i32> {
+    if b.is_empty() || b.len() > 4 || !b.iter().all(u8::is_ascii_digit) || (b[0] == b'0' && b.len() > 1) {
+        return None;
+    }
+    let i = b.iter().fold(0i32, |n, d| n * 10 + (d - b'0') as i32);
+    (i < 8192).then_some(i)
+}
+
+fn cached<'a>(vm: &'a Rc<VmState>, name: &[u8]) -> Option<(Rooted<'a>, u64)> {
+    let (slot, id) = vm.keys.borrow_mut().lookup(name)?;
+    let v = vm.handles.borrow().get(slot);
+    Some((Rooted::new(vm, v), id))
+}
+
+/// The guest key for a write of `key`: interned in the guest if it was not
+/// (a guest string and an intern-table cell), and cached if worth it.
+pub fn property_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<Rooted<'a>> {
+    Ok(write_key(env, vm, key)?.0)
+}
+
+fn write_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<(Rooted<'a>, Option<u64>)> {
+    if let Parsed::Direct(v) = parse(env, vm, key)? {
+        return Ok((Rooted::new(vm, v), None));
+    }
+    let name = std::mem::take(&mut *vm.string_buf.borrow_mut());
+    let result = intern(env, vm, &name);
+    *vm.string_buf.borrow_mut() = name;
     result
 }
 
-fn string_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue, buf: &mut Vec<u8>) -> JsResult<Rooted<'a>> {
-    env.get_string_into(key, buf)?;
-    // The engine spells these two keys with well-known values, and treats
-    // them specially only in that form (array length, the prototype).
-    match &buf[..] {
-        b"length" => return Ok(Rooted::new(vm, engine::STR_LENGTH)),
-        b"__proto__" => return Ok(Rooted::new(vm, engine::STR_PROTO)),
-        _ => {}
-    }
-    if !buf.is_empty() && buf.len() <= 4 && buf.iter().all(u8::is_ascii_digit) && (buf[0] != b'0' || buf.len() == 1) {
-        let i: i32 = std::str::from_utf8(buf).expect("ascii").parse().expect("digits");
-        if i < 8192 {
-            return Ok(Rooted::new(vm, engine::int14_encode(i).expect("in range")));
-        }
-    }
-    if let Some(&id) = vm.key_cache.borrow().get(&buf[..]) {
-        let slot = vm.key_ids.borrow()[id as usize];
-        let v = vm.handles.borrow().get(slot);
-        return Ok(Rooted::new(vm, v));
+fn intern<'a>(env: Env, vm: &'a Rc<VmState>, name: &[u8]) -> JsResult<(Rooted<'a>, Option<u64>)> {
+    if let Some((r, id)) = cached(vm, name) {
+        return Ok((r, Some(id)));
     }
     let ctx = vm.ctx();
     let r = Rooted::new(vm, engine::UNDEFINED);
     let mut out = engine::UNDEFINED;
-    // SAFETY: buf holds buf.len() bytes; ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_new_string(ctx, buf.as_ptr() as *const _, buf.len(), &mut out) })
-        .map_err(|f| crate::membrane::throw_failure(env, vm, f))?;
+    // SAFETY: name holds name.len() bytes; ctx is live.
+    vm.engine_op(|| unsafe { engine::glue_new_string(ctx, name.as_ptr() as *const _, name.len(), &mut out) })
+        .map_err(|f| membrane::throw_failure(env, vm, f))?;
     r.set(out);
     let p = r.raw();
     // SAFETY: p points into a rooted slot.
-    vm.engine_op(|| unsafe { engine::glue_to_property_key(ctx, p) }).map_err(|f| crate::membrane::throw_failure(env, vm, f))?;
-    let mut cache = vm.key_cache.borrow_mut();
-    if cache.len() < KEY_CACHE_LIMIT {
-        let interned = r.get();
-        let slot = vm.handles.borrow_mut().alloc(ctx, interned);
-        let mut ids = vm.key_ids.borrow_mut();
-        cache.insert(buf.clone().into_boxed_slice(), ids.len() as u32);
-        ids.push(slot);
-    }
-    Ok(r)
+    vm.engine_op(|| unsafe { engine::glue_to_property_key(ctx, p) }).map_err(|f| membrane::throw_failure(env, vm, f))?;
+    let id = remember(env, vm, name, r.get());
+    Ok((r, id))
 }
 
-/// The id of a property name in the VM's key cache (see keyId in api.rs),
-/// or -1 if it is not cached (the cache is full, or the key is an index or
-/// a well-known name, which need no cache).
-pub fn key_id(env: Env, vm: &Rc<VmState>, key: JsValue) -> JsResult<i32> {
-    if env.type_of(key)? != Type::String {
-        return Ok(-1);
+/// The guest key for a read of `key`, or None if the guest has never
+/// interned that name (then no object has such a property). Allocates
+/// nothing in the guest.
+pub fn existing_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<Option<Rooted<'a>>> {
+    Ok(read_key(env, vm, key)?.map(|(r, _)| r))
+}
+
+fn read_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<Option<(Rooted<'a>, Option<u64>)>> {
+    if let Parsed::Direct(v) = parse(env, vm, key)? {
+        return Ok(Some((Rooted::new(vm, v), None)));
     }
-    // Converting caches the name (if there is room); its UTF-8 bytes are
-    // left in the VM's string buffer.
-    property_key(env, vm, key)?;
-    let bytes = vm.string_buf.borrow();
-    Ok(vm.key_cache.borrow().get(&bytes[..]).map(|&id| id as i32).unwrap_or(-1))
+    let mut name = std::mem::take(&mut *vm.string_buf.borrow_mut());
+    let result = find(env, vm, &mut name);
+    *vm.string_buf.borrow_mut() = name;
+    result
+}
+
+fn find<'a>(env: Env, vm: &'a Rc<VmState>, name: &mut Vec<u8>) -> JsResult<Option<(Rooted<'a>, Option<u64>)>> {
+    if let Some((r, id)) = cached(vm, name) {
+        return Ok(Some((r, Some(id))));
+    }
+    let ctx = vm.ctx();
+    let mut out = engine::UNDEFINED;
+    let mut found = false;
+    // The engine sizes strings with their terminator.
+    name.push(0);
+    // SAFETY: name holds name.len() bytes; out-pointers to locals; nothing
+    // is allocated, so `out` cannot move before it is rooted below.
+    let status = vm.engine_op(|| unsafe {
+        engine::glue_find_rom_key(ctx, name.as_ptr() as *const _, name.len(), &mut out, &mut found)
+    });
+    name.pop();
+    status.map_err(|f| membrane::throw_failure(env, vm, f))?;
+    if !found {
+        let mut c = vm.keys.borrow_mut();
+        c.interned.sync(vm).map_err(|f| membrane::throw_failure(env, vm, f))?;
+        match c.interned.find(vm, name) {
+            Some(s) => out = s,
+            None => return Ok(None),
+        }
+    }
+    let r = Rooted::new(vm, out);
+    let id = remember(env, vm, name, out);
+    Ok(Some((r, id)))
+}
+
+fn arg(env: Env, ci: &CallInfo, i: usize) -> JsValue {
+    ci.args().get(i).copied().unwrap_or_else(|| env.undefined())
+}
+
+fn id_value(env: Env, id: Option<u64>) -> JsValue {
+    env.double(id.map(|i| i as f64).unwrap_or(UNCACHED))
+}
+
+/// keyId(core, name, forWrite): the id of a name for getk/setk; -1 if it
+/// has none (indexes, `length`, names too long to cache): ask by name;
+/// -2 for a read of a name the guest has never interned (absent everywhere
+/// for now; not to be remembered). With forWrite the name is interned.
+pub fn key_id_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = crate::api::core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let key = arg(env, ci, 1);
+    if env.type_of(key)? != Type::String {
+        return Ok(env.double(UNCACHED));
+    }
+    let write = env.type_of(arg(env, ci, 2))? == Type::Boolean && env.get_bool(arg(env, ci, 2))?;
+    if write {
+        let (_, id) = write_key(env, &vm, key)?;
+        return Ok(id_value(env, id));
+    }
+    match read_key(env, &vm, key)? {
+        Some((_, id)) => Ok(id_value(env, id)),
+        None => Ok(env.double(NOT_INTERNED)),
+    }
+}
+
+/// The key a getk/setk call names: its id (arg 2) if still cached, else
+/// its name (arg `name_arg`), read or written as `write` says. None: a read
+/// of a name never interned.
+pub fn key_by_id<'a>(env: Env, vm: &'a Rc<VmState>, ci: &CallInfo, name_arg: usize, write: bool) -> JsResult<Option<Rooted<'a>>> {
+    let id = env.try_f64(arg(env, ci, 2)).unwrap_or(-1.0);
+    if id >= 0.0 && id < 9007199254740992.0 {
+        let slot = vm.keys.borrow_mut().by_id(id as u64);
+        if let Some(s) = slot {
+            let v = vm.handles.borrow().get(s);
+            return Ok(Some(Rooted::new(vm, v)));
+        }
+    }
+    let name = arg(env, ci, name_arg);
+    if env.type_of(name)? == Type::Undefined {
+        return Err(env.throw_error("Microvium: unknown property key id"));
+    }
+    if write { property_key(env, vm, name).map(Some) } else { existing_key(env, vm, name) }
+}
+
+/// An own property of the guest value in `slot`: Some(value) or None.
+/// Arrays: indexes below their length (holes included), and `length`.
+fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> JsResult<Option<Rooted<'a>>> {
+    let Some(k) = existing_key(env, vm, key)? else { return Ok(None) };
+    let ctx = vm.ctx();
+    let object = vm.handles.borrow().get(slot);
+    let mut extra = 0;
+    // SAFETY: ctx is live.
+    let kd = unsafe { engine::glue_kind(ctx, object, &mut extra) };
+    if kd == kind::ARRAY || kd == kind::FIXED_ARRAY {
+        let index = engine::int14_decode(k.get());
+        // SAFETY: ctx is live.
+        let len = unsafe { engine::glue_array_length(ctx, object) };
+        return match index {
+            Some(i) if i < len => Ok(Some(k)),
+            _ if k.get() == engine::STR_LENGTH => Ok(Some(k)),
+            _ => Ok(None),
+        };
+    }
+    if kd != kind::OBJECT && kd != kind::PROMISE && kd != kind::CLASS {
+        return Ok(None);
+    }
+    let mut out = engine::UNDEFINED;
+    let mut found = false;
+    let key = k.get();
+    // SAFETY: ctx is live; nothing is allocated, so values stay put.
+    vm.engine_op(|| unsafe { engine::glue_own_property(ctx, object, key, &mut out, &mut found) })
+        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+    Ok(found.then(|| Rooted::new(vm, out)))
+}
+
+/// has(core, slot, key): whether the guest value has that own property,
+/// found directly (not through the list of all its keys).
+pub fn has_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = crate::api::core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let slot = crate::api::slot_arg(env, ci, &vm, 1)?;
+    Ok(env.boolean(own_property(env, &vm, slot, arg(env, ci, 2))?.is_some()))
+}
+
+/// getOwn(core, slot, key, absent): the value of an own property of an
+/// object or class, or `absent` if it has none.
+pub fn get_own_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = crate::api::core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let slot = crate::api::slot_arg(env, ci, &vm, 1)?;
+    let value = vm.handles.borrow().get(slot);
+    let mut extra = 0;
+    // SAFETY: ctx is live.
+    let kd = unsafe { engine::glue_kind(vm.ctx(), value, &mut extra) };
+    if kd != kind::OBJECT && kd != kind::PROMISE && kd != kind::CLASS {
+        return Err(env.throw_type_error("Microvium: getOwn expects an object or class"));
+    }
+    match own_property(env, &vm, slot, arg(env, ci, 2))? {
+        Some(v) if v.get() == engine::DELETED => Ok(env.undefined()),
+        Some(v) => membrane::to_host(env, &vm, v.get()),
+        None => Ok(arg(env, ci, 3)),
+    }
+}
+
+/// clearKeyCache(core): clear_cache, for the tests.
+pub fn clear_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = crate::api::core(env, ci)?;
+    clear_cache(env, &vm);
+    Ok(env.undefined())
+}
+
+/// keyCacheStats(core): { entries, pinnedBytes, budget }, for the tests.
+pub fn stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = crate::api::core_any(env, ci)?;
+    let (n, pinned) = {
+        let c = vm.keys.borrow();
+        (c.len(), c.pinned_bytes())
+    };
+    let o = env.object()?;
+    env.set_named(o, "entries", env.double(n as f64))?;
+    env.set_named(o, "pinnedBytes", env.double(pinned as f64))?;
+    env.set_named(o, "budget", env.double(BUDGET as f64))?;
+    Ok(o)
+}
+
+/// Whether a name is a JavaScript array index (a canonical decimal integer
+/// below 2^32 - 1), which ordinary objects list first, in numeric order.
+pub fn array_index(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || b.len() > 10 || !b.iter().all(u8::is_ascii_digit) || (b[0] == b'0' && b.len() > 1) {
+        return None;
+    }
+    let n = b.iter().fold(0u64, |n, d| n * 10 + (d - b'0') as u64);
+    (n < u32::MAX as u64).then_some(n as u32)
+}
+
+/// A guest property key (from the engine's list of an object's keys) as a
+/// host string, with its array index if it is one (for the key order).
+pub fn host_key(env: Env, vm: &Rc<VmState>, key: engine::Value) -> JsResult<(JsValue, Option<u32>)> {
+    if let Some(i) = engine::int14_decode(key) {
+        return Ok((env.string(i.to_string().as_bytes())?, Some(i as u32)));
+    }
+    let mut p = std::ptr::null();
+    let mut n = 0usize;
+    // SAFETY: the engine returns a pointer into its memory, valid until the
+    // next allocation; the bytes are copied into a JS string before that.
+    let code = unsafe { engine::glue_string_utf8(vm.ctx(), key, &mut p, &mut n) };
+    if code != 0 {
+        return Err(membrane::throw_failure(env, vm, engine::check(code).unwrap_err()));
+    }
+    // SAFETY: as above: n bytes at p, used before anything allocates.
+    let bytes = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };
+    Ok((env.string(bytes)?, array_index(bytes)))
 }

@@ -236,6 +236,7 @@ unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hi
     let env = Env(env);
     match *wrapped {
         Wrapped::Guest(g) => g.vm.queue_release(env, g.slot, g.generation, g.host_ref),
+        Wrapped::Promise(p) => crate::promises::release(env, p),
         Wrapped::Core(vm) => {
             // The core's weak self-reference dies with it.
             let r = vm.core.replace(std::ptr::null_mut());
@@ -365,6 +366,15 @@ fn guest_reference<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Op
             let value = vm.handles.borrow().get(g.slot);
             Ok(Some(Rooted::new(vm, value)))
         }
+        Some(Wrapped::Promise(p)) => {
+            // Held weakly (see promises.rs): a Promise whose VM is gone is
+            // from another VM as far as this one is concerned.
+            if !std::ptr::eq(p.vm.as_ptr(), Rc::as_ptr(vm)) {
+                return Err(env.throw_type_error("Cannot pass a value from another Microvium VM into this VM"));
+            }
+            let value = vm.handles.borrow().get(p.slot);
+            Ok(Some(Rooted::new(vm, value)))
+        }
         Some(Wrapped::Core(_)) => Err(env.throw_type_error("Cannot pass a Microvium VM object into a VM")),
         None => Ok(None),
     }
@@ -478,12 +488,21 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
     }
     for key in names {
         let _iteration = TempScope::new(vm);
+        let k = property_key(env, vm, key)?;
+        if k.get() == engine::STR_PROTO {
+            // An own "__proto__" (JSON.parse makes them) would be the
+            // object's prototype in the guest, where reading it gives the
+            // prototype, not the property: it cannot be copied faithfully.
+            return Err(env.throw_type_error(
+                "Cannot pass an object with an own \"__proto__\" property into a Microvium VM \
+                 (in the guest, __proto__ is always the prototype)",
+            ));
+        }
         let item = env.get_property(v, key)?;
         if is_error && env.type_of(item)? == Type::Undefined {
             continue;
         }
         let value = to_guest_value(env, vm, item, path)?;
-        let k = property_key(env, vm, key)?;
         let (o, kp, x) = (obj.raw(), k.raw(), value.raw());
         // SAFETY: rooted slots, as in copy_array.
         vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) }).map_err(|f| fail(env, vm, f))?;

@@ -27,9 +27,14 @@ pub enum Helper {
     MathPow = 5,
     /// `Object.prototype`, to recognise plain objects without a JS call.
     ObjectPrototype = 6,
+    /// `() => Promise`: a new pending Promise, its rejection marked handled,
+    /// that only SettlePromise settles (see promises.rs).
+    NewPromise = 7,
+    /// `(promise, ok, value) => void`: settles a Promise of NewPromise.
+    SettlePromise = 8,
 }
 
-const HELPER_COUNT: usize = 7;
+const HELPER_COUNT: usize = 9;
 
 thread_local! {
     static ENV: Cell<RawEnv> = const { Cell::new(std::ptr::null_mut()) };

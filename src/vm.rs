@@ -36,9 +36,10 @@ pub struct VmState {
     imports: Vec<Import>,
     pub breakpoint: Cell<RawRef>,
     status: Cell<Status>,
-    /// A fatal error happened at some point (the status may since have
-    /// become Disposed): the engine's structures are not to be trusted.
-    fatal: Cell<bool>,
+    /// The code of the fatal error that happened at some point, 0 if none
+    /// (the status may since have become Disposed): the engine's structures
+    /// are not to be trusted.
+    fatal: Cell<i32>,
     thread: usize,
     /// Engine calls in progress on this VM (re-entrant calls nest).
     active: Cell<u32>,
@@ -50,6 +51,8 @@ pub struct VmState {
     /// catch it, the host caller gets the original back.
     host_exception: RefCell<Option<(RawRef, Slot)>>,
     pub core: Cell<RawRef>,
+    /// Host Promises of guest promises, to settle when the guest ones do
+    /// (see promises.rs).
     pub pending_promises: RefCell<Vec<PendingPromise>>,
     /// Rejections passed to guests awaiting async imports: the original
     /// value (in a holder object) and the slot of its guest copy, so that a
@@ -68,12 +71,8 @@ pub struct VmState {
     breakpoint_error: RefCell<Option<(RawRef, i32)>>,
     pub export_ids: Vec<u16>,
     pub required_version: String,
-    /// Property names already converted to guest keys (interned strings):
-    /// UTF-8 name → id, so property access needs no guest allocation.
-    pub key_cache: RefCell<std::collections::HashMap<Box<[u8]>, u32>>,
-    /// Id → the slot rooting that key (ids are also what proxies pass to
-    /// getk/setk, see keyId in api.rs).
-    pub key_ids: RefCell<Vec<Slot>>,
+    /// Property names already converted to guest keys (see keys.rs).
+    pub keys: RefCell<crate::keys::KeyCache>,
     /// Reused UTF-8 buffer for strings going into the guest.
     pub string_buf: RefCell<Vec<u8>>,
 }
@@ -87,11 +86,14 @@ pub struct Import {
 }
 
 /// A host Promise standing for a guest promise, settled by the host once the
-/// guest promise settles (checked after every outermost engine call).
+/// guest promise settles (checked after every outermost engine call), or
+/// rejected when the VM fails or is disposed first.
 pub struct PendingPromise {
     pub slot: Slot,
     pub generation: u32,
-    pub deferred: napi::sys::napi_deferred,
+    /// Weak: a pending Promise nobody holds must not keep its VM alive (nor
+    /// the VM it); see promises.rs.
+    pub promise: RawRef,
 }
 
 /// What `napi_wrap` attaches to JavaScript objects made by this addon.
@@ -100,6 +102,9 @@ pub enum Wrapped {
     Core(Rc<VmState>),
     /// A host value that represents a rooted guest value.
     Guest(GuestRef),
+    /// A host Promise that represents a guest promise: like Guest, but it
+    /// holds its VM weakly (see promises.rs).
+    Promise(PromiseRef),
 }
 
 pub struct GuestRef {
@@ -107,6 +112,14 @@ pub struct GuestRef {
     pub slot: Slot,
     pub generation: u32,
     /// The weak reference that napi_wrap returned; deleted on finalize.
+    pub host_ref: RawRef,
+}
+
+pub struct PromiseRef {
+    pub vm: std::rc::Weak<VmState>,
+    pub slot: Slot,
+    pub generation: u32,
+    /// As in GuestRef.
     pub host_ref: RawRef,
 }
 
@@ -135,11 +148,32 @@ impl VmState {
         if code == 0 {
             return None;
         }
-        self.fatal.set(true);
+        self.poison(code);
+        Some(code)
+    }
+
+    /// Records a fatal engine error: nothing may run in this VM any more, and
+    /// no promise that came out of it can settle now, so they all reject.
+    fn poison(&self, code: i32) {
+        if self.fatal.get() == 0 {
+            self.fatal.set(code);
+        }
         if self.status.get() == Status::Live {
             self.status.set(Status::Poisoned(code));
         }
-        Some(code)
+        if let Some(env) = runtime::current_env() {
+            crate::promises::reject_pending(env, self);
+        }
+    }
+
+    /// What a host function or breakpoint callback returns to the glue when
+    /// this VM hit a fatal error while it ran (in a nested call the host may
+    /// have caught): the glue ends the whole engine call at once with it.
+    pub fn fatal_return(&self) -> Option<i32> {
+        match self.fatal.get() {
+            0 => None,
+            code => Some(engine::FATAL_BASE + code),
+        }
     }
 
     /// What a failed check said about a fatal error, in a user's terms.
@@ -229,10 +263,7 @@ impl VmState {
         self.active.set(self.active.get() - 1);
         let result = engine::check(code);
         if let Err(Failure::Fatal(c)) = result {
-            self.fatal.set(true);
-            if self.status.get() == Status::Live {
-                self.status.set(Status::Poisoned(c));
-            }
+            self.poison(c);
         }
         result
     }
@@ -246,18 +277,7 @@ impl VmState {
                 unsafe { engine::glue_stop_after(self.ctx, 0) };
             }
             self.status.set(Status::Disposed);
-            for p in std::mem::take(&mut *self.pending_promises.borrow_mut()) {
-                let message = "Microvium VM was disposed before this promise settled";
-                if let Ok(e) = env.string(message.as_bytes()).and_then(|m| {
-                    let mut err = std::ptr::null_mut();
-                    // SAFETY: m is a live string; out-pointer to a local.
-                    unsafe { napi::sys::napi_create_error(env.0, std::ptr::null_mut(), m, &mut err) };
-                    Ok(err)
-                }) {
-                    // SAFETY: each deferred is settled exactly once.
-                    unsafe { napi::sys::napi_reject_deferred(env.0, p.deferred, e) };
-                }
-            }
+            crate::promises::reject_pending(env, self);
             if let Some((r, _)) = self.host_exception.borrow_mut().take() {
                 env.delete_ref(r);
             }
@@ -271,7 +291,7 @@ impl VmState {
         if self.status.get() == Status::Disposed && self.active.get() == 0 {
             // SAFETY: no engine frame of this VM is on the stack (active is
             // 0), and glue_free_vm is idempotent (it clears ctx->vm).
-            unsafe { engine::glue_free_vm(self.ctx, self.fatal.get()) };
+            unsafe { engine::glue_free_vm(self.ctx, self.fatal.get() != 0) };
         }
     }
 
@@ -344,7 +364,7 @@ impl VmState {
     /// counter is restored.
     pub fn take_breakpoint_error(&self, env: Env) -> Option<JsValue> {
         let (r, previous) = self.breakpoint_error.borrow_mut().take()?;
-        if !self.is_engine_freed() {
+        if !self.is_engine_freed() && self.fatal.get() == 0 {
             // SAFETY: the engine is live.
             unsafe { engine::glue_stop_after(self.ctx, if previous < 0 { -1 } else { previous }) };
         }
@@ -355,7 +375,7 @@ impl VmState {
 
     /// Slots held by the bounded caches (not leaks; see live_handles).
     pub fn cached_slots(&self) -> usize {
-        self.key_cache.borrow().len() + self.async_rejections.borrow().len()
+        self.keys.borrow().len() + self.async_rejections.borrow().len()
     }
 
     pub fn remember_async_rejection(&self, env: Env, original: JsValue, copy: Value) {
@@ -423,7 +443,7 @@ impl Drop for VmState {
         // SAFETY: the last owner is going away; no engine call can be active
         // (every active call holds an Rc). ctx came from Box::into_raw.
         unsafe {
-            engine::glue_free_vm(self.ctx, self.fatal.get());
+            engine::glue_free_vm(self.ctx, self.fatal.get() != 0);
             drop(Box::from_raw(self.ctx));
         }
         if let Some(env) = runtime::current_env() {
@@ -438,6 +458,11 @@ impl Drop for VmState {
                 }
                 for (r, _) in self.async_rejections.borrow_mut().drain(..) {
                     env.delete_ref(r);
+                }
+                // Promises still pending stay so: nothing can run this VM's
+                // guest code any more, and only that could settle them.
+                for p in self.pending_promises.borrow_mut().drain(..) {
+                    env.delete_ref(p.promise);
                 }
             }
         }
@@ -538,7 +563,7 @@ pub fn restore(
         imports: import_refs,
         breakpoint: Cell::new(std::ptr::null_mut()),
         status: Cell::new(Status::Live),
-        fatal: Cell::new(false),
+        fatal: Cell::new(0),
         thread: runtime::thread_token(),
         active: Cell::new(0),
         pending_releases: RefCell::new(Vec::new()),
@@ -551,8 +576,7 @@ pub fn restore(
         breakpoint_error: RefCell::new(None),
         export_ids: info.export_ids,
         required_version: info.required_version,
-        key_cache: RefCell::new(std::collections::HashMap::new()),
-        key_ids: RefCell::new(Vec::new()),
+        keys: RefCell::new(crate::keys::KeyCache::default()),
         string_buf: RefCell::new(Vec::new()),
     });
     // SAFETY: ctx is a fresh allocation; the Rc keeps the state at a fixed
