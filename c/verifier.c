@@ -247,7 +247,10 @@ static uint16_t hdr_type(uint16_t h) { return h >> 12; }
 /* Heap allocation at short pointer p (its payload start), or false. */
 static bool heap_alloc_at(const V* v, uint16_t p, uint16_t* header) {
   if (p & 1) return false;
-  if ((uint32_t)p >= sec_size(v, BCS_HEAP) || !bit_get(v->heap_start, p >> 1)) return false;
+  /* p may be the heap's size: a zero-length Uint8Array last in the heap has
+   * its payload there (c/patches/zero-size-allocations.patch gives it a
+   * filler word at restore). */
+  if ((uint32_t)p > sec_size(v, BCS_HEAP) || !bit_get(v->heap_start, p >> 1)) return false;
   *header = rd16(v->b, v->sec[BCS_HEAP] + p - 2);
   return true;
 }
@@ -336,6 +339,15 @@ static bool queue_function(V* v, uint16_t offset, bool callable) {
   return push16(&v->funcs, &v->func_count, &v->func_cap, offset);
 }
 
+/* A TsHostFunc's index: an import, or the engine's own push
+ * (c/patches/array-push.patch), which SUB_CALL runs without the table. */
+static bool host_index_ok(const V* v, uint16_t index) {
+#ifdef VM_IMPORT_INDEX_ARRAY_PUSH
+  if (index == VM_IMPORT_INDEX_ARRAY_PUSH) return true;
+#endif
+  return index < v->import_count;
+}
+
 /* An allocation in ROM that a value points to. */
 static bool rom_alloc(V* v, uint16_t offset, bool as_value) {
   uint32_t rom = v->sec[BCS_ROM], rom_end = sec_end(v, BCS_ROM);
@@ -363,7 +375,7 @@ static bool rom_alloc(V* v, uint16_t offset, bool as_value) {
     case TC_REF_FLOAT64: if (size != 8) return vfail("float64 of %u bytes", size); break;
     case TC_REF_HOST_FUNC:
       if (size != 2 || (uint32_t)offset + 2 > rom_end) return vfail("host function of %u bytes", size);
-      if (rd16(v->b, offset) >= v->import_count) return vfail("host function import index out of range");
+      if (!host_index_ok(v, rd16(v->b, offset))) return vfail("host function import index out of range");
       break;
     case TC_REF_CLASS: case TC_REF_CLOSURE:
       /* Read-only containers: the engine writes neither in place (a class's
@@ -414,6 +426,9 @@ static bool parse_heap(V* v) {
     if (at + 2 > n) return vfail("heap: truncated allocation header at 0x%04x", at);
     uint16_t h = rd16(v->b, base + at);
     uint16_t size = hdr_size(h);
+    /* A filler word (c/patches/zero-size-allocations.patch puts one after a
+     * zero-length allocation): an empty allocation nothing may point to. */
+    if (h == 0) { at += 2; continue; }
     if (!heap_layout_ok(hdr_type(h), size)) {
       return vfail("heap: allocation at 0x%04x has type %u and size %u", at + 2, hdr_type(h), size);
     }
@@ -557,7 +572,7 @@ static bool check_heap(V* v) {
     }
     switch (type) {
       case TC_REF_HOST_FUNC:
-        if (rd16(v->b, base + p) >= v->import_count) return vfail("heap allocation 0x%04x: import index out of range", p);
+        if (!host_index_ok(v, rd16(v->b, base + p))) return vfail("heap allocation 0x%04x: import index out of range", p);
         break;
       case TC_REF_PROPERTY_LIST: {
         uint16_t next = rd16(v->b, base + p), proto = rd16(v->b, base + p + 2);
