@@ -105,8 +105,9 @@ describe('hostile snapshots (valid CRC)', () => {
     }
   });
 
-  test('a snapshot that breaks a bytecode check: MVM_E_INVALID_BYTECODE, that VM is unusable, other VMs keep working', () => {
-    // An out-of-range global index (the engine read globals[index] unchecked).
+  test('a snapshot that breaks a bytecode check: MVM_E_INVALID_BYTECODE at restore, other VMs keep working', () => {
+    // An out-of-range global index (the engine read globals[index]
+    // unchecked): the verifier (c/verifier.c) rejects it before it runs.
     const r = runIsolated(`
       const fs = require('node:fs');
       const good = Microvium.restore(compile('vmExport(1, (a, b) => a + b);'), {});
@@ -114,18 +115,15 @@ describe('hostile snapshots (valid CRC)', () => {
       const { importIds } = require(${JSON.stringify(path.join(__dirname, '..', 'fuzz', 'replay.js'))});
       const imports = {};
       for (const id of importIds(bytes)) imports[id] = (x) => x;
-      const bad = Microvium.restore(bytes, imports);
       let first;
-      try { bad.exports[1]; } catch (e) { first = e; }
+      try { Microvium.restore(bytes, imports); } catch (e) { first = e; }
       assert.ok(first instanceof Microvium.MicroviumError, String(first));
       assert.equal(first.code, 'MVM_E_INVALID_BYTECODE');
       assert.match(first.message, /^Microvium Error: MVM_E_INVALID_BYTECODE \\(18\\)/);
-      assert.throws(() => bad.exports[4], (e) => e instanceof Microvium.MicroviumError && /unusable/.test(e.message));
-      assert.throws(() => bad.createSnapshot(), (e) => e instanceof Microvium.MicroviumError && /unusable/.test(e.message));
+      assert.equal(typeof first.detail, 'string');
       assert.equal(good.exports[1](2, 3), 5);
       const again = Microvium.restore(compile('vmExport(1, (a, b) => a * b);'), {});
       assert.equal(again.exports[1](6, 7), 42);
-      bad.dispose();
       console.log('ok');
     `);
     assert.equal(r.signal, null, r.stderr);

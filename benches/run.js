@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 // `npm run bench`: the same compiled snapshots and workloads on
+//   unchecked  the floor with the safety checks compiled out (GLUE_UNCHECKED)
 //   floor  the engine with this project's port, called straight from C
 //   addon  this package
 //   cpp    the `microvium` package's own native (C++) host
@@ -19,7 +20,8 @@ const { WORKLOADS } = require('./worker');
 
 const ROOT = path.resolve(__dirname, '..');
 const WORKER = path.join(__dirname, 'worker.js');
-const ALL_ENGINES = ['floor', 'addon', 'cpp', 'node'];
+const ALL_ENGINES = ['unchecked', 'floor', 'addon', 'cpp', 'node'];
+const FLOORS = ['unchecked', 'floor'];
 
 const DESCRIPTIONS = {
   restore: 'restore a ~1 kB snapshot',
@@ -43,6 +45,12 @@ const TARGETS = [
   { workload: 'str10', text: '≤ 6× floor call', limit: 6, base: 'call' },
   { workload: 'proxy3', text: '≤ 6× floor call', limit: 6, base: 'call' },
 ];
+// The cost of safety (the speed issue): guest compute on the addon, checks
+// on, against the same engine with the checks compiled out.
+const SAFETY_TARGETS = [
+  { workload: 'objects', limit: 1.2 },
+  { workload: 'closures', limit: 1.2 },
+];
 const FLOOR_VS_CPP_OBJECTS = 20;   // the floor's objects workload ≥ 20× faster than cpp
 const MEMORY_TARGET_BYTES = 8 * 1024;
 
@@ -56,9 +64,10 @@ function usage() {
   --only w1,w2          subset of ${WORKLOADS.join(',')} (memory: add or drop "memory")
   --memory-count N      VMs per memory measurement (default 1000)
   --memory-rounds N     memory measurements per engine (default 3; quick 1)
-  --floor-cflags "..."  extra gcc flags for the floor (e.g. -O3, -flto)
+  --floor-cflags "..."  extra gcc flags for both floors (e.g. -O3, -flto)
   --addon PATH          module to load as the addon (default: the package's index.js)
-  --floor-bin PATH      use this floor binary instead of building one
+  --floor-bin PATH      use this (checked) floor binary instead of building one; the
+                        unchecked floor is still built from c/
 `;
 }
 
@@ -107,7 +116,9 @@ const log = (...a) => process.stderr.write(a.join(' ') + '\n');
 
 // ---- The floor: build (cached by the hash of its inputs) -----------------
 
-function buildFloor(extraFlags) {
+// `variant` 'unchecked' is the same build with -DGLUE_UNCHECKED: every check
+// of c/bytecode_checks.h and the restore-time verifier compiled out.
+function buildFloor(extraFlags, variant = 'floor') {
   // The engine as the addon compiles it: the pinned source with the patches
   // of c/patches/ applied, which `npm run build` (build.rs) writes here.
   const engineDir = path.join(ROOT, 'target/engine');
@@ -122,11 +133,13 @@ function buildFloor(extraFlags) {
   const cc = process.env.CC || 'gcc';
   const flags = ['-O2', '-std=gnu11', `-I${path.join(ROOT, 'c')}`, `-I${engineDir}`,
     '-Wno-unused-parameter', '-Wno-sign-compare', '-Wno-unused-function',
+    ...(variant === 'unchecked' ? ['-DGLUE_UNCHECKED'] : []),
     ...extraFlags.split(/\s+/).filter(Boolean)];
   const hash = crypto.createHash('sha256');
   hash.update(cc + '\0' + flags.join('\0'));
   for (const f of inputs) hash.update(fs.readFileSync(f));
-  const out = path.join(__dirname, 'floor/build', 'floor-' + hash.digest('hex').slice(0, 16));
+  for (const f of ['c/bytecode_checks.h', 'c/verifier.c', 'c/verifier.h']) hash.update(fs.readFileSync(path.join(ROOT, f)));
+  const out = path.join(__dirname, 'floor/build', `${variant}-` + hash.digest('hex').slice(0, 16));
   if (fs.existsSync(out)) return { path: out, flags, cc };
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const tmp = out + '.tmp' + process.pid;
@@ -138,7 +151,7 @@ function buildFloor(extraFlags) {
   fs.renameSync(tmp, out);
   // drop floors built from older inputs
   for (const f of fs.readdirSync(path.dirname(out))) {
-    if (f.startsWith('floor-') && f !== path.basename(out)) fs.rmSync(path.join(path.dirname(out), f), { force: true });
+    if (f.startsWith(`${variant}-`) && f !== path.basename(out)) fs.rmSync(path.join(path.dirname(out), f), { force: true });
   }
   return { path: out, flags, cc };
 }
@@ -147,6 +160,7 @@ function buildFloor(extraFlags) {
 
 function engineCommand(engine, ctx, mode, args) {
   if (engine === 'floor') return [ctx.floor.path, [mode, ...args]];
+  if (engine === 'unchecked') return [ctx.unchecked.path, [mode, ...args]];
   return [process.execPath, ['--expose-gc', WORKER, engine, mode, ...args]];
 }
 
@@ -338,6 +352,14 @@ function checkTargets(summary, memory, engines) {
         met: Number.isFinite(ratio) ? ratio <= t.limit : null });
     }
   }
+  if (engines.includes('addon') && engines.includes('unchecked')) {
+    for (const t of SAFETY_TARGETS) {
+      if (!summary[t.workload]) continue;
+      const ratio = get(t.workload, 'addon') / get(t.workload, 'unchecked');
+      res.push({ target: `${t.workload} (addon, checked) ≤ ${t.limit}× unchecked floor`, value: fmtRatio(ratio), ratio,
+        met: Number.isFinite(ratio) ? ratio <= t.limit : null });
+    }
+  }
   if (engines.includes('floor') && engines.includes('cpp') && summary.objects) {
     const x = get('objects', 'cpp') / get('objects', 'floor');
     res.push({ target: `floor objects ≥ ${FLOOR_VS_CPP_OBJECTS}× faster than cpp`, value: fmtRatio(x),
@@ -356,6 +378,8 @@ function report(summary, memory, targets, engines, workloads) {
   const out = [];
   const has = (e) => engines.includes(e);
   const head = ['workload', ...engines];
+  if (has('floor') && has('unchecked')) head.push('floor÷unchecked');
+  if (has('addon') && has('unchecked')) head.push('addon÷unchecked');
   if (has('addon') && has('floor')) head.push('addon÷floor');
   if (has('addon') && has('cpp')) head.push('cpp÷addon');
   if (has('cpp') && has('floor')) head.push('cpp÷floor');
@@ -374,6 +398,8 @@ function report(summary, memory, targets, engines, workloads) {
       }
     }
     const r = (a, b) => fmtRatio(s[a].median / s[b].median);
+    if (has('floor') && has('unchecked')) row.push(r('floor', 'unchecked'));
+    if (has('addon') && has('unchecked')) row.push(r('addon', 'unchecked'));
     if (has('addon') && has('floor')) row.push(r('addon', 'floor'));
     if (has('addon') && has('cpp')) row.push(r('cpp', 'addon'));
     if (has('cpp') && has('floor')) row.push(r('cpp', 'floor'));
@@ -422,8 +448,9 @@ function report(summary, memory, targets, engines, workloads) {
       const m = memory[e];
       if (!m) continue;
       if (m.error) { mrows.push([e, 'failed', '', '', '']); notes.push(`${e} memory: ${m.error}`); continue; }
-      mrows.push([e, fmtBytes(m.rssPerVm), e === 'floor' ? 'n/a' : fmtBytes(m.externalPerVm),
-        e === 'floor' ? 'n/a' : fmtBytes(m.heapPerVm), e === 'floor' ? fmtBytes(m.mallocPerVm) : 'n/a']);
+      const isFloor = FLOORS.includes(e);
+      mrows.push([e, fmtBytes(m.rssPerVm), isFloor ? 'n/a' : fmtBytes(m.externalPerVm),
+        isFloor ? 'n/a' : fmtBytes(m.heapPerVm), isFloor ? fmtBytes(m.mallocPerVm) : 'n/a']);
     }
     out.push(table(mrows));
   }
@@ -470,6 +497,14 @@ function main() {
         log(`floor: ${path.relative(ROOT, ctx.floor.path)} (${ctx.floor.cc} ${ctx.floor.flags.filter((f) => !f.startsWith('-I') && !f.startsWith('-Wno')).join(' ')})`);
       } catch (e) {
         skipped.floor = e.message;
+      }
+    }
+    if (engines.includes('unchecked')) {
+      try {
+        ctx.unchecked = buildFloor(opts.floorCflags, 'unchecked');
+        log(`unchecked: ${path.relative(ROOT, ctx.unchecked.path)} (-DGLUE_UNCHECKED)`);
+      } catch (e) {
+        skipped.unchecked = e.message;
       }
     }
     if (engines.includes('addon')) {
@@ -530,6 +565,7 @@ function main() {
           cpus: os.cpus().length, cpu: os.cpus()[0].model.trim(), quick: opts.quick, rounds: opts.rounds,
           budgetMs: opts.budgetMs, memoryCount: opts.memoryCount, engines, skipped,
           floor: ctx.floor ? { cc: ctx.floor.cc, flags: ctx.floor.flags } : null,
+          unchecked: ctx.unchecked ? { cc: ctx.unchecked.cc, flags: ctx.unchecked.flags } : null,
           snapshotBytes: { main: mainBytes.length, restore: restoreBytes.length }, seconds,
           unit: 'ns per operation (objects, closures: ns per whole workload)',
         },

@@ -1,9 +1,14 @@
 /*
- * Checks on what a snapshot says, at the places in the engine where the
- * fuzzer (npm run fuzz) found it acting on unchecked bytecode or heap data:
- * global and import indexes, call targets, stack-relative variable
- * indexes, heap and bytecode pointers. A failed check is a fatal error
- * (MVM_E_INVALID_BYTECODE): the VM is poisoned and the process goes on.
+ * Run-time checks on what a program does with values it makes, at the
+ * places in the engine that trust them. What a snapshot says is checked
+ * once, at restore, by the verifier (c/verifier.c): stack-relative variable
+ * indexes, global, import and short-call indexes, jump and call targets,
+ * stack heights, every heap and ROM pointer. What is left here depends on
+ * run time: which closure is current, what the program stored in slots the
+ * engine later reads as a given type (closure chains, promise and prototype
+ * internal slots, an async function's saved stack). A failed check is a
+ * fatal error (MVM_E_INVALID_BYTECODE): the VM is poisoned and the process
+ * goes on. Each check below says why the verifier cannot make it.
  *
  * How it reaches into the engine without changing it: every interesting
  * spot in microvium.c carries a coverage marker, CODE_COVERAGE(id) with an
@@ -21,41 +26,41 @@
 #include <stdint.h>
 
 /* Defined in c/engine.c. Each returns true if the value is acceptable. */
-static bool glue_check_global_index(void* vm, uint16_t index);
-static bool glue_check_import_index(void* vm, uint16_t index);
-static bool glue_check_function_offset(void* vm, uint16_t offset);
-static bool glue_check_stack_slot(void* vm, const uint16_t* slot);
-static bool glue_check_stack_pointer(void* vm, const uint16_t* sp, const uint16_t* frame);
-static bool glue_check_short_ptr(void* vm, uint16_t value);
 static bool glue_check_heap_offset(void* vm, uint16_t value);
 static bool glue_check_gc_child(void* vm, uint16_t value);
-static bool glue_check_rom_offset(void* vm, uint16_t offset);
-static bool glue_check_global_handle(void* vm, uint16_t offset);
 static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t header);
-static bool glue_check_concat(void* vm, uint16_t left, uint16_t right);
-static bool glue_count_step(void);
-static bool glue_check_builtin(void* vm, unsigned id);
-static bool glue_check_scoped(void* vm, uint16_t index);
+static inline bool glue_check_scoped(void* vm, uint16_t index);
 static bool glue_check_intern_cell(void* vm, uint16_t cell);
-static bool glue_check_continuation(void* vm, void* pc, uint16_t back);
-static bool glue_check_async_resume(void* vm, uint16_t closure, uint16_t count, const uint16_t* sp);
+static bool glue_check_async_resume(void* vm, const void* pc, uint16_t closure, uint16_t count,
+                                    const uint16_t* sp);
 static bool glue_check_await(void* vm, uint16_t closure, const uint16_t* frame, const uint16_t* sp);
 static bool glue_check_gc_array(void* vm, uint16_t data, uint16_t length);
-static bool glue_check_short_call(void* vm, uint16_t index);
 static bool glue_check_promise(void* vm, uint16_t promise);
-static bool glue_check_proplist_link(void* vm, uint16_t link, bool undefined_ends);
-static bool glue_check_handle_slot(void* vm, uint16_t value);
 static bool glue_check_closure_slot(void* vm, uint16_t closure, uint16_t index);
 static bool glue_check_slot_template(void* vm, uint16_t prototype, uint16_t slots);
+static bool glue_check_type(void* vm, uint16_t value, int type);
+/* Used by the glue's own walks (c/engine.c: keys, intern list), not at
+ * engine sites. */
+static bool glue_check_proplist_link(void* vm, uint16_t link, bool undefined_ends);
 static bool glue_check_string_table_entry(void* vm, uint16_t offset);
+static bool glue_count_step(void);
 static void glue_reset_steps(void);
+static _Thread_local uint32_t glue_closure_chain;  /* see GLUE_SITE_598 */
+
+#ifdef GLUE_UNCHECKED
+/* The unchecked floor of the bench (benches/README.md): the same engine, port
+ * and glue with every check of this file compiled out, so the cost of the
+ * checks stays measurable. Never for the addon: build.rs does not define it. */
+#define GLUE_SITE(id) ((void)0)
+#else
+#define GLUE_SITE(id) GLUE_SECOND(GLUE_CAT(GLUE_SITE_, id), GLUE_NO_CHECK)()
+#endif
 
 #define GLUE_REQUIRE(condition) \
   ((condition) ? (void)0 : glue_fatal_error(NULL, MVM_E_INVALID_BYTECODE))
 
 /* GLUE_SECOND, GLUE_CAT and glue_fatal_error come from c/microvium_port.h. */
 #define GLUE_NO_CHECK() ((void)0)
-#define GLUE_SITE(id) GLUE_SECOND(GLUE_CAT(GLUE_SITE_, id), GLUE_NO_CHECK)()
 
 #define CODE_COVERAGE(id) GLUE_SITE(id)
 #define CODE_COVERAGE_UNTESTED(id) GLUE_SITE(id)
@@ -64,140 +69,43 @@ static void glue_reset_steps(void);
 /* The engine's table markers name sites the same way. */
 #define TABLE_COVERAGE(indexInTable, tableSize, id) GLUE_SITE(id)
 
-/* mvm_call, VM_OP3_LOAD_GLOBAL_3 / VM_OP3_STORE_GLOBAL_3: globals[reg1]. */
-#define GLUE_SITE_155 ~, GLUE_CHECK_GLOBAL_REG1
-#define GLUE_SITE_157 ~, GLUE_CHECK_GLOBAL_REG1
-#define GLUE_CHECK_GLOBAL_REG1() GLUE_REQUIRE(glue_check_global_index(vm, reg1))
-
-/* mvm_call, SUB_CALL_HOST_COMMON: resolvedImports[reg2] is then called. */
-#define GLUE_SITE_162 ~, GLUE_CHECK_IMPORT_REG2
-#define GLUE_CHECK_IMPORT_REG2() GLUE_REQUIRE(glue_check_import_index(vm, reg2))
-
-/* mvm_call, SUB_CALL_BYTECODE_FUNC: reg2 is the callee's offset in the
- * bytecode; the function header just before it is read next. */
-#define GLUE_SITE_163 ~, GLUE_CHECK_CALL_TARGET
-#define GLUE_CHECK_CALL_TARGET() GLUE_REQUIRE(glue_check_function_offset(vm, reg2))
-
-/* mvm_call, VM_OP_LOAD_VAR_1 / VM_OP2_LOAD_VAR_2 / VM_OP_STORE_VAR_1 /
- * VM_OP2_STORE_VAR_2: pStackPointer[-reg1 - 1] is read or written. */
-#define GLUE_SITE_61 ~, GLUE_CHECK_VAR_SLOT
-#define GLUE_SITE_147 ~, GLUE_CHECK_VAR_SLOT
-#define GLUE_SITE_73 ~, GLUE_CHECK_VAR_SLOT
-#define GLUE_SITE_133 ~, GLUE_CHECK_VAR_SLOT
-#define GLUE_CHECK_VAR_SLOT() GLUE_REQUIRE(glue_check_stack_slot(vm, pStackPointer - reg1 - 1))
-
-/* mvm_call, SUB_OP_LOAD_ARG (VM_OP_LOAD_ARG_1 and VM_OP2_LOAD_ARG_2) and
- * VM_OP2_STORE_ARG: argument reg1 of the current frame is read or written.
- * A call puts its arguments just below the frame it starts (the arguments
- * pointer is derived from the frame base and the saved argument count), so
- * any argument slot lies below the frame; this keeps the access inside the
- * stack whatever a crafted snapshot leaves in the saved count. */
-#define GLUE_SITE_64 ~, GLUE_CHECK_ARG_SLOT
-#define GLUE_SITE_131 ~, GLUE_CHECK_ARG_SLOT
-#define GLUE_CHECK_ARG_SLOT() \
-  GLUE_REQUIRE(glue_check_stack_slot(vm, reg->pArgs + reg1) && reg->pArgs + reg1 < pFrameBase)
-
-/* deepTypeOf and DynamicPtr_decode_long: a heap pointer is decoded and the
- * allocation it leads to is used; it must lie in the heap, with the layout
- * its type needs (a property list of 4 + 4n bytes, an array of 4, ...). */
-#define GLUE_SITE_0 ~, GLUE_CHECK_DEEP_TYPE_PTR
-#define GLUE_CHECK_DEEP_TYPE_PTR() GLUE_REQUIRE(glue_check_short_ptr(vm, value))
-
-#define GLUE_SITE_218 ~, GLUE_CHECK_DYNAMIC_PTR
-#define GLUE_CHECK_DYNAMIC_PTR() GLUE_REQUIRE(glue_check_short_ptr(vm, ptr))
-
-/* BytecodeMappedPtr_decode_long: the ROM case (an allocation in the ROM
- * section, checked as above), and the case of a handle in the globals
- * section (whose value is then decoded as a heap pointer). */
-#define GLUE_SITE_215 ~, GLUE_CHECK_ROM_PTR
-#define GLUE_CHECK_ROM_PTR() GLUE_REQUIRE(glue_check_rom_offset(vm, offsetInBytecode))
-#define GLUE_SITE_216 ~, GLUE_CHECK_HANDLE_PTR
-#define GLUE_CHECK_HANDLE_PTR() GLUE_REQUIRE(glue_check_global_handle(vm, offsetInBytecode))
-
-/* mvm_call, SUB_DO_NEXT_INSTRUCTION, before every instruction: the stack
- * pointer is still inside the stack (bytecode whose function header
- * understates its stack use, or that pops more than it pushed, would
- * otherwise run it off either end; the stack block has slack for the few
- * words one instruction can push before the next check), and so are the
- * frame base, arguments and catch target (see glue_check_stack_pointer). */
-#define GLUE_SITE_59 ~, GLUE_NEXT_INSTRUCTION
-#define GLUE_NEXT_INSTRUCTION() \
-  (glue_reset_steps(), GLUE_REQUIRE(glue_check_stack_pointer(vm, pStackPointer, pFrameBase)))
-
-/*
- * Loops inside one instruction. A heap whose links form a cycle (a scope
- * chain, a property list's next pointers, a prototype chain, the list of
- * interned strings) would keep the engine in one instruction for ever,
- * where the gas counter and the worker-termination poll never run. Each
- * pass of those loops decodes a pointer (DynamicPtr_decode_long) or is
- * marked (toInternedString's list walk); more than GLUE_MAX_STEPS of them
- * within one instruction (or one host entry) is taken as a cycle. A 64 kB
- * heap holds at most about 16,000 allocations, so real walks stay far
- * below. The count restarts at every instruction and every entry.
- */
-#define GLUE_MAX_STEPS (1u << 20)
-#define GLUE_SITE_217 ~, GLUE_STEP
-#define GLUE_STEP() GLUE_REQUIRE(glue_count_step())
-
-/* toInternedString, walking the interned strings in RAM: each cell and its
- * string are decoded without the engine's checks (and counted as steps). */
-#define GLUE_SITE_388 ~, GLUE_CHECK_INTERN_CELL
-#define GLUE_CHECK_INTERN_CELL() \
-  (GLUE_REQUIRE(glue_count_step()), GLUE_REQUIRE(glue_check_intern_cell(vm, spCell)))
-
-/* mvm_runGC (c/patches/weak-intern-table.patch), before the collection
- * moves anything: each cell of the list of interned strings, which the
- * collector then walks in the heap being collected without the engine's
- * checks (and counted as steps, for a cyclic list). */
-#define MVM_GC_CHECK_INTERN_CELL(vm, spCell) \
-  (GLUE_REQUIRE(glue_count_step()), GLUE_REQUIRE(glue_check_intern_cell(vm, spCell)))
-
-/* mvm_allocate: a closure scope of zero slots, which vm_scopePushOrNew would
- * then fill with 65,535 slots (its loop counts down from zero). The slot
- * count comes from the bytecode; the compiler never emits zero. */
-#define GLUE_SITE_184 ~, GLUE_CHECK_ALLOCATION_REQUEST
-#define GLUE_CHECK_ALLOCATION_REQUEST() GLUE_REQUIRE(typeCode != TC_REF_CLOSURE || sizeBytes > 0)
-
-/* gc_processShortPtrValue: the value the collector follows points into the
- * heap being collected (entry), and the allocation there, whose header the
- * collector trusts for the size it copies, lies inside that heap (after
- * the tombstone test). */
-#define GLUE_SITE_407 ~, GLUE_CHECK_GC_VALUE
-#define GLUE_CHECK_GC_VALUE() GLUE_REQUIRE(glue_check_heap_offset(gc->vm, *pValue))
-#define GLUE_SITE_465 ~, GLUE_CHECK_GC_ALLOCATION
-#define GLUE_CHECK_GC_ALLOCATION() GLUE_REQUIRE(glue_check_allocation(vm, pSrc, headerWord))
-
-/* vm_concat: each string's size is its header's size less one (the
- * terminator); a header of size zero would make it 65,535 and the result
- * allocation wrap around to a few bytes. */
-#define GLUE_SITE_553 ~, GLUE_CHECK_CONCAT
-#define GLUE_CHECK_CONCAT() GLUE_REQUIRE(glue_check_concat(vm, *left, *right))
-
-/* gc_processShortPtrValue, merging an object's chained property lists into
- * it: each chained list must be a property list in the heap before its
- * size (read from its header) decides how much is copied. */
-#define GLUE_SITE_478 ~, GLUE_CHECK_GC_CHILD
-#define GLUE_SITE_490 ~, GLUE_CHECK_GC_CHILD
-#define GLUE_CHECK_GC_CHILD() GLUE_REQUIRE(glue_check_gc_child(vm, dpNext))
-
-/* gc_processShortPtrValue, compacting a dynamic array: its data's header is
- * rewritten to the array's length. */
-#define GLUE_SITE_469 ~, GLUE_CHECK_GC_ARRAY
-#define GLUE_CHECK_GC_ARRAY() GLUE_REQUIRE(glue_check_gc_array(vm, dpData, arr->viLength))
-
-/* getBuiltin: entry builtinID of the builtins section is read (a snapshot
- * may make that section short). */
-#define GLUE_SITE_526 ~, GLUE_CHECK_BUILTIN
-#define GLUE_CHECK_BUILTIN() GLUE_REQUIRE(glue_check_builtin(vm, builtinID))
-
-/* vm_getHandleTargetOrNull: a pointer into the globals section, whose slot
- * is returned for reading or writing. */
-#define GLUE_SITE_531 ~, GLUE_CHECK_HANDLE_SLOT
-#define GLUE_CHECK_HANDLE_SLOT() GLUE_REQUIRE(glue_check_handle_slot(vm, value))
+/* The checks the verifier made redundant, and why each is safe without a
+ * check at run time (the ids are the sites that carried them):
+ *   59   before every instruction, the stack pointer, frame base, arguments
+ *        and catch target in the stack: the verifier proves every height
+ *        (and so the stack pointer) within the frame the header sizes, and
+ *        that no instruction pops, loads or stores into a frame's saved
+ *        registers or a catch target, so the saved frame base and catch
+ *        links stay as the engine wrote them;
+ *   61 147 73 133  LOAD_VAR/STORE_VAR slots: indexes checked against the
+ *        height at that instruction;
+ *   155 157  global indexes: checked against the globals section;
+ *   162 163 173  import indexes, call targets, short-call indexes: every
+ *        operand, table entry and host-function allocation is checked, and
+ *        function values are pointers to verified functions;
+ *   0 218 215 216 531  heap, ROM and handle pointers: every value in the
+ *        snapshot is valid and the program cannot make an invalid one (it
+ *        only moves values the engine gave it);
+ *   217 388  the step counter against cycles within one instruction:
+ *        property-list, prototype and interned-string chains are acyclic
+ *        in the snapshot, and the engine only adds objects at their heads;
+ *        scope-chain walks are bounded by the variable index;
+ *   536 537 542 640 643  property-list and prototype links: checked in the
+ *        snapshot, written only by the engine afterwards;
+ *   553  string sizes: every string in the snapshot has its terminator;
+ *   526 381  builtins and string table entries: checked sections;
+ *   75 76  ARRAY_GET_1/ARRAY_SET_1: rejected by the verifier;
+ *   207  END_TRY inside a try: proved per instruction;
+ *   64 131  LOAD_ARG/STORE_ARG slots below the frame: the arguments pointer
+ *        is derived from the frame base and the saved argument count, both
+ *        in frame slots no instruction can reach, and the engine bounds the
+ *        index by that count. */
 
 /* mvm_call, VM_OP_LOAD_SCOPED_1/2/3 and VM_OP_STORE_SCOPED_1/2/3:
  * vm_findScopedVariable(vm, reg1) walks the closure chain, trusting each
- * link, then reads or writes the slot. */
+ * link, then reads or writes the slot. The links are closure slots the
+ * program can write (STORE_SCOPED reaches any slot of the chain, the last
+ * one included), so each link's type is checked. */
 #define GLUE_SITE_62 ~, GLUE_CHECK_SCOPED
 #define GLUE_SITE_146 ~, GLUE_CHECK_SCOPED
 #define GLUE_SITE_600 ~, GLUE_CHECK_SCOPED
@@ -206,61 +114,116 @@ static void glue_reset_steps(void);
 #define GLUE_SITE_601 ~, GLUE_CHECK_SCOPED
 #define GLUE_CHECK_SCOPED() GLUE_REQUIRE(glue_check_scoped(vm, reg1))
 
-/* mvm_call, SUB_CALL_BYTECODE_FUNC on a resume point: reg2 is the back
- * pointer to the containing function's header. */
+/* mvm_call, SUB_CALL: calling a closure calls its target (slot 0), which
+ * may be a closure in turn. Slot 0 is the program's to write (STORE_SCOPED
+ * reaches it), so a closure can be made its own target: the engine would
+ * follow the chain for ever inside one instruction, where the gas counter
+ * and the termination poll never run. The chain is counted (224 starts a
+ * call); a heap holds at most about 16,000 allocations, so a longer chain
+ * is a cycle. */
+#define GLUE_MAX_CLOSURE_CHAIN (1u << 16)
+#define GLUE_SITE_224 ~, GLUE_START_CALL
+#define GLUE_START_CALL() ((void)(glue_closure_chain = 0))
+#define GLUE_SITE_598 ~, GLUE_CHECK_CLOSURE_CHAIN
+#define GLUE_CHECK_CLOSURE_CHAIN() GLUE_REQUIRE(++glue_closure_chain <= GLUE_MAX_CLOSURE_CHAIN)
+
+/* mvm_allocate: a closure scope of zero slots, which vm_scopePushOrNew would
+ * then fill with 65,535 slots (its loop counts down from zero). The
+ * verifier rejects such SCOPE_NEW/SCOPE_PUSH operands; this stays as the
+ * one check on every closure the engine allocates (one compare). */
+#define GLUE_SITE_184 ~, GLUE_CHECK_ALLOCATION_REQUEST
+#define GLUE_CHECK_ALLOCATION_REQUEST() GLUE_REQUIRE(typeCode != TC_REF_CLOSURE || sizeBytes > 0)
+
+/* The collector (gc_processShortPtrValue, mvm_runGC): the values it follows
+ * lie in the heap being collected (407), the allocations there lie inside
+ * it (465), chained property lists it merges are property lists (478, 490),
+ * array data it truncates is long enough (469), frames it walks lie in the
+ * stack (499). The verifier's invariants make these hold; they run once per
+ * object per collection, not per instruction, and stay as a second line
+ * where a mistake would corrupt the whole heap. */
+#define GLUE_SITE_407 ~, GLUE_CHECK_GC_VALUE
+#define GLUE_CHECK_GC_VALUE() GLUE_REQUIRE(glue_check_heap_offset(gc->vm, *pValue))
+#define GLUE_SITE_465 ~, GLUE_CHECK_GC_ALLOCATION
+#define GLUE_CHECK_GC_ALLOCATION() GLUE_REQUIRE(glue_check_allocation(vm, pSrc, headerWord))
+#define GLUE_SITE_478 ~, GLUE_CHECK_GC_CHILD
+#define GLUE_SITE_490 ~, GLUE_CHECK_GC_CHILD
+#define GLUE_CHECK_GC_CHILD() GLUE_REQUIRE(glue_check_gc_child(vm, dpNext))
+#define GLUE_SITE_469 ~, GLUE_CHECK_GC_ARRAY
+#define GLUE_CHECK_GC_ARRAY() GLUE_REQUIRE(glue_check_gc_array(vm, dpData, arr->viLength))
+#define GLUE_SITE_499 ~, GLUE_CHECK_GC_FRAME
+#define GLUE_CHECK_GC_FRAME() GLUE_REQUIRE(beginningOfFrame >= beginningOfStack && \
+  beginningOfFrame <= endOfFrame && ((*endOfFrame) & 1) == 0)
+
+/* mvm_runGC (c/patches/weak-intern-table.patch), before the collection
+ * moves anything: each cell of the list of interned strings, which the
+ * collector then walks in the heap being collected. */
+#ifndef GLUE_UNCHECKED
+#define MVM_GC_CHECK_INTERN_CELL(vm, spCell) GLUE_REQUIRE(glue_check_intern_cell(vm, spCell))
+#endif
+
+/* mvm_call, SUB_CALL_BYTECODE_FUNC on a continuation (a function value
+ * whose header has the continuation flag): the program can hold two kinds,
+ * resume points and catch blocks (a catch target's handler is a value on
+ * the stack, saved with an async function's stack). Only a resume point may
+ * be called; the verifier proved that every resume point starts with
+ * ASYNC_RESUME and no catch block does. */
 #define GLUE_SITE_737 ~, GLUE_CHECK_CONTINUATION
-#define GLUE_CHECK_CONTINUATION() GLUE_REQUIRE(glue_check_continuation( \
-  vm, lpProgramCounter, reg2 & VM_FUNCTION_HEADER_BACK_POINTER_MASK))
+#define GLUE_CHECK_CONTINUATION() \
+  GLUE_REQUIRE(LongPtr_read1(lpProgramCounter) == ((VM_OP_EXTENDED_3 << 4) | VM_OP3_ASYNC_RESUME))
 
-/* mvm_call, VM_OP_ARRAY_GET_1 / VM_OP_ARRAY_SET_1: the compiler of 8.0.0
- * never emits them, and the engine's versions index with the wrong
- * register (an array reference, or the opcode), so bytecode using them is
- * rejected. */
-#define GLUE_SITE_75 ~, GLUE_REJECT
-#define GLUE_SITE_76 ~, GLUE_REJECT
-#define GLUE_REJECT() GLUE_REQUIRE(false)
-
-/* mvm_call, VM_OP3_ASYNC_RESUME: reg1 (from the bytecode) saved stack slots
- * are copied from the current closure onto the stack. */
+/* mvm_call, VM_OP3_ASYNC_RESUME: reg1 saved stack slots are copied from the
+ * current closure onto the stack, catch targets included, and the
+ * arguments (this, isSuccess, result) are read. The closure's slots are
+ * the program's to write (STORE_SCOPED), and a continuation can be called
+ * with any arguments (or without a closure): so the argument count and the
+ * closure are checked first (668, before the engine offsets its pointer),
+ * then its size and the catch targets it holds against the verifier's
+ * table (685). */
+#define GLUE_SITE_668 ~, GLUE_CHECK_RESUME_CLOSURE
+#define GLUE_CHECK_RESUME_CLOSURE() GLUE_REQUIRE( \
+  (reg->argCountAndFlags & AF_ARG_COUNT_MASK) >= 3 && glue_check_closure_slot(vm, reg->closure, 1))
 #define GLUE_SITE_685 ~, GLUE_CHECK_ASYNC_RESUME
-#define GLUE_CHECK_ASYNC_RESUME() \
-  GLUE_REQUIRE(glue_check_async_resume(vm, reg->closure, reg1, pStackPointer))
+#define GLUE_CHECK_ASYNC_RESUME() GLUE_REQUIRE( \
+  glue_check_async_resume(vm, lpProgramCounter, reg->closure, reg1, pStackPointer))
 
-/* mvm_call, SUB_AWAIT: the stack is saved into the current closure. */
+/* mvm_call, SUB_AWAIT: the stack is saved into the current closure, which
+ * the program chooses (SCOPE_POP and friends). */
 #define GLUE_SITE_666 ~, GLUE_CHECK_AWAIT
 #define GLUE_CHECK_AWAIT() \
   GLUE_REQUIRE(glue_check_await(vm, reg->closure, pFrameBase, pStackPointer))
-
-/* mvm_call, SUB_CALL_SHORT: entry reg1 of the short-call table is read. */
-#define GLUE_SITE_173 ~, GLUE_CHECK_SHORT_CALL
-#define GLUE_CHECK_SHORT_CALL() GLUE_REQUIRE(glue_check_short_call(vm, reg1))
-
-/* mvm_call, SUB_ASYNC_COMPLETE: the callback slot holds the promise to
- * settle (its status and result slots are written through a heap
- * pointer), and a promise's subscriber list, if an array, is in the heap. */
-#define GLUE_SITE_699 ~, GLUE_CHECK_PROMISE
-#define GLUE_CHECK_PROMISE() GLUE_REQUIRE(glue_check_promise(vm, reg1))
-#define GLUE_SITE_721 ~, GLUE_CHECK_SUBSCRIBERS
-#define GLUE_CHECK_SUBSCRIBERS() GLUE_REQUIRE(Value_isShortPtr(callbackList))
-
-/* getProperty: the next property list of an object, and its prototype,
- * are read as property lists (a link to a 1-byte string would be read 3
- * bytes past it). */
-#define GLUE_SITE_536 ~, GLUE_CHECK_NEXT_LINK
-#define GLUE_CHECK_NEXT_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpNext, false))
-#define GLUE_SITE_537 ~, GLUE_CHECK_PROTO_LINK
-#define GLUE_CHECK_PROTO_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, dpProto, true))
-
-/* setProperty (542) and vm_objectKeys (640, 643) walk the same links. */
-#define GLUE_SITE_542 ~, GLUE_CHECK_NEXT_LINK
-#define GLUE_SITE_640 ~, GLUE_CHECK_KEYS_LINK
-#define GLUE_SITE_643 ~, GLUE_CHECK_KEYS_LINK
-#define GLUE_CHECK_KEYS_LINK() GLUE_REQUIRE(glue_check_proplist_link(vm, propList, false))
 
 /* mvm_call, VM_OP3_AWAIT_CALL: the current closure is written through a
  * heap pointer (its first slot becomes the resume point). */
 #define GLUE_SITE_667 ~, GLUE_CHECK_CURRENT_CLOSURE
 #define GLUE_CHECK_CURRENT_CLOSURE() GLUE_REQUIRE(glue_check_closure_slot(vm, reg->closure, 0))
+
+/* vm_readScopedFromThisClosure / vm_writeScopedToThisClosure: slot
+ * varIndex of the current closure, decoded as a heap pointer. */
+#define GLUE_SITE_700 ~, GLUE_CHECK_THIS_CLOSURE_SLOT
+#define GLUE_SITE_701 ~, GLUE_CHECK_THIS_CLOSURE_SLOT
+#define GLUE_CHECK_THIS_CLOSURE_SLOT() \
+  GLUE_REQUIRE(glue_check_closure_slot(vm, vm->stack->reg.closure, varIndex))
+
+/* mvm_call, VM_OP3_SCOPE_CLONE and VM_OP4_SCOPE_POP: the current scope is
+ * read as a closure (its size, its parent slot). */
+#define GLUE_SITE_635 ~, GLUE_CHECK_CURRENT_SCOPE
+#define GLUE_SITE_649 ~, GLUE_CHECK_CURRENT_SCOPE
+#define GLUE_CHECK_CURRENT_SCOPE() GLUE_REQUIRE(deepTypeOf(vm, reg->closure) == TC_REF_CLOSURE)
+
+/* mvm_call, VM_OP4_ENQUEUE_JOB: the current scope joins the job queue,
+ * whose nodes the engine reads as closures and queue cells. */
+#define GLUE_SITE_671 ~, GLUE_CHECK_JOB
+#define GLUE_CHECK_JOB() GLUE_REQUIRE(deepTypeOf(vm, reg->closure) == TC_REF_CLOSURE)
+
+/* mvm_call, SUB_ASYNC_COMPLETE: the callback slot (slot 1 of the current
+ * closure, which the program can write) holds the promise to settle: its
+ * status and result slots are written through a heap pointer; a promise's
+ * subscriber list (its result slot, writable through a negative integer
+ * key) must be an array when it is not a closure. */
+#define GLUE_SITE_699 ~, GLUE_CHECK_PROMISE
+#define GLUE_CHECK_PROMISE() GLUE_REQUIRE(glue_check_promise(vm, reg1))
+#define GLUE_SITE_721 ~, GLUE_CHECK_SUBSCRIBERS
+#define GLUE_CHECK_SUBSCRIBERS() GLUE_REQUIRE(glue_check_type(vm, callbackList, TC_REF_ARRAY))
 
 /* mvm_call, SUB_AWAIT: an awaited object is decoded as a heap pointer for
  * its brand check (one in ROM would be decoded as some other address);
@@ -271,48 +234,41 @@ static void glue_reset_steps(void);
 #define GLUE_SITE_747 ~, GLUE_CHECK_SUBSCRIBED_PROMISE
 #define GLUE_CHECK_SUBSCRIBED_PROMISE() GLUE_REQUIRE(glue_check_promise(vm, vPromise))
 
-/* mvm_call, SUB_NEW on a class: the prototype, if an object, is decoded as
- * a heap pointer (723), and the instance's internal slots are copied from
- * the prototype's slot template, as many as the template says (726). */
+/* mvm_call, SUB_NEW on a class: the prototype (any value the program set
+ * as `prototype`), if an object, is decoded as a heap pointer (723), and the
+ * instance's internal slots are copied from the prototype's slot template,
+ * as many as the template says (726; the count is writable through a
+ * negative integer key). */
 #define GLUE_SITE_723 ~, GLUE_CHECK_CLASS_PROTOTYPE
 #define GLUE_CHECK_CLASS_PROTOTYPE() GLUE_REQUIRE(Value_isShortPtr(regP1[1]))
 #define GLUE_SITE_726 ~, GLUE_CHECK_SLOT_TEMPLATE
 #define GLUE_CHECK_SLOT_TEMPLATE() GLUE_REQUIRE(glue_check_slot_template(vm, regP1[1], reg2))
 
-/* vm_readScopedFromThisClosure / vm_writeScopedToThisClosure: slot
- * varIndex of the current closure, decoded as a heap pointer. */
-#define GLUE_SITE_700 ~, GLUE_CHECK_THIS_CLOSURE_SLOT
-#define GLUE_SITE_701 ~, GLUE_CHECK_THIS_CLOSURE_SLOT
-#define GLUE_CHECK_THIS_CLOSURE_SLOT() \
-  GLUE_REQUIRE(glue_check_closure_slot(vm, vm->stack->reg.closure, varIndex))
+/* setProperty on a Uint8Array: the engine writes through ShortPtr_decode of
+ * the array value, which is right for a heap pointer but not for a handle
+ * (a pointer into the globals section, which the compiler uses for heap
+ * objects that exports and ROM data refer to; the program and the host can
+ * hold such values): decoded as a heap offset, it leads past the heap. An
+ * engine defect legitimate programs reach (an exported Uint8Array written
+ * by the guest), so it is checked, not verified. */
+#define GLUE_SITE_594 ~, GLUE_CHECK_UINT8_ARRAY_WRITE
+#define GLUE_CHECK_UINT8_ARRAY_WRITE() GLUE_REQUIRE(Value_isShortPtr(MVM_GET_LOCAL(vObjectValue)))
 
-/* mvm_call, VM_OP4_END_TRY: the catch target is unwound through (read as
- * a stack slot), so there must be one. */
-#define GLUE_SITE_207 ~, GLUE_CHECK_IN_TRY
-#define GLUE_CHECK_IN_TRY() GLUE_REQUIRE(reg->pCatchTarget != NULL)
-
-/* toInternedString, binary search of the string table: the entry it reads
- * next is decoded and read as an interned string. */
-#define GLUE_SITE_381 ~, GLUE_CHECK_STRING_TABLE_ENTRY
-#define GLUE_CHECK_STRING_TABLE_ENTRY() \
-  GLUE_REQUIRE(glue_check_string_table_entry(vm, stringTableOffset + ((first + last) / 2) * 2))
-
-/* mvm_call, VM_OP3_SCOPE_CLONE and VM_OP4_SCOPE_POP: the current scope is
- * read as a closure (its size, its parent slot). */
-#define GLUE_SITE_635 ~, GLUE_CHECK_CURRENT_SCOPE
-#define GLUE_SITE_649 ~, GLUE_CHECK_CURRENT_SCOPE
-#define GLUE_CHECK_CURRENT_SCOPE() GLUE_REQUIRE(deepTypeOf(vm, reg->closure) == TC_REF_CLOSURE)
-
-/* mvm_runGC, walking the saved frames of the call stack: each frame's start
- * comes from a size word saved on the stack (which bytecode can overwrite);
- * it must lie between the bottom of the stack and the frame's end, whole
- * words away, or the walk leaves the stack. */
-#define GLUE_SITE_499 ~, GLUE_CHECK_GC_FRAME
-#define GLUE_CHECK_GC_FRAME() GLUE_REQUIRE(beginningOfFrame >= beginningOfStack && \
-  beginningOfFrame <= endOfFrame && ((*endOfFrame) & 1) == 0)
-
-/* mvm_call, VM_OP1_TYPEOF: the type indexes a table of type names (a value
- * of a type no program makes reads past it). */
+/* mvm_call, VM_OP1_TYPEOF: the type indexes a table of type names. Every
+ * value has a known type once verified; one compare on a rare opcode. */
 #define GLUE_SITE_167 ~, GLUE_CHECK_TYPEOF
 #define GLUE_CHECK_TYPEOF() \
   GLUE_REQUIRE(mvm_typeOf(vm, pStackPointer[-1]) < sizeof typeStringOffsetByType)
+
+#ifdef GLUE_DEBUG_POINTERS
+/* A debugging aid, never built by default: with -DGLUE_DEBUG_POINTERS the
+ * fuzzer's harness aborts with a stack trace where the engine first decodes
+ * an invalid heap pointer (the per-decode check the verifier made
+ * redundant), which is how a verifier gap shows itself. */
+static inline bool glue_check_short_ptr(void* vm, uint16_t value);
+#undef GLUE_SITE_0
+#define GLUE_SITE_0 ~, GLUE_DBG0
+#define GLUE_DBG0() ((void)(glue_check_short_ptr(vm, value) || (fprintf(stderr, "bad ptr %04x\n", value), abort(), 0)))
+#define GLUE_SITE_218 ~, GLUE_DBG218
+#define GLUE_DBG218() ((void)(glue_check_short_ptr(vm, ptr) || (fprintf(stderr, "bad ptr %04x\n", ptr), abort(), 0)))
+#endif

@@ -36,6 +36,7 @@ double glue_pow(double x, double y);
 #define pow(x, y) glue_pow(x, y)
 
 #include "microvium.c"
+#include "verifier.c"
 
 static void* block_alloc(GlueContext* ctx, size_t size, size_t front);
 
@@ -51,63 +52,40 @@ static void* block_alloc(GlueContext* ctx, size_t size, size_t front);
 /* The checks of c/bytecode_checks.h                                        */
 /* ------------------------------------------------------------------------ */
 
-static bool glue_check_global_index(void* vm, uint16_t index) {
-  return index < getSectionSize((VM*)vm, BCS_GLOBALS) / 2;
-}
+/* These run only where a value the program made is read as a given type
+ * (see the top of c/bytecode_checks.h); the rest was proved at restore by
+ * c/verifier.c. They check each pointer fully (glue_check_short_ptr), as a
+ * second line behind the verifier: none of them runs per instruction. */
+static inline bool glue_check_short_ptr(void* vm, uint16_t value);
 
-static bool glue_check_import_index(void* vm, uint16_t index) {
-  return index < getSectionSize((VM*)vm, BCS_IMPORT_TABLE) / sizeof(vm_TsImportTableEntry);
-}
-
-/* A function starts after its 2-byte header, inside the ROM section. */
-static bool glue_check_function_offset(void* vm, uint16_t offset) {
-  LongPtr end;
-  LongPtr start = getBytecodeSection((VM*)vm, BCS_ROM, &end);
-  uint16_t lo = (uint16_t)LongPtr_sub(start, ((VM*)vm)->lpBytecode);
-  uint16_t hi = (uint16_t)LongPtr_sub(end, ((VM*)vm)->lpBytecode);
-  return offset >= lo + 2 && offset < hi;
-}
-
-static bool glue_check_stack_slot(void* vm, const uint16_t* slot) {
-  vm_TsStack* stack = ((VM*)vm)->stack;
-  const uint16_t* bottom = (const uint16_t*)(stack + 1);
-  return slot >= bottom && slot < bottom + MVM_STACK_SIZE / 2;
-}
-
-/* Before every instruction: the stack pointer, the frame base, the
- * arguments pointer and the catch target all lie in the stack, in that
- * order. A return restores the frame base from a 16-bit offset saved on the
- * stack, which bytecode can overwrite (a variable slot of the callee may be
- * the caller's saved frame word), and the arguments and catch target are
- * derived from it. */
-static bool glue_check_stack_pointer(void* vm, const uint16_t* sp, const uint16_t* frame) {
-  VM* v = (VM*)vm;
-  vm_TsStack* stack = v->stack;
-  const uint16_t* bottom = (const uint16_t*)(stack + 1);
-  if (sp < bottom || sp > bottom + MVM_STACK_SIZE / 2) return false;
-  if (frame < bottom || frame > sp) return false;
-  const uint16_t* args = stack->reg.pArgs;
-  if (args && (args < bottom || args > frame)) return false;
-  const uint16_t* catch_target = stack->reg.pCatchTarget;
-  return !catch_target || (catch_target >= bottom && catch_target < sp);
-}
-
-/* What vm_findScopedVariable will walk for variable `index`: closures (in
- * the heap or ROM, each checked as any decoded pointer), linked through
- * their last slot, until the one holding the variable. A walk that runs out
- * of closures is what the 8.0.0 compiler's scope defect looks like (see
- * GLUE_REASON_NO_SCOPE), so it says so. */
-static bool glue_check_scoped(void* vm, uint16_t index) {
+/* What vm_findScopedVariable will walk for variable `index`: closures,
+ * linked through their last slot, until the one holding the variable. The
+ * links are values (the verifier's invariant), so each decodes to some
+ * allocation; what the program can change is their type. This runs on
+ * every scoped variable access, so it decodes as the engine's walk does,
+ * without deepTypeOf's dispatch. A walk that runs out of closures is what
+ * the 8.0.0 compiler's scope defect looks like (see GLUE_REASON_NO_SCOPE),
+ * so it says so. */
+static inline bool glue_check_scoped(void* vm, uint16_t index) {
   VM* v = (VM*)vm;
   uint32_t offset = (uint32_t)index * 2;
   Value scope = v->stack->reg.closure;
   for (int depth = 0; depth < 4096; depth++) {
-    if (deepTypeOf(v, scope) != TC_REF_CLOSURE) {
+    LongPtr lp;
+    if (Value_isShortPtr(scope)) {
+      lp = LongPtr_new(ShortPtr_decode(v, scope));
+    } else if ((scope & 3) == 1 && scope >= VM_VALUE_WELLKNOWN_END) {
+      lp = BytecodeMappedPtr_decode_long(v, scope);
+    } else {
       ((GlueContext*)v->context)->fatal_reason = GLUE_REASON_NO_SCOPE;
       return false;
     }
-    LongPtr lp = DynamicPtr_decode_long(v, scope);
-    uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp));
+    uint16_t header = readAllocationHeaderWord_long(lp);
+    if (vm_getTypeCodeFromHeaderWord(header) != TC_REF_CLOSURE) {
+      ((GlueContext*)v->context)->fatal_reason = GLUE_REASON_NO_SCOPE;
+      return false;
+    }
+    uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
     if (offset < size) return true;
     offset -= size;
     scope = LongPtr_read2_aligned(LongPtr_add(lp, (int16_t)(size - 2)));
@@ -133,22 +111,27 @@ static bool glue_check_intern_cell(void* vm, uint16_t cell) {
   return tc == TC_REF_STRING || tc == TC_REF_INTERNED_STRING;
 }
 
-/* SUB_CALL_BYTECODE_FUNC on a resume point: the header of the function
- * containing it is `back * 4 + 2` bytes before it, inside ROM. */
-static bool glue_check_continuation(void* vm, LongPtr pc, uint16_t back) {
-  LongPtr start = getBytecodeSection((VM*)vm, BCS_ROM, NULL);
-  return LongPtr_sub(pc, start) >= (int32_t)back * 4 + 2;
-}
 
-/* VM_OP3_ASYNC_RESUME copies `count` saved stack slots from the current
- * closure (after its continuation and callback slots) onto the stack. */
-static bool glue_check_async_resume(void* vm, Value closure, uint16_t count, const uint16_t* sp) {
+/* VM_OP3_ASYNC_RESUME (its 3 bytes end at `pc`) copies `count` saved stack
+ * slots from the current closure (after its continuation and callback
+ * slots) onto the stack; the catch targets among them must be those its
+ * AWAIT saved (the verifier's table, see verifier_check_resume). */
+static bool glue_check_async_resume(void* vm, const void* pc, Value closure, uint16_t count,
+                                    const uint16_t* sp) {
   VM* v = (VM*)vm;
   const uint16_t* p = checked_heap_payload(v, closure);
   if (!p || vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_CLOSURE) return false;
-  if (vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) < (2u + count) * 2) return false;
+  uint16_t slots = vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) / 2;
+  if (slots < 2u + count) return false;
   const uint16_t* top = (const uint16_t*)(v->stack + 1) + MVM_STACK_SIZE / 2;
-  return sp + count <= top;
+  if (sp + count > top) return false;
+  uint16_t offset = (uint16_t)((const uint8_t*)pc - (const uint8_t*)v->lpBytecode - 3);
+  return verifier_check_resume((const VerifierResult*)((GlueContext*)v->context)->verified, offset, p, slots);
+}
+
+/* A value of the given allocation type (any valid value may be asked). */
+static bool glue_check_type(void* vm, Value value, int type) {
+  return deepTypeOf((VM*)vm, value) == (TeTypeCode)type;
 }
 
 /* SUB_AWAIT (before its pop): the stack above the frame's first three slots,
@@ -192,10 +175,6 @@ static bool glue_check_gc_array(void* vm, Value data, Value length) {
   return (uint32_t)VirtualInt14_decode(v, length) * 2 <= vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]);
 }
 
-static bool glue_check_short_call(void* vm, uint16_t index) {
-  return (index + 1u) * sizeof(vm_TsShortCallTableEntry) <= getSectionSize((VM*)vm, BCS_SHORT_CALL_TABLE);
-}
-
 /* SUB_ASYNC_COMPLETE settling the promise an async function returned: the
  * engine writes its status and result slots through a heap pointer. */
 static bool glue_check_promise(void* vm, Value promise) {
@@ -204,8 +183,9 @@ static bool glue_check_promise(void* vm, Value promise) {
          vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= 4 * sizeof(Value);
 }
 
-/* getProperty walks an object's property lists and then its prototype
- * chain, reading each link as a property list whatever its type. A chain of
+/* The glue's own walks (own_property_unguarded, below) check what they
+ * follow as getProperty's checks did before the verifier: getProperty walks
+ * an object's property lists and then its prototype chain, reading each link as a property list whatever its type. A chain of
  * lists ends only at null; a prototype chain also at undefined (which
  * decodes to a null pointer, the loop's end there, but would be read
  * through as a list in the middle of a chain). */
@@ -224,13 +204,7 @@ static bool glue_check_string_table_entry(void* vm, uint16_t offset) {
   return tc == TC_REF_INTERNED_STRING || tc == TC_REF_STRING;
 }
 
-/* getBuiltin reads entry `id` of the builtins section. */
-static bool glue_check_builtin(void* vm, unsigned id) {
-  return (id + 1) * 2 <= getSectionSize((VM*)vm, BCS_BUILTINS);
-}
-
-/* vm_getHandleTargetOrNull: a pointer past the ROM section names a slot of
- * the globals section (which is read, or written through). */
+/* A pointer past the ROM section names a slot of the globals section. */
 static bool glue_check_handle_slot(void* vm, uint16_t value) {
   LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
   uint16_t start = getSectionOffset(lpBytecode, BCS_GLOBALS);
@@ -288,7 +262,7 @@ static bool rom_allocation_at(VM* vm, uint16_t offset, uint16_t* header) {
   *header = LongPtr_read2_aligned(LongPtr_add(lpBytecode, (int16_t)(offset - 2)));
   /* A function may also be a resume point inside an async function, whose
    * header holds a back pointer, not a size; calls check their target
-   * (glue_check_function_offset) and the program counter stays in ROM. */
+   * (verified once, at restore) and the program counter stays in ROM. */
   if (vm_getTypeCodeFromHeaderWord(*header) == TC_REF_FUNCTION) return true;
   return vm_getAllocationSizeExcludingHeaderFromHeaderWord(*header) <= end - offset;
 }
@@ -367,9 +341,9 @@ static bool check_short_ptr_slow(VM* v, uint16_t value) {
   return true;
 }
 
-/* Every heap pointer the engine decodes comes here, so the common case (a
- * pointer already checked since the last collection) is one bit test:
- * without the record the checks tripled the cost of object-heavy code. */
+/* A heap pointer a run-time check is about to follow (the values are valid
+ * by the verifier's invariant; this is the second line). A pointer already
+ * checked since the last collection is one bit test. */
 static inline bool glue_check_short_ptr(void* vm, uint16_t value) {
   VM* v = (VM*)vm;
   GlueContext* ctx = (GlueContext*)v->context;
@@ -395,28 +369,7 @@ static bool glue_check_gc_child(void* vm, uint16_t value) {
   return p && layout_ok(p[-1]) && vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST;
 }
 
-/* The same for an allocation in the snapshot's ROM section. */
-static bool glue_check_rom_offset(void* vm, uint16_t offset) {
-  uint16_t header;
-  if (!rom_allocation_at((VM*)vm, offset, &header)) return false;
-  if (vm_getTypeCodeFromHeaderWord(header) == TC_REF_FUNCTION) return true;
-  if (!layout_ok(header)) return false;
-  if (vm_getTypeCodeFromHeaderWord(header) == TC_REF_ARRAY) {
-    return array_ok((VM*)vm, LongPtr_add(((VM*)vm)->lpBytecode, (int16_t)offset));
-  }
-  return true;
-}
 
-/* The handle's value is read next: it must be in the globals section and
- * hold a pointer into the heap. */
-static bool glue_check_global_handle(void* vm, uint16_t offset) {
-  LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
-  uint16_t start = getSectionOffset(lpBytecode, BCS_GLOBALS);
-  uint16_t end = getSectionOffset(lpBytecode, vm_sectionAfter((VM*)vm, BCS_GLOBALS));
-  if (offset < start || offset + 2 > end) return false;
-  Value handle = *(Value*)((intptr_t)((VM*)vm)->globals + (offset - start));
-  return Value_isShortPtr(handle) && glue_check_short_ptr(vm, handle);
-}
 
 static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
                                             mvm_Value* ctor, mvm_Value* proto);
@@ -652,9 +605,7 @@ static bool glue_payload_in_bounds(mvm_VM* vm, Value value, const void* p, size_
  * it merges hold one property each, so the overrun is at most one word; the
  * engine's own bookkeeping stays consistent (offsets follow the write
  * pointer), and the slack keeps the write inside the allocation. The stack
- * block needs more: the stack pointer is checked at every instruction
- * dispatch (site 59 in c/bytecode_checks.h), and one instruction may push a few words
- * past the end before that check sees it.
+ * block has room in front and behind (see block_alloc).
  */
 #define ALLOCATION_SLACK 64
 
@@ -808,11 +759,32 @@ static mvm_TeError glue_resolve_import(mvm_HostFunctionID id, void* context, mvm
   return err;
 }
 
+static void* verifier_alloc(void* ctx, size_t size) {
+  return block_alloc((GlueContext*)ctx, size, 0);
+}
+
+/* The detail of the last restore the verifier rejected on this thread. */
+const char* glue_verify_detail(void) { return verifier_last_detail(); }
+
+int glue_check_header(const uint8_t* bytes, size_t size, const char** detail) {
+  return verifier_check_header(bytes, size, true, detail);
+}
+
 int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size,
                  mvm_TfResolveImport resolve) {
   mvm_TeError err = MVM_E_SUCCESS;
   mvm_VM* vm = NULL;
   host_resolver = resolve;
+#ifndef GLUE_UNCHECKED
+  /* Before the engine sees the bytes: mvm_restore itself walks the heap,
+   * trusting every allocation header. The result lives in the block list
+   * and is freed with the VM. */
+  const char* detail = NULL;
+  VerifierResult* verified = NULL;
+  err = verifier_verify(bytes, size, verifier_alloc, ctx, &verified, &detail);
+  if (err) return err;
+  ctx->verified = verified;
+#endif
   GUARD(err = mvm_restore(&vm, (MVM_LONG_PTR_TYPE)bytes, size, ctx, glue_resolve_import));
   if (err == MVM_E_SUCCESS) ctx->vm = vm;
   return err;
@@ -832,6 +804,7 @@ void glue_free_vm(GlueContext* ctx, bool after_fatal_error) {
   ctx->vm = NULL;
   ctx->spare_stack = NULL; /* it is in the block list */
   ctx->checked_bits = NULL; /* so is this */
+  ctx->verified = NULL;     /* and this */
   block_free_all(ctx);
 }
 
@@ -877,19 +850,16 @@ static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t he
   return false;
 }
 
-static bool string_size_ok(VM* vm, Value value) {
-  TeTypeCode tc = deepTypeOf(vm, value);
-  if (tc == TC_VAL_STR_LENGTH || tc == TC_VAL_STR_PROTO) return true;
-  if (tc != TC_REF_STRING && tc != TC_REF_INTERNED_STRING) return false;
-  LongPtr lp = DynamicPtr_decode_long(vm, value);
-  return vm_getAllocationSizeExcludingHeaderFromHeaderWord(readAllocationHeaderWord_long(lp)) >= 1;
-}
 
-static bool glue_check_concat(void* vm, uint16_t left, uint16_t right) {
-  return string_size_ok((VM*)vm, left) && string_size_ok((VM*)vm, right);
-}
 
-/* See GLUE_MAX_STEPS in c/bytecode_checks.h. */
+
+
+
+/* A bound on the glue's own walks of engine lists (own_property_unguarded,
+ * intern_list_unguarded): counted from each entry into the engine (see
+ * BOUNDARY). The engine's walks need none: the verifier proves the lists
+ * acyclic and the engine keeps them so. */
+#define GLUE_MAX_STEPS (1u << 20)
 static GLUE_TLS uint32_t glue_steps;
 
 static bool glue_count_step(void) {

@@ -29,6 +29,8 @@ typedef struct GlueContext {
                             * glue_check_short_ptr); in the block list */
   int fatal_reason;        /* why a check failed, when the host can say it
                             * in a user's terms (GLUE_REASON_*), else 0 */
+  void* verified;          /* what c/verifier.c left for the run-time checks
+                            * (a VerifierResult in the block list), or NULL */
 } GlueContext;
 
 /* Reasons a check gives for a fatal MVM_E_INVALID_BYTECODE (fatal_reason). */
@@ -65,6 +67,12 @@ enum {
 /* ------------------------------------------------------------------------ */
 
 int glue_restore(GlueContext* ctx, const uint8_t* bytes, size_t size, mvm_TfResolveImport resolve);
+/* Why the last glue_restore on this thread failed the verifier (c/verifier.c):
+ * the `detail` of its MVM_E_INVALID_BYTECODE. */
+const char* glue_verify_detail(void);
+/* The snapshot header checks (src/snapshot.rs): 0 or an mvm_TeError, with a
+ * description in *detail. */
+int glue_check_header(const uint8_t* bytes, size_t size, const char** detail);
 void glue_free_vm(GlueContext* ctx, bool after_fatal_error);
 int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
               mvm_Value* out_result, mvm_Value* args, uint8_t arg_count);

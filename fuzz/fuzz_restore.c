@@ -6,10 +6,11 @@
  *
  * Per input:
  *   1. The input is a snapshot. Its size field and CRC are fixed up (so that
- *      mutations reach the engine instead of failing the checksum), then it
- *      is validated as src/snapshot.rs does (28-byte header, version 8.0,
- *      size and section offsets even, in order and in bounds, export table a
- *      multiple of 4 bytes). Rejected inputs end here, as in the host.
+ *      mutations reach the engine instead of failing the checksum), then its
+ *      header is checked by the same C function src/snapshot.rs calls
+ *      (glue_check_header, c/verifier.c). Rejected inputs end here, as in
+ *      the host. glue_restore then runs the restore-time verifier (the
+ *      project's real validation, c/verifier.c) before the engine.
  *   2. glue_restore with every import id the import table lists resolved to
  *      one host function that returns its first argument (any other id is
  *      MVM_E_UNRESOLVED_IMPORT, as in src/vm.rs). Even ids act as async host
@@ -89,26 +90,20 @@ typedef struct Tables {
   size_t exports_at, export_count;
 } Tables;
 
-/* 0 if the host would pass the snapshot to the engine. */
+/* 0 if the host would pass the snapshot to the engine: the header checks
+ * of src/snapshot.rs, which are C's (glue_check_header). */
 static int validate(const uint8_t* b, size_t n, Tables* t) {
-  if (n < HEADER_SIZE) return 1;
-  if (b[0] != 8 || b[2] > 0) return 2;         /* engine 8.0 */
-  if (b[1] != HEADER_SIZE) return 3;
-  if (rd16(b, 4) != n || n % 2) return 4;
-  if (crc16_ccitt(b + 8, n - 8) != rd16(b, 6)) return 5;
-  size_t off[SECTION_COUNT];
-  size_t prev = HEADER_SIZE;
-  for (int i = 0; i < SECTION_COUNT; i++) {
-    off[i] = rd16(b, 12 + 2 * i);
-    if (off[i] < prev || off[i] > n || off[i] % 2) return 6;
-    prev = off[i];
+  const char* detail = NULL;
+  int err = glue_check_header(b, n, &detail);
+  if (err) {
+    LOG("header: %s\n", detail);
+    return err;
   }
-  size_t imports_end = off[1], exports_end = off[2];
-  if ((exports_end - off[1]) % 4) return 7;
-  t->imports_at = off[0];
-  t->import_count = (imports_end - off[0]) / 2;
-  t->exports_at = off[1];
-  t->export_count = (exports_end - off[1]) / 4;
+  size_t imports = rd16(b, 12), exports = rd16(b, 14), exports_end = rd16(b, 16);
+  t->imports_at = imports;
+  t->import_count = (exports - imports) / 2;
+  t->exports_at = exports;
+  t->export_count = (exports_end - exports) / 4;
   return 0;
 }
 
@@ -402,6 +397,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     import_listed[id >> 3] = 0;
   }
   is_fatal(r, err, "restore");
+  if (err == MVM_E_INVALID_BYTECODE) LOG("verifier: %s\n", glue_verify_detail());
   if (err) goto done;
 
   glue_handle_init(&r->ctx, &r->result);

@@ -39,6 +39,9 @@ pub struct GlueContext {
     /// Why a check failed, when it can be said in a user's terms
     /// (`REASON_*`), else 0.
     pub fatal_reason: i32,
+    /// What the restore-time verifier (c/verifier.c) left for the run-time
+    /// checks; owned by the glue (in its block list).
+    pub verified: *mut c_void,
 }
 
 /// GLUE_REASON_NO_SCOPE (c/engine.h).
@@ -98,6 +101,12 @@ pub const E_UNCAUGHT_EXCEPTION: c_int = 44;
 
 extern "C" {
     pub fn glue_restore(ctx: *mut GlueContext, bytes: *const u8, size: usize, resolve: ResolveImport) -> c_int;
+    /// The `detail` of the last restore on this thread that the verifier
+    /// rejected (a NUL-terminated string owned by C).
+    pub fn glue_verify_detail() -> *const c_char;
+    /// The snapshot header checks (c/verifier.c): 0 or an error number, with
+    /// a NUL-terminated description in `detail`.
+    pub fn glue_check_header(bytes: *const u8, size: usize, detail: *mut *const c_char) -> c_int;
     pub fn glue_free_vm(ctx: *mut GlueContext, after_fatal_error: bool);
     pub fn glue_call(ctx: *mut GlueContext, func: Value, this_value: *const Value, out: *mut Value, args: *mut Value, argc: u8) -> c_int;
     pub fn glue_construct(ctx: *mut GlueContext, target: *mut Value, ctor: *mut Value, proto: *mut Value) -> c_int;
@@ -193,4 +202,26 @@ pub fn check(code: c_int) -> Result<(), Failure> {
     } else {
         Err(Failure::Error(code))
     }
+}
+
+/// Why the verifier rejected the last restore on this thread.
+pub fn verify_detail() -> String {
+    // SAFETY: glue_verify_detail returns a NUL-terminated thread-local
+    // buffer that stays valid until the next restore on this thread.
+    unsafe { std::ffi::CStr::from_ptr(glue_verify_detail()) }.to_string_lossy().into_owned()
+}
+
+/// The snapshot header checks of c/verifier.c (one implementation for the
+/// addon, the fuzzer and the floor): Ok, or the error number and why.
+pub fn check_header(bytes: &[u8]) -> Result<(), (i32, String)> {
+    let mut detail: *const c_char = std::ptr::null();
+    // SAFETY: bytes is a valid slice for its length; detail receives a
+    // NUL-terminated string owned by C (static or thread-local).
+    let code = unsafe { glue_check_header(bytes.as_ptr(), bytes.len(), &mut detail) };
+    if code == E_SUCCESS {
+        return Ok(());
+    }
+    // SAFETY: see above; never null when the code is an error.
+    let text = unsafe { std::ffi::CStr::from_ptr(detail) }.to_string_lossy().into_owned();
+    Err((code, text))
 }

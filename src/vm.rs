@@ -660,6 +660,7 @@ pub fn restore(
         checked_epoch: 0,
         checked_bits: std::ptr::null_mut(),
         fatal_reason: 0,
+        verified: std::ptr::null_mut(),
     }));
     let state = Rc::new(VmState {
         ctx,
@@ -709,6 +710,9 @@ pub fn restore(
             let detail = if e == errors::E_UNRESOLVED_IMPORT {
                 let missing = RESOLVE.with(|r| r.borrow().1.clone());
                 Some(format!("missing import id {:?}", missing))
+            } else if e == errors::E_INVALID_BYTECODE {
+                // The verifier (c/verifier.c) rejected the snapshot: why.
+                Some(engine::verify_detail())
             } else {
                 None
             };
