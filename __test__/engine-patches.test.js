@@ -111,3 +111,54 @@ describe('property names nothing refers to any more are collected (weak-intern-t
     `);
   });
 });
+
+describe('snapshots of a VM holding odd-sized containers restore (restore-container-padding.patch)', () => {
+  test('createSnapshot and restore, 60 times, with empty key lists live in suspended async functions', async () => {
+    // The padding byte of an odd-sized container holds whatever was in
+    // memory; restore used to relocate it as if it were a pointer, and
+    // failed now and then.
+    const source = `
+      const h = vmImport(1);
+      let keep = [];
+      vmExport(1, async (n) => {
+        const mine = Reflect.ownKeys({});
+        keep.push(Reflect.ownKeys({}));
+        const r = await h(n);
+        return r + mine.length + keep.length;
+      });
+      vmExport(2, () => keep.length);
+    `;
+    for (let i = 0; i < 60; i++) {
+      const vm = Microvium.restore(compile(source), { 1: async (n) => n * 2 });
+      const pending = [];
+      for (let j = 0; j <= i % 7; j++) pending.push(vm.exports[1](j));
+      const copy = Microvium.restore(vm.createSnapshot(), { 1: async (n) => n });
+      assert.equal(copy.exports[2](), (i % 7) + 1);
+      assert.equal(copy.getMemoryStats().virtualHeapUsed > 0, true);
+      await Promise.all(pending);
+    }
+  });
+});
+
+describe('an exported Uint8Array is written through its handle (uint8array-write-through-handle.patch)', () => {
+  const source = `
+    const u = Microvium.newUint8Array(4);
+    vmExport(1, (x, i, v) => { x[i] = v; return x[i]; });
+    vmExport(2, u);
+    vmExport(3, () => u[2]);
+  `;
+  test('the guest writes an exported Uint8Array the host passes back', () => {
+    const vm = Microvium.restore(compile(source), {});
+    const u = vm.exports[2];
+    assert.equal(vm.exports[1](u, 2, 9), 9);
+    assert.equal(vm.exports[3](), 9);
+    assert.deepEqual([...u.slice()], [0, 0, 9, 0]);
+  });
+  test('the host writes an exported Uint8Array with set()', () => {
+    const vm = Microvium.restore(compile(source), {});
+    const u = vm.exports[2];
+    u.set([1, 2], 1);
+    assert.equal(vm.exports[3](), 2);
+    assert.deepEqual([...u.slice()], [0, 1, 2, 0]);
+  });
+});

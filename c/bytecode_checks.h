@@ -244,15 +244,9 @@ static _Thread_local uint32_t glue_closure_chain;  /* see GLUE_SITE_598 */
 #define GLUE_SITE_726 ~, GLUE_CHECK_SLOT_TEMPLATE
 #define GLUE_CHECK_SLOT_TEMPLATE() GLUE_REQUIRE(glue_check_slot_template(vm, regP1[1], reg2))
 
-/* setProperty on a Uint8Array: the engine writes through ShortPtr_decode of
- * the array value, which is right for a heap pointer but not for a handle
- * (a pointer into the globals section, which the compiler uses for heap
- * objects that exports and ROM data refer to; the program and the host can
- * hold such values): decoded as a heap offset, it leads past the heap. An
- * engine defect legitimate programs reach (an exported Uint8Array written
- * by the guest), so it is checked, not verified. */
-#define GLUE_SITE_594 ~, GLUE_CHECK_UINT8_ARRAY_WRITE
-#define GLUE_CHECK_UINT8_ARRAY_WRITE() GLUE_REQUIRE(Value_isShortPtr(MVM_GET_LOCAL(vObjectValue)))
+/* setProperty on a Uint8Array reached through a handle (an exported one):
+ * c/patches/uint8array-write-through-handle.patch resolves the handle, so
+ * no check is needed there (the handle slot itself is checked at 531). */
 
 /* mvm_call, VM_OP1_TYPEOF: the type indexes a table of type names. Every
  * value has a known type once verified; one compare on a rare opcode. */

@@ -1062,7 +1062,9 @@ static int uint8array_bytes_unguarded(mvm_VM* vm, mvm_Value value, uint8_t** out
   uint16_t headerWord = readAllocationHeaderWord_long(lp);
   *out_size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(headerWord);
   *out_data = (uint8_t*)MVM_LONG_PTR_TRUNCATE(lp);
-  *out_writable = Value_isShortPtr(value);
+  /* In the heap, directly or through a handle (exports refer to heap
+   * objects that way); not in the snapshot itself. */
+  *out_writable = Value_isShortPtr(vm_resolveIndirections(vm, value));
   if (!glue_payload_in_bounds(vm, value, *out_data, *out_size)) return MVM_E_INVALID_BYTECODE;
   return MVM_E_SUCCESS;
 }
