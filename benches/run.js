@@ -125,11 +125,16 @@ function buildFloor(extraFlags, variant = 'floor') {
   if (!fs.existsSync(path.join(engineDir, 'microvium.c'))) {
     throw new Error(`${engineDir}/microvium.c not found: run \`npm run build\` first (it writes the patched engine there)`);
   }
-  const inputs = [
-    path.join(ROOT, 'c/engine.c'), path.join(ROOT, 'c/engine.h'), path.join(ROOT, 'c/microvium_port.h'),
-    path.join(engineDir, 'microvium.c'), path.join(engineDir, 'microvium.h'),
-    path.join(__dirname, 'floor/floor.c'), path.join(ROOT, 'c/standalone_host.c'),
+  // Compiled: c/engine.c (which #includes the engine and the other parts of
+  // the glue), the C-only host hooks and the floor's driver.
+  const sources = [
+    path.join(ROOT, 'c/engine.c'), path.join(ROOT, 'c/standalone_host.c'), path.join(__dirname, 'floor/floor.c'),
   ];
+  // Hashed: those and everything they include, so every file of c/.
+  const glue = fs.readdirSync(path.join(ROOT, 'c')).filter((f) => /\.[ch]$/.test(f)).sort()
+    .map((f) => path.join(ROOT, 'c', f));
+  const inputs = [...glue, path.join(engineDir, 'microvium.c'), path.join(engineDir, 'microvium.h'),
+    path.join(__dirname, 'floor/floor.c')];
   const cc = process.env.CC || 'gcc';
   const flags = ['-O2', '-std=gnu11', `-I${path.join(ROOT, 'c')}`, `-I${engineDir}`,
     '-Wno-unused-parameter', '-Wno-sign-compare', '-Wno-unused-function',
@@ -137,13 +142,12 @@ function buildFloor(extraFlags, variant = 'floor') {
     ...extraFlags.split(/\s+/).filter(Boolean)];
   const hash = crypto.createHash('sha256');
   hash.update(cc + '\0' + flags.join('\0'));
-  for (const f of inputs) hash.update(fs.readFileSync(f));
-  for (const f of ['c/bytecode_checks.h', 'c/verifier.c', 'c/verifier.h']) hash.update(fs.readFileSync(path.join(ROOT, f)));
+  for (const f of inputs) hash.update(path.basename(f) + '\0').update(fs.readFileSync(f));
   const out = path.join(__dirname, 'floor/build', `${variant}-` + hash.digest('hex').slice(0, 16));
   if (fs.existsSync(out)) return { path: out, flags, cc };
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const tmp = out + '.tmp' + process.pid;
-  const r = spawnSync(cc, [...flags, inputs[0], inputs[5], inputs[6], '-o', tmp, '-lm'], { encoding: 'utf8' });
+  const r = spawnSync(cc, [...flags, ...sources, '-o', tmp, '-lm'], { encoding: 'utf8' });
   if (r.status !== 0) {
     const msg = (r.stderr || String(r.error)).split('\n').filter((l) => /error|undefined reference/.test(l));
     throw new Error('building the floor failed: ' + msg.slice(0, 4).join(' | '));

@@ -19,13 +19,15 @@
  * The comment on each site says which engine code follows the marker.
  *
  * Included by c/microvium_port.h; the check functions are defined in
- * c/engine.c (they need the engine's internal types).
+ * c/checks.c (they need the engine's internal types, so they come after the
+ * engine in c/engine.c's translation unit, and the engine's sites see only
+ * the declarations below).
  */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Defined in c/engine.c. Each returns true if the value is acceptable. */
+/* Defined in c/checks.c. Each returns true if the value is acceptable. */
 static bool glue_check_heap_offset(void* vm, uint16_t value);
 static bool glue_check_gc_child(void* vm, uint16_t value);
 static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t header);
@@ -39,12 +41,6 @@ static bool glue_check_promise(void* vm, uint16_t promise);
 static bool glue_check_closure_slot(void* vm, uint16_t closure, uint16_t index);
 static bool glue_check_slot_template(void* vm, uint16_t prototype, uint16_t slots);
 static bool glue_check_type(void* vm, uint16_t value, int type);
-/* Used by the glue's own walks (c/engine.c: keys, intern list), not at
- * engine sites. */
-static bool glue_check_proplist_link(void* vm, uint16_t link, bool undefined_ends);
-static bool glue_check_string_table_entry(void* vm, uint16_t offset);
-static bool glue_count_step(void);
-static void glue_reset_steps(void);
 static _Thread_local uint32_t glue_closure_chain;  /* see GLUE_SITE_598 */
 
 #ifdef GLUE_UNCHECKED
@@ -59,7 +55,8 @@ static _Thread_local uint32_t glue_closure_chain;  /* see GLUE_SITE_598 */
 #define GLUE_REQUIRE(condition) \
   ((condition) ? (void)0 : glue_fatal_error(NULL, MVM_E_INVALID_BYTECODE))
 
-/* GLUE_SECOND, GLUE_CAT and glue_fatal_error come from c/microvium_port.h. */
+/* GLUE_SECOND, GLUE_CAT and glue_fatal_error (c/boundary.h) come from
+ * c/microvium_port.h. */
 #define GLUE_NO_CHECK() ((void)0)
 
 #define CODE_COVERAGE(id) GLUE_SITE(id)

@@ -1,26 +1,34 @@
 /*
- * The C side of the engine binding.
+ * The C side of the engine binding: the glue_* API that src/engine.rs calls
+ * (declared in c/engine.h), compiled in one translation unit with the
+ * engine itself and the rest of the glue, which all need the engine's
+ * internal types. This file includes them in dependency order (each part
+ * uses only what comes before it):
  *
- * This file compiles the engine itself (microvium.c from the pinned npm
- * package, found through the include path; nothing is copied here) in the
- * same translation unit as the small amount of glue that has to be C:
+ *   microvium.c   the engine: the pinned npm package's source with
+ *                 c/patches/ applied (build.rs; found through the include
+ *                 path, never copied here), configured by c/microvium_port.h,
+ *                 whose c/bytecode_checks.h hangs checks off its markers
+ *   verifier.c    the restore-time verifier of snapshots
+ *   boundary.c    the fatal-error boundary (setjmp at every entry, longjmp
+ *                 from MVM_FATAL_ERROR) and the calls out of engine code
+ *   allocator.c   the port's allocator hooks and each VM's block table
+ *   checks.c      the functions of the run-time checks
  *
- *   - the fatal-error boundary: setjmp at every entry from Rust into the
- *     engine, longjmp from MVM_FATAL_ERROR, so a fatal error ends the engine
- *     call with an error code instead of ending the process;
- *   - the allocator hooks of the port (collection detection, a one-block
- *     cache for the per-call virtual stack);
- *   - helpers that need the engine's internal layout (value kinds the public
- *     API does not distinguish, class construction, promises).
+ * and then defines the entry points: restore and free, calls, values made
+ * and read (with value kinds the public API does not distinguish, class
+ * construction, promises, property keys without allocating).
  *
  * Rust never calls an mvm_* function directly: everything goes through a
- * glue_* function below, so every engine frame on the C stack is below a
- * boundary. The only frames a longjmp skips are engine frames and the
- * glue function's own.
+ * glue_* function below, and every one that runs engine code does so inside
+ * a boundary, so every engine frame on the C stack is below one. The only
+ * frames a longjmp skips are engine frames and the glue function's own.
+ * That is why this is C: the setjmp must be in a C frame that Rust calls.
  */
-#include <setjmp.h>
-#include <signal.h>
-#include <stdatomic.h>
+
+/* Tells the parts (c/boundary.c, c/allocator.c, c/checks.c) that they are
+ * compiled here, not alone. */
+#define GLUE_ENGINE_UNIT 1
 #include "microvium_port.h"
 #include "engine.h"
 
@@ -37,438 +45,17 @@ double glue_pow(double x, double y);
 
 #include "microvium.c"
 #include "verifier.c"
-
-static void* block_alloc(GlueContext* ctx, size_t size, size_t front);
-
-/*
- * Room before the virtual stack. Some instructions address the stack at an
- * offset taken from the bytecode without a check the host can add (SUB_NEW
- * reaches up to 256 words below the stack pointer); this keeps such reads
- * and writes inside the VM's own allocation.
- */
-#define STACK_FRONT_SLACK 1024
+#include "boundary.c"
+#include "allocator.c"
+#include "checks.c"
 
 /* ------------------------------------------------------------------------ */
-/* The checks of c/bytecode_checks.h                                        */
+/* Helpers of the entry points                                              */
 /* ------------------------------------------------------------------------ */
 
-/* These run only where a value the program made is read as a given type
- * (see the top of c/bytecode_checks.h); the rest was proved at restore by
- * c/verifier.c. They check each pointer fully (glue_check_short_ptr), as a
- * second line behind the verifier: none of them runs per instruction. */
-static inline bool glue_check_short_ptr(void* vm, uint16_t value);
-
-/* What vm_findScopedVariable will walk for variable `index`: closures,
- * linked through their last slot, until the one holding the variable. The
- * links are values (the verifier's invariant), so each decodes to some
- * allocation; what the program can change is their type. This runs on
- * every scoped variable access, so it decodes as the engine's walk does,
- * without deepTypeOf's dispatch. A walk that runs out of closures is what
- * the 8.0.0 compiler's scope defect looks like (see GLUE_REASON_NO_SCOPE),
- * so it says so. */
-static inline bool glue_check_scoped(void* vm, uint16_t index) {
-  VM* v = (VM*)vm;
-  uint32_t offset = (uint32_t)index * 2;
-  Value scope = v->stack->reg.closure;
-  for (int depth = 0; depth < 4096; depth++) {
-    LongPtr lp;
-    if (Value_isShortPtr(scope)) {
-      lp = LongPtr_new(ShortPtr_decode(v, scope));
-    } else if ((scope & 3) == 1 && scope >= VM_VALUE_WELLKNOWN_END) {
-      lp = BytecodeMappedPtr_decode_long(v, scope);
-    } else {
-      ((GlueContext*)v->context)->fatal_reason = GLUE_REASON_NO_SCOPE;
-      return false;
-    }
-    uint16_t header = readAllocationHeaderWord_long(lp);
-    if (vm_getTypeCodeFromHeaderWord(header) != TC_REF_CLOSURE) {
-      ((GlueContext*)v->context)->fatal_reason = GLUE_REASON_NO_SCOPE;
-      return false;
-    }
-    uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
-    if (offset < size) return true;
-    offset -= size;
-    scope = LongPtr_read2_aligned(LongPtr_add(lp, (int16_t)(size - 2)));
-  }
-  return false;
-}
-
-/* The payload of the heap allocation `value` leads to, if it is a heap
- * pointer that passes glue_check_short_ptr; else NULL. */
-static const uint16_t* checked_heap_payload(VM* vm, Value value) {
-  if (!Value_isShortPtr(value) || !glue_check_short_ptr(vm, value)) return NULL;
-  return (const uint16_t*)ShortPtr_decode(vm, value);
-}
-
-/* A cell of the list of interned strings in RAM (TsInternedStringCell:
- * spNext, str), and its string in the heap. */
-static bool glue_check_intern_cell(void* vm, uint16_t cell) {
-  const uint16_t* p = checked_heap_payload((VM*)vm, cell);
-  if (!p || vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) < 4) return false;
-  Value str = ((const TsInternedStringCell*)p)->str;
-  if (!checked_heap_payload((VM*)vm, str)) return false;
-  TeTypeCode tc = deepTypeOf((VM*)vm, str);
-  return tc == TC_REF_STRING || tc == TC_REF_INTERNED_STRING;
-}
-
-
-/* VM_OP3_ASYNC_RESUME (its 3 bytes end at `pc`) copies `count` saved stack
- * slots from the current closure (after its continuation and callback
- * slots) onto the stack; the catch targets among them must be those its
- * AWAIT saved (the verifier's table, see verifier_check_resume). */
-static bool glue_check_async_resume(void* vm, const void* pc, Value closure, uint16_t count,
-                                    const uint16_t* sp) {
-  VM* v = (VM*)vm;
-  const uint16_t* p = checked_heap_payload(v, closure);
-  if (!p || vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_CLOSURE) return false;
-  uint16_t slots = vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) / 2;
-  if (slots < 2u + count) return false;
-  const uint16_t* top = (const uint16_t*)(v->stack + 1) + MVM_STACK_SIZE / 2;
-  if (sp + count > top) return false;
-  uint16_t offset = (uint16_t)((const uint8_t*)pc - (const uint8_t*)v->lpBytecode - 3);
-  return verifier_check_resume((const VerifierResult*)((GlueContext*)v->context)->verified, offset, p, slots);
-}
-
-/* A value of the given allocation type (any valid value may be asked). */
-static bool glue_check_type(void* vm, Value value, int type) {
-  return deepTypeOf((VM*)vm, value) == (TeTypeCode)type;
-}
-
-/* SUB_AWAIT (before its pop): the stack above the frame's first three slots,
- * less the awaited value, is saved into the current closure after its two
- * first slots. */
-static bool glue_check_await(void* vm, Value closure, const uint16_t* frame, const uint16_t* sp) {
-  VM* v = (VM*)vm;
-  const uint16_t* p = checked_heap_payload(v, closure);
-  if (!p || vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_CLOSURE) return false;
-  const uint16_t* bottom = (const uint16_t*)(v->stack + 1);
-  if (frame < bottom || sp < bottom + 1) return false;
-  size_t words = sp - 1 > frame + 3 ? (size_t)(sp - 1 - (frame + 3)) : 0;
-  return vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= (words + 2) * 2;
-}
-
-/* Slot `index` of a closure in the heap. */
-static bool glue_check_closure_slot(void* vm, Value closure, uint16_t index) {
-  const uint16_t* p = checked_heap_payload((VM*)vm, closure);
-  return p && vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_CLOSURE &&
-         vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= (index + 1u) * 2;
-}
-
-/* A class's prototype (already checked as a heap property list) holds its
- * instances' internal-slot template: dpNext, dpProto, a magic key, the slot
- * count, then `slots` values. */
-static bool glue_check_slot_template(void* vm, Value prototype, uint16_t slots) {
-  const uint16_t* p = checked_heap_payload((VM*)vm, prototype);
-  return p && vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= (4u + slots) * 2;
-}
-
-/* The collector, compacting a dynamic array: its data (which it truncates to
- * the length by rewriting the header) is a fixed-length array in the heap
- * being collected, at least as long as the length. */
-static const uint16_t* heap_allocation_at(VM* v, uint16_t value);
-
-static bool glue_check_gc_array(void* vm, Value data, Value length) {
-  VM* v = (VM*)vm;
-  if (!Value_isVirtualInt14(length) || VirtualInt14_decode(v, length) < 0) return false;
-  const uint16_t* p = heap_allocation_at(v, data);
-  if (!p || vm_getTypeCodeFromHeaderWord(p[-1]) != TC_REF_FIXED_LENGTH_ARRAY) return false;
-  return (uint32_t)VirtualInt14_decode(v, length) * 2 <= vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]);
-}
-
-/* SUB_ASYNC_COMPLETE settling the promise an async function returned: the
- * engine writes its status and result slots through a heap pointer. */
-static bool glue_check_promise(void* vm, Value promise) {
-  const uint16_t* p = checked_heap_payload((VM*)vm, promise);
-  return p && vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST &&
-         vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]) >= 4 * sizeof(Value);
-}
-
-/* The glue's own walks (own_property_unguarded, below) check what they
- * follow as getProperty's checks did before the verifier: getProperty walks
- * an object's property lists and then its prototype chain, reading each link as a property list whatever its type. A chain of
- * lists ends only at null; a prototype chain also at undefined (which
- * decodes to a null pointer, the loop's end there, but would be read
- * through as a list in the middle of a chain). */
-static bool glue_check_proplist_link(void* vm, Value link, bool undefined_ends) {
-  if (link == VM_VALUE_NULL || (undefined_ends && link == VM_VALUE_UNDEFINED)) return true;
-  return deepTypeOf((VM*)vm, link) == TC_REF_PROPERTY_LIST;
-}
-
-/* An entry of the string table (the offset is inside the section: the
- * binary search stays within its count) leads to a string. The compiler
- * lists every string literal there, numeric-looking ones ('1', '1.5') as
- * plain strings (TC_REF_STRING), which the search reads the same way. */
-static bool glue_check_string_table_entry(void* vm, uint16_t offset) {
-  Value str = LongPtr_read2_aligned(LongPtr_add(((VM*)vm)->lpBytecode, offset));
-  TeTypeCode tc = deepTypeOf((VM*)vm, str);
-  return tc == TC_REF_INTERNED_STRING || tc == TC_REF_STRING;
-}
-
-/* A pointer past the ROM section names a slot of the globals section. */
-static bool glue_check_handle_slot(void* vm, uint16_t value) {
-  LongPtr lpBytecode = ((VM*)vm)->lpBytecode;
-  uint16_t start = getSectionOffset(lpBytecode, BCS_GLOBALS);
-  uint16_t end = getSectionOffset(lpBytecode, vm_sectionAfter((VM*)vm, BCS_GLOBALS));
-  uint16_t offset = start + ((uint16_t)(value - start) / 2) * 2;
-  return value >= start && offset + 2 <= end;
-}
-
-/* What the engine assumes of an allocation of each type, beyond its size
- * fitting in memory: the fixed layouts of its structs. */
-static bool layout_ok(uint16_t header) {
-  uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
-  switch (vm_getTypeCodeFromHeaderWord(header)) {
-    case TC_REF_TOMBSTONE: return false;
-    case TC_REF_INT32: return size == 4;
-    case TC_REF_FLOAT64: return size == 8;
-    case TC_REF_STRING: case TC_REF_INTERNED_STRING: return size >= 1;
-    case TC_REF_HOST_FUNC: return size == sizeof(TsHostFunc);
-    case TC_REF_CLASS: return size == sizeof(TsClass);
-    case TC_REF_PROPERTY_LIST:
-      return size >= sizeof(TsPropertyList) && (size - sizeof(TsPropertyList)) % 4 == 0;
-    case TC_REF_ARRAY: return size == sizeof(TsArray);
-    /* Any size: an empty one is allocated with 1 byte (vm_objectKeys). */
-    case TC_REF_FIXED_LENGTH_ARRAY: return true;
-    case TC_REF_CLOSURE: return size >= 2 && size % 2 == 0;
-    default: return true;
-  }
-}
-
-/* The payload of the allocation a heap pointer leads to, if its header and
- * size lie inside one bucket of the heap; else NULL. Bounds only: the type's
- * layout is the caller's to check. */
-static const uint16_t* heap_allocation_at(VM* v, uint16_t value) {
-  if (value & 1) return NULL;
-  for (TsBucket* b = v->pLastBucket; b; b = b->prev) {
-    if (value >= b->offsetStart) {
-      const uint16_t* lo = (const uint16_t*)getBucketDataBegin(b);
-      const uint16_t* hi = (const uint16_t*)b->pEndOfUsedSpace;
-      const uint16_t* p = (const uint16_t*)((const uint8_t*)lo + (value - b->offsetStart));
-      if (p < lo + 1 || p > hi) return NULL;
-      uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(p[-1]);
-      return size <= (size_t)((const uint8_t*)hi - (const uint8_t*)p) ? p : NULL;
-    }
-  }
-  return NULL;
-}
-
-/* The header of the allocation at `offset` in the ROM section, if its header
- * and size lie inside that section. Bounds only, as above. */
-static bool rom_allocation_at(VM* vm, uint16_t offset, uint16_t* header) {
-  LongPtr lpBytecode = vm->lpBytecode;
-  uint16_t start = getSectionOffset(lpBytecode, BCS_ROM);
-  uint16_t end = getSectionOffset(lpBytecode, vm_sectionAfter(vm, BCS_ROM));
-  if (offset < start + 2 || offset >= end) return false;
-  *header = LongPtr_read2_aligned(LongPtr_add(lpBytecode, (int16_t)(offset - 2)));
-  /* A function may also be a resume point inside an async function, whose
-   * header holds a back pointer, not a size; calls check their target
-   * (verified once, at restore) and the program counter stays in ROM. */
-  if (vm_getTypeCodeFromHeaderWord(*header) == TC_REF_FUNCTION) return true;
-  return vm_getAllocationSizeExcludingHeaderFromHeaderWord(*header) <= end - offset;
-}
-
-/* The header of a dynamic array's data, found with the bounds checks only:
- * the full pointer checks check an array's data in turn, so following the
- * data through them recursed without end on an array whose data was itself
- * (a mutant that overflowed the native stack). The data is a fixed-length
- * array, which has nothing further to follow. */
-static bool array_data_header(VM* vm, Value data, uint16_t* header) {
-  if (Value_isShortPtr(data)) {
-    const uint16_t* p = heap_allocation_at(vm, data);
-    if (!p) return false;
-    *header = p[-1];
-    return true;
-  }
-  if ((data & 3) != 1 || data < VM_VALUE_WELLKNOWN_END) return false;
-  uint16_t offset = data & 0xFFFC;
-  if (offset < getSectionOffset(vm->lpBytecode, BCS_GLOBALS)) return rom_allocation_at(vm, offset, header);
-  if (!glue_check_handle_slot(vm, offset)) return false;
-  Value handle = *(Value*)((intptr_t)vm->globals + (offset - getSectionOffset(vm->lpBytecode, BCS_GLOBALS)));
-  return Value_isShortPtr(handle) && array_data_header(vm, handle, header);
-}
-
-/* A dynamic array's length fits in its data (a fixed-length array, or
- * none while the length is zero): the engine indexes the data by the
- * length and writes through it when the array shrinks or grows. */
-static bool array_ok(VM* vm, LongPtr lpArray) {
-  Value length = READ_FIELD_2(lpArray, TsArray, viLength);
-  Value data = READ_FIELD_2(lpArray, TsArray, dpData);
-  if (!Value_isVirtualInt14(length) || VirtualInt14_decode(vm, length) < 0) return false;
-  uint16_t capacity = 0;
-  if (data != VM_VALUE_NULL) {
-    uint16_t header;
-    if (!array_data_header(vm, data, &header)) return false;
-    if (vm_getTypeCodeFromHeaderWord(header) != TC_REF_FIXED_LENGTH_ARRAY) return false;
-    capacity = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header) / 2;
-  }
-  return VirtualInt14_decode(vm, length) <= capacity;
-}
-
-/* Bytes of the record of checked heap offsets: one bit per even offset of
- * a heap of up to 64 kB. */
-#define CHECKED_BITS_SIZE (65536 / 16)
-
-/* What checked_epoch holds while the record of checked offsets is current:
- * gc_epoch + 1, never 0, so that a fresh (zeroed) context starts empty. */
-static inline uint32_t checked_epoch_now(const GlueContext* ctx) {
-  return ctx->gc_epoch + 1 ? ctx->gc_epoch + 1 : 1;
-}
-
-/* A short pointer leads to the payload of an allocation that lies inside one
- * heap bucket and has the layout its type needs. */
-static bool check_short_ptr_slow(VM* v, uint16_t value) {
-  const uint16_t* p = heap_allocation_at(v, value);
-  if (!p || !layout_ok(p[-1])) return false;
-  if (vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_ARRAY && !array_ok(v, LongPtr_new((void*)p))) {
-    return false;
-  }
-
-  /* Remember it: an allocation stays where it is, with its header, until
-   * the collector moves everything (which bumps gc_epoch), and the engine
-   * keeps the arrays it changes consistent. */
-  GlueContext* ctx = (GlueContext*)v->context;
-  uint32_t current = checked_epoch_now(ctx);
-  if (!ctx->checked_bits) {
-    ctx->checked_bits = (uint8_t*)block_alloc(ctx, CHECKED_BITS_SIZE, 0);
-    if (!ctx->checked_bits) return true;   /* no record, checked each time */
-    ctx->checked_epoch = 0;
-  }
-  if (ctx->checked_epoch != current) {
-    memset(ctx->checked_bits, 0, CHECKED_BITS_SIZE);
-    ctx->checked_epoch = current;
-  }
-  ctx->checked_bits[value >> 4] |= (uint8_t)(1u << ((value >> 1) & 7));
-  return true;
-}
-
-/* A heap pointer a run-time check is about to follow (the values are valid
- * by the verifier's invariant; this is the second line). A pointer already
- * checked since the last collection is one bit test. */
-static inline bool glue_check_short_ptr(void* vm, uint16_t value) {
-  VM* v = (VM*)vm;
-  GlueContext* ctx = (GlueContext*)v->context;
-  if (ctx->checked_bits && !(value & 1) &&
-      ctx->checked_epoch == checked_epoch_now(ctx) &&
-      (ctx->checked_bits[value >> 4] >> ((value >> 1) & 7)) & 1) {
-    return true;
-  }
-  return check_short_ptr_slow(v, value);
-}
-
-/* Only the range: during a collection the target may be a tombstone. */
-static bool glue_check_heap_offset(void* vm, uint16_t value) {
-  return value < getHeapSize((VM*)vm);
-}
-
-/* A property list chained to an object that the collector merges into it
- * (read from the heap being collected: not through the record of checked
- * pointers, which a collection invalidates). */
-static bool glue_check_gc_child(void* vm, uint16_t value) {
-  if (value == VM_VALUE_NULL) return true;
-  const uint16_t* p = heap_allocation_at((VM*)vm, value);
-  return p && layout_ok(p[-1]) && vm_getTypeCodeFromHeaderWord(p[-1]) == TC_REF_PROPERTY_LIST;
-}
-
-
-
-static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
-                                            mvm_Value* ctor, mvm_Value* proto);
-
-/* ------------------------------------------------------------------------ */
-/* The fatal-error boundary                                                 */
-/* ------------------------------------------------------------------------ */
-
-typedef struct Boundary {
-  jmp_buf jump;
-  struct Boundary* outer;
-  int fatal_code;
-  sig_atomic_t was_running;   /* engine_code_running when it was entered */
-} Boundary;
-
-/* Thread-locals the fault net's signal handler reads: initial-exec, so that
- * reading them never allocates (lazily allocated TLS of a dlopen'ed module
- * may, and a signal handler must not). */
-#if defined(__GNUC__) || defined(__clang__)
-#define GLUE_TLS _Thread_local __attribute__((tls_model("initial-exec")))
-#else
-#define GLUE_TLS _Thread_local
-#endif
-
-/* Innermost active boundary of this thread (each Node.js thread runs its own
- * VMs, so boundaries never cross threads). GUARD publishes it with a signal
- * fence, so that the fault net's handler sees it before the statement it
- * guards runs. */
-static GLUE_TLS Boundary* innermost_boundary = NULL;
-
-/*
- * Whether this thread is running engine code right now: set inside a
- * boundary, cleared while the engine calls out (host functions, the
- * allocator, number formatting...). The fault net (c/fault_net.c) turns a
- * memory fault into a fatal error only when this is set: a fault anywhere
- * else (V8, libc holding a lock) is not ours to recover from.
- */
-static GLUE_TLS volatile sig_atomic_t engine_code_running = 0;
-
-/* Brackets a call out of the engine. */
-#define LEAVE_ENGINE() sig_atomic_t outer_running = engine_code_running; engine_code_running = 0
-#define REENTER_ENGINE() engine_code_running = outer_running
-
-bool glue_fault_is_recoverable(void) {
-  return engine_code_running && innermost_boundary;
-}
-
-_Noreturn void glue_fatal_error(void* vm, int e) {
-  (void)vm;
-  Boundary* b = innermost_boundary;
-  if (!b) {
-    /* Unreachable by construction (every engine entry is guarded); abort
-     * rather than continue running a corrupted engine. */
-    abort();
-  }
-  b->fatal_code = e;
-  longjmp(b->jump, 1);
-}
-
-/*
- * BOUNDARY runs `statement` inside a boundary; after a fatal error (a
- * longjmp from glue_fatal_error), `on_fatal` runs, with boundary.fatal_code
- * holding the engine's code, and must leave the function. Locals written
- * inside `statement` are not read after a longjmp, so none needs to be
- * volatile. The signal fence publishes the boundary to the fault net's
- * handler before the statement runs.
- */
-#define BOUNDARY(on_fatal, statement)                             \
-  Boundary boundary;                                              \
-  boundary.outer = innermost_boundary;                            \
-  boundary.fatal_code = 0;                                        \
-  boundary.was_running = engine_code_running;                     \
-  if (setjmp(boundary.jump)) {                                    \
-    innermost_boundary = boundary.outer;                          \
-    engine_code_running = boundary.was_running;                   \
-    on_fatal;                                                     \
-  }                                                               \
-  innermost_boundary = &boundary;                                 \
-  engine_code_running = 1;                                        \
-  glue_reset_steps();                                             \
-  atomic_signal_fence(memory_order_seq_cst);                      \
-  statement;                                                      \
-  engine_code_running = boundary.was_running;                     \
-  innermost_boundary = boundary.outer;
-
-/* For functions that return a status: a fatal error returns
- * GLUE_FATAL_BASE + code. */
-#define GUARD(statement) BOUNDARY(return GLUE_FATAL_BASE + boundary.fatal_code, statement)
-
-/*
- * For the inspection functions (value kinds, lengths, numbers...), which
- * return a value rather than a status: the code of a fatal error (a check
- * of c/bytecode_checks.h, or the fault net) is kept in ctx->fatal_code,
- * where the host finds it and poisons the VM, and the function returns
- * `fallback`.
- */
-#define GUARD_OR(ctx, fallback, statement)                                         \
-  BOUNDARY({ if (!(ctx)->fatal_code) (ctx)->fatal_code = boundary.fatal_code;      \
-             return fallback; }, statement)
+/* Every entry point checks that the VM still exists: a host callback (a
+ * getter on an object being converted, say) may have disposed it. */
+#define REQUIRE_VM(ctx, result) do { if (!(ctx)->vm) return (result); } while (0)
 
 /*
  * Some engine internals used by the host between calls (object creation,
@@ -490,44 +77,9 @@ _Noreturn void glue_fatal_error(void* vm, int e) {
     }                                                               \
   } while (0)
 
-
-/*
- * For the tests of the fault net (__test__/hostile-snapshots.test.js): a
- * read of an unmapped address as engine code, inside a boundary. Returns
- * GLUE_FATAL_BASE + MVM_E_INVALID_BYTECODE when the net caught the fault;
- * without the net the process ends, so callers first ask
- * glue_fault_net_installed.
- */
-int glue_fault_net_self_test(void) {
-  volatile uint16_t* volatile unmapped = (volatile uint16_t*)(uintptr_t)16;
-  int value = 0;
-  GUARD(value = *unmapped);
-  return value;
-}
-
-void glue_poll_slow(void) {
-  if (!innermost_boundary) return;
-  LEAVE_ENGINE();
-  bool abort_now = host_should_abort();
-  REENTER_ENGINE();
-  if (abort_now) glue_fatal_error(NULL, MVM_E_HOST_ERROR);
-}
-
-/* Calls out of the engine to the host (see engine_code_running). */
-
-double glue_pow(double x, double y) {
-  LEAVE_ENGINE();
-  double r = host_pow(x, y);
-  REENTER_ENGINE();
-  return r;
-}
-
-int glue_format_number(char* buf, size_t size, const char* fmt, double x) {
-  LEAVE_ENGINE();
-  int r = host_format_number(buf, size, fmt, x);
-  REENTER_ENGINE();
-  return r;
-}
+/* ------------------------------------------------------------------------ */
+/* What the entry points hand the engine: its calls to the host             */
+/* ------------------------------------------------------------------------ */
 
 /* Every import resolves to the host's one host-function callback, which the
  * engine reaches through this wrapper (see glue_restore). */
@@ -563,185 +115,6 @@ static void glue_breakpoint_entry(mvm_VM* vm, uint16_t address) {
   if (fatal) glue_fatal_error(vm, fatal);
 }
 
-/* Every entry point checks that the VM still exists: a host callback (a
- * getter on an object being converted, say) may have disposed it. */
-#define REQUIRE_VM(ctx, result) do { if (!(ctx)->vm) return (result); } while (0)
-
-/* Whether the n bytes at p (the payload of `value`, which the host is
- * about to read) lie in memory of this VM: the snapshot for values the
- * compiler placed there, the used part of one heap bucket for heap values.
- * Payload sizes come from allocation headers, which a snapshot can set to
- * anything (a zero-size string even gives n = SIZE_MAX). */
-static bool glue_payload_in_bounds(mvm_VM* vm, Value value, const void* p, size_t n) {
-  uintptr_t q = (uintptr_t)p, lo, hi;
-  if (!Value_isShortPtr(value) && value < VM_VALUE_WELLKNOWN_END) {
-    /* "length" and "__proto__": the engine's own constant strings. */
-    return n <= MAX_ALLOCATION_SIZE;
-  }
-  /* In the heap: a short pointer, or a value in the snapshot that reaches
-   * the heap through a handle in the globals section. */
-  for (TsBucket* b = vm->pLastBucket; b; b = b->prev) {
-    lo = (uintptr_t)getBucketDataBegin(b);
-    hi = (uintptr_t)b->pEndOfUsedSpace;
-    if (q >= lo && q <= hi) return n <= hi - q;
-  }
-  /* In the snapshot's read-only data. */
-  lo = (uintptr_t)vm->lpBytecode;
-  hi = lo + getBytecodeSize(vm);
-  return q >= lo && q <= hi && n <= hi - q;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Allocator hooks                                                          */
-/* ------------------------------------------------------------------------ */
-
-#define STACK_BLOCK_SIZE (sizeof(vm_TsStack) + MVM_STACK_SIZE)
-
-/*
- * Slack after every engine allocation. When the collector merges an object's
- * appended property cells into the object (gc_processShortPtrValue), it
- * checks the room left in the to-space bucket for one word per property but
- * writes two, so it can write 2 bytes past the end of the bucket. The cells
- * it merges hold one property each, so the overrun is at most one word; the
- * engine's own bookkeeping stays consistent (offsets follow the write
- * pointer), and the slack keeps the write inside the allocation. The stack
- * block has room in front and behind (see block_alloc).
- */
-#define ALLOCATION_SLACK 64
-
-
-/* Most memory one VM may hold: a 64 kB heap, a to-space as large during a
- * collection, the stack, and a VM struct with up to 32k resolved imports.
- * A corrupted heap can make the collector allocate buckets without end. */
-#define GLUE_MEMORY_CAP (1u << 20)
-
-/*
- * Every engine allocation of a VM is recorded in its context's block table,
- * so that freeing the VM frees everything: a fatal error can leave blocks
- * the engine no longer knows about (a collection cut short holds its new
- * buckets only in locals), and mvm_free does not free breakpoints. The
- * table lives apart from the blocks, in memory the engine never addresses:
- * a write past either end of a block (which the slack and the checks make
- * unlikely, not impossible) cannot corrupt the bookkeeping.
- */
-typedef struct BlockEntry {
-  void* payload;           /* what the engine got */
-  void* raw;               /* what malloc returned */
-  size_t size;
-} BlockEntry;
-
-typedef struct BlockTable {
-  size_t count;
-  size_t capacity;
-  BlockEntry entries[];
-} BlockTable;
-
-static bool block_table_reserve(GlueContext* ctx) {
-  BlockTable* t = (BlockTable*)ctx->blocks;
-  if (t && t->count < t->capacity) return true;
-  size_t capacity = t ? t->capacity * 2 : 8;
-  LEAVE_ENGINE();
-  BlockTable* grown = (BlockTable*)realloc(t, sizeof(BlockTable) + capacity * sizeof(BlockEntry));
-  REENTER_ENGINE();
-  if (!grown) return false;
-  if (!t) grown->count = 0;
-  grown->capacity = capacity;
-  ctx->blocks = grown;
-  return true;
-}
-
-static void* block_alloc(GlueContext* ctx, size_t size, size_t front) {
-  if (!ctx) {
-    /* Only a standalone C host restoring without a context gets here. */
-    return malloc(size + ALLOCATION_SLACK);
-  }
-  if (size > GLUE_MEMORY_CAP - ctx->bytes) return NULL;  /* engine: MVM_E_MALLOC_FAIL */
-  if (!block_table_reserve(ctx)) return NULL;
-  LEAVE_ENGINE();
-  /* A block with room in front (the stack) gets as much behind it: the
-   * engine pushes a call's arguments before it checks the callee's frame. */
-  uint8_t* raw = (uint8_t*)malloc(front + size + ALLOCATION_SLACK + front);
-  if (raw && front) memset(raw, 0, front);
-  REENTER_ENGINE();
-  if (!raw) return NULL;
-  BlockTable* t = (BlockTable*)ctx->blocks;
-  t->entries[t->count++] = (BlockEntry){ raw + front, raw, size };
-  ctx->bytes += size;
-  return raw + front;
-}
-
-/* Frees a block of ctx; false if ptr is not one. */
-static bool block_free(GlueContext* ctx, void* ptr) {
-  BlockTable* t = (BlockTable*)ctx->blocks;
-  if (!t) return false;
-  for (size_t i = t->count; i-- > 0;) {
-    if (t->entries[i].payload == ptr) {
-      void* raw = t->entries[i].raw;
-      ctx->bytes -= t->entries[i].size;
-      t->entries[i] = t->entries[--t->count];
-      LEAVE_ENGINE();
-      free(raw);
-      REENTER_ENGINE();
-      return true;
-    }
-  }
-  return false;
-}
-
-/* Frees every block of ctx, and the table. */
-static void block_free_all(GlueContext* ctx) {
-  BlockTable* t = (BlockTable*)ctx->blocks;
-  if (!t) return;
-  for (size_t i = 0; i < t->count; i++) free(t->entries[i].raw);
-  free(t);
-  ctx->blocks = NULL;
-  ctx->bytes = 0;
-}
-
-void* glue_malloc(size_t size, void* context) {
-  GlueContext* ctx = (GlueContext*)context;
-  if (!ctx) return block_alloc(NULL, size, 0);
-  /* The engine mallocs and frees its virtual stack around every outermost
-   * call; keeping the last block saves two allocator round trips per call. */
-  if (size == STACK_BLOCK_SIZE && ctx->spare_stack) {
-    void* p = ctx->spare_stack;
-    ctx->spare_stack = NULL;
-    return p;
-  }
-  return block_alloc(ctx, size, size == STACK_BLOCK_SIZE ? STACK_FRONT_SLACK : 0);
-}
-
-void glue_free(void* ptr, void* context) {
-  GlueContext* ctx = (GlueContext*)context;
-  if (!ptr) return;
-  if (!ctx) {
-    /* In safe mode, mvm_free clears the VM struct (its context included)
-     * before freeing it: the block stays in the table, and glue_free_vm,
-     * which always follows, frees it. */
-    return;
-  }
-  if (ctx->vm) {
-    mvm_VM* vm = ctx->vm;
-    if (ptr == (void*)vm) {
-      /* mvm_free releasing the VM struct itself; nothing may read it after. */
-    } else if (ptr == (void*)vm->stack) {
-      if (!ctx->spare_stack) {
-        ctx->spare_stack = ptr;
-        return;
-      }
-    } else {
-      /* The collector frees every old heap bucket at the end of a cycle:
-       * objects may have moved, so host-side address maps are stale. */
-      ctx->gc_epoch++;
-    }
-  }
-  block_free(ctx, ptr);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Guarded engine entry points                                              */
-/* ------------------------------------------------------------------------ */
-
 static GLUE_TLS mvm_TfResolveImport host_resolver;
 
 /* The host's resolver, with the host function it returns kept in the
@@ -759,9 +132,9 @@ static mvm_TeError glue_resolve_import(mvm_HostFunctionID id, void* context, mvm
   return err;
 }
 
-static void* verifier_alloc(void* ctx, size_t size) {
-  return block_alloc((GlueContext*)ctx, size, 0);
-}
+/* ------------------------------------------------------------------------ */
+/* Guarded engine entry points                                              */
+/* ------------------------------------------------------------------------ */
 
 /* The detail of the last restore the verifier rejected on this thread. */
 const char* glue_verify_detail(void) { return verifier_last_detail(); }
@@ -830,46 +203,6 @@ int glue_call(GlueContext* ctx, mvm_Value func, const mvm_Value* this_value,
  * receives the constructor; `proto` is scratch. All three point into
  * registered handles, so they stay valid across collections.
  */
-int glue_construct(GlueContext* ctx, mvm_Value* target, mvm_Value* ctor, mvm_Value* proto) {
-  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
-  mvm_TeError err = MVM_E_SUCCESS;
-  GUARD(WITH_STACK(ctx->vm, err, err = glue_construct_unguarded(ctx->vm, target, ctor, proto)));
-  return err;
-}
-
-/* The payload of an allocation (header word before it) lies inside one
- * bucket of the heap, as far as the used part of that bucket goes. */
-static bool glue_check_allocation(void* vm, const uint16_t* payload, uint16_t header) {
-  uintptr_t p = (uintptr_t)payload;
-  uint16_t size = vm_getAllocationSizeExcludingHeaderFromHeaderWord(header);
-  for (TsBucket* b = ((VM*)vm)->pLastBucket; b; b = b->prev) {
-    uintptr_t lo = (uintptr_t)getBucketDataBegin(b);
-    uintptr_t hi = (uintptr_t)b->pEndOfUsedSpace;
-    if (p >= lo + 2 && p <= hi) return size <= hi - p;
-  }
-  return false;
-}
-
-
-
-
-
-
-/* A bound on the glue's own walks of engine lists (own_property_unguarded,
- * intern_list_unguarded): counted from each entry into the engine (see
- * BOUNDARY). The engine's walks need none: the verifier proves the lists
- * acyclic and the engine keeps them so. */
-#define GLUE_MAX_STEPS (1u << 20)
-static GLUE_TLS uint32_t glue_steps;
-
-static bool glue_count_step(void) {
-  return ++glue_steps <= GLUE_MAX_STEPS;
-}
-
-static void glue_reset_steps(void) {
-  glue_steps = 0;
-}
-
 static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
                                             mvm_Value* ctor, mvm_Value* proto) {
   mvm_Value cls = *target;
@@ -905,6 +238,13 @@ static mvm_TeError glue_construct_unguarded(mvm_VM* vm, mvm_Value* target,
   }
   *target = ShortPtr_encode(vm, pObject);
   return MVM_E_SUCCESS;
+}
+
+int glue_construct(GlueContext* ctx, mvm_Value* target, mvm_Value* ctor, mvm_Value* proto) {
+  REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
+  mvm_TeError err = MVM_E_SUCCESS;
+  GUARD(WITH_STACK(ctx->vm, err, err = glue_construct_unguarded(ctx->vm, target, ctor, proto)));
+  return err;
 }
 
 int glue_new_string(GlueContext* ctx, const char* utf8, size_t size, mvm_Value* out) {
@@ -1451,4 +791,106 @@ int glue_own_property(GlueContext* ctx, mvm_Value object, mvm_Value key, mvm_Val
   *out_found = found;
   *out = value;
   return MVM_E_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* What src/engine.rs declares again (see c/engine.h)                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct LayoutItem {
+  const char* name;
+  size_t value;
+} LayoutItem;
+
+#define LAYOUT_OF(type) { #type, sizeof(type) }, { "(align)", _Alignof(type) }
+#define FIELD_OF(type, field) { #field, offsetof(type, field) }
+
+static const LayoutItem context_layout[] = {
+  LAYOUT_OF(GlueContext),
+  FIELD_OF(GlueContext, vm),
+  FIELD_OF(GlueContext, host),
+  FIELD_OF(GlueContext, spare_stack),
+  FIELD_OF(GlueContext, gc_epoch),
+  FIELD_OF(GlueContext, blocks),
+  FIELD_OF(GlueContext, poll_count),
+  FIELD_OF(GlueContext, bytes),
+  FIELD_OF(GlueContext, fatal_code),
+  FIELD_OF(GlueContext, host_function),
+  FIELD_OF(GlueContext, breakpoint_callback),
+  FIELD_OF(GlueContext, checked_epoch),
+  FIELD_OF(GlueContext, checked_bits),
+  FIELD_OF(GlueContext, fatal_reason),
+  FIELD_OF(GlueContext, verified),
+};
+
+static const LayoutItem memory_stats_layout[] = {
+  LAYOUT_OF(mvm_TsMemoryStats),
+  FIELD_OF(mvm_TsMemoryStats, totalSize),
+  FIELD_OF(mvm_TsMemoryStats, fragmentCount),
+  FIELD_OF(mvm_TsMemoryStats, coreSize),
+  FIELD_OF(mvm_TsMemoryStats, importTableSize),
+  FIELD_OF(mvm_TsMemoryStats, globalVariablesSize),
+  FIELD_OF(mvm_TsMemoryStats, registersSize),
+  FIELD_OF(mvm_TsMemoryStats, stackHeight),
+  FIELD_OF(mvm_TsMemoryStats, stackAllocatedCapacity),
+  FIELD_OF(mvm_TsMemoryStats, stackHighWaterMark),
+  FIELD_OF(mvm_TsMemoryStats, virtualHeapUsed),
+  FIELD_OF(mvm_TsMemoryStats, virtualHeapHighWaterMark),
+  FIELD_OF(mvm_TsMemoryStats, virtualHeapAllocatedCapacity),
+};
+
+static const LayoutItem handle_layout[] = {
+  LAYOUT_OF(mvm_Handle),
+  FIELD_OF(mvm_Handle, _value),
+  FIELD_OF(mvm_Handle, _next),
+};
+
+bool glue_layout(int which, size_t item, const char** out_name, size_t* out_value) {
+  const LayoutItem* items;
+  size_t count;
+  switch (which) {
+    case GLUE_LAYOUT_CONTEXT: items = context_layout; count = sizeof context_layout / sizeof *items; break;
+    case GLUE_LAYOUT_MEMORY_STATS: items = memory_stats_layout; count = sizeof memory_stats_layout / sizeof *items; break;
+    case GLUE_LAYOUT_HANDLE: items = handle_layout; count = sizeof handle_layout / sizeof *items; break;
+    default: return false;
+  }
+  if (item >= count) return false;
+  *out_name = items[item].name;
+  *out_value = items[item].value;
+  return true;
+}
+
+static const struct { const char* name; mvm_Value value; } well_known_values[] = {
+  { "UNDEFINED", VM_VALUE_UNDEFINED },
+  { "NULL", VM_VALUE_NULL },
+  { "TRUE", VM_VALUE_TRUE },
+  { "FALSE", VM_VALUE_FALSE },
+  { "DELETED", VM_VALUE_DELETED },
+  { "STR_LENGTH", VM_VALUE_STR_LENGTH },
+  { "STR_PROTO", VM_VALUE_STR_PROTO },
+};
+
+bool glue_well_known_value(size_t item, const char** out_name, mvm_Value* out_value) {
+  if (item >= sizeof well_known_values / sizeof *well_known_values) return false;
+  *out_name = well_known_values[item].name;
+  *out_value = well_known_values[item].value;
+  return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tests                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * For the tests of the fault net (__test__/hostile-snapshots.test.js): a
+ * read of an unmapped address as engine code, inside a boundary. Returns
+ * GLUE_FATAL_BASE + MVM_E_INVALID_BYTECODE when the net caught the fault;
+ * without the net the process ends, so callers first ask
+ * glue_fault_net_installed.
+ */
+int glue_fault_net_self_test(void) {
+  volatile uint16_t* volatile unmapped = (volatile uint16_t*)(uintptr_t)16;
+  int value = 0;
+  GUARD(value = *unmapped);
+  return value;
 }

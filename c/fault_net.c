@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "engine.h"
+#include "boundary.h"
 
 #if defined(__has_feature)
 #  if __has_feature(address_sanitizer)

@@ -92,10 +92,10 @@ static inline uint16_t mvm_port_read2(const void* p) { uint16_t v; memcpy(&v, p,
 
 /*
  * A fatal engine error must not return (error 45) and must not end the
- * Node.js process. glue_fatal_error (c/engine.c) longjmps to the innermost
+ * Node.js process. glue_fatal_error (c/boundary.c) longjmps to the innermost
  * entry boundary of the current thread; the VM concerned is poisoned there.
  */
-_Noreturn void glue_fatal_error(void* vm, int e);
+#include "boundary.h"
 #define MVM_FATAL_ERROR(vm, e) glue_fatal_error(vm, e)
 #define MVM_ALL_ERRORS_FATAL 0
 
@@ -106,7 +106,6 @@ _Noreturn void glue_fatal_error(void* vm, int e);
  * limit would otherwise keep the thread, and the process, from ever ending.
  * The test is one increment and compare on the VM's own context.
  */
-void glue_poll_slow(void);
 #define GLUE_POLL(vm) \
   ((++((GlueContext*)(vm)->context)->poll_count & 0xFFFFF) ? (void)0 : glue_poll_slow())
 #define MVM_SWITCH(tag, upper) switch ((GLUE_POLL(vm)), (tag))
@@ -184,7 +183,8 @@ int glue_format_number(char* buf, size_t size, const char* fmt, double x);
 
 /*
  * Expose the engine's internal property and call functions (getProperty,
- * setProperty, vm_objectKeys, mvm_callEx, ...) to the glue in c/engine.c.
+ * setProperty, vm_objectKeys, mvm_callEx, ...) to the glue (c/engine.c and
+ * the parts it includes).
  */
 #define MVM_EXPOSE_INTERNALS 1
 

@@ -11,10 +11,11 @@
 # written to fuzz/build/triage.tsv.
 # A class is the sanitizer's verdict (heap-buffer-overflow READ, SEGV,
 # a UBSan check, leak, timeout...); the signature is the class plus the top
-# frame in this repository's code (c/engine.c, the engine's microvium.c, or
-# the harness). For each signature: how many inputs, one example, its top
-# three frames, the glue entry points it was reached through, and GLUE when
-# the top frame is in c/engine.c itself.
+# frame in this repository's code (the glue in c/, the engine's microvium.c,
+# or the harness). For each signature: how many inputs, one example, its top
+# three frames, the glue entry points (c/engine.c) it was reached through,
+# and GLUE when the top frame is in the glue itself (c/engine.c or a part it
+# includes: c/boundary.c, c/allocator.c, c/checks.c).
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,7 +56,7 @@ replay() {
       if (index(loc, root) != 1 || loc !~ /\.[ch](:[0-9]+)*$/) next
       if (fn == "mvm_port_read2") next
       if (n < 3) { frames[n++] = fn " (" short(loc) ")" }
-      if (n == 1 && loc ~ /\/c\/engine\.c/) glue = "GLUE: top frame in c/engine.c"
+      if (n == 1 && loc ~ /\/c\/(engine|boundary|allocator|checks)\.c/) glue = "GLUE: top frame in the glue"
       if (!entry && loc ~ /\/c\/engine\.c/) entry = fn
       if (!entry && loc ~ /\/fuzz\/fuzz_restore\.c/) entry = "harness:" fn
     }

@@ -8,10 +8,8 @@
 const util = require('node:util');
 const native = require('../binding.js');
 
-// Must match engine::kind in src/engine.rs.
-const KIND = {
-  FUNCTION: 5, OBJECT: 6, ARRAY: 7, UINT8_ARRAY: 8, CLASS: 9, FIXED_ARRAY: 10, PROMISE: 12,
-};
+// The value kinds of c/engine.h (GLUE_KIND_*), as the addon exports them.
+const KIND = native.kinds;
 
 const CORE = Symbol('microvium.core');
 const SLOT = Symbol('microvium.slot');

@@ -38,6 +38,10 @@ use napi_derive::napi;
 
 #[napi(module_exports)]
 pub fn module_exports(exports: Object, env: Env) -> Result<()> {
+    // Rust declares some of C's structs again: a build where the two differ
+    // would corrupt memory, so it refuses to load.
+    engine::check_layouts()
+        .map_err(|e| Error::from_reason(format!("this build of @microvium/runtime is inconsistent: {e}")))?;
     let raw_env = env.raw();
     runtime::set_env(raw_env);
     // SAFETY: installs a process-wide signal handler once (pthread_once);
@@ -57,6 +61,13 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
         .map_err(|_| Error::from_reason("cannot create engine version string"))?;
     e.set_named(target, "engineVersion", version)
         .map_err(|_| Error::from_reason("cannot export engine version"))?;
+    // The value kinds of glue_kind (c/engine.h), for lib/membrane.js.
+    let kinds = e.object().map_err(|_| Error::from_reason("cannot create the kinds object"))?;
+    for (name, value) in engine::kind::ALL {
+        e.set_named(kinds, name, e.int32(*value))
+            .map_err(|_| Error::from_reason(format!("cannot export kind {name}")))?;
+    }
+    e.set_named(target, "kinds", kinds).map_err(|_| Error::from_reason("cannot export kinds"))?;
     Ok(())
 }
 
