@@ -200,8 +200,8 @@ fn write_error_table(header: &Path, out: &Path) {
 
 /// Writes the Rust side of c/engine.h's shared definitions (src/engine.rs
 /// `include!`s it): `FATAL_BASE` from `#define GLUE_FATAL_BASE`, a constant
-/// per enumerator of `enum GlueReason` (`REASON_X`) and `enum GlueLayout`
-/// (`LAYOUT_X`), `mod kind` from `enum GlueKind` (with `kind::ALL`, which
+/// per enumerator of `enum GlueReason` (`REASON_X`), `enum GlueLayout`
+/// (`LAYOUT_X`) and `enum GlueStop` (`STOP_X`), `mod kind` from `enum GlueKind` (with `kind::ALL`, which
 /// the addon exports to JavaScript), and `C_FIELDS`: the field names of
 /// each struct Rust declares again, in declaration order, as the C headers
 /// have them (engine::check_layouts compares them with glue_layout's).
@@ -215,7 +215,7 @@ fn write_glue_constants(engine_h: &Path, microvium_h: &Path, out: &Path) {
         .and_then(|v| v.trim().parse::<i32>().ok())
         .expect("`#define GLUE_FATAL_BASE <number>` in c/engine.h");
     let _ = writeln!(rs, "/// GLUE_FATAL_BASE\npub const FATAL_BASE: i32 = {fatal_base};");
-    for (tag, prefix) in [("GlueReason", "GLUE_REASON_"), ("GlueLayout", "GLUE_LAYOUT_")] {
+    for (tag, prefix) in [("GlueReason", "GLUE_REASON_"), ("GlueLayout", "GLUE_LAYOUT_"), ("GlueStop", "GLUE_STOP_")] {
         for (name, value) in c_enum(&glue, tag, prefix) {
             let _ = writeln!(rs, "/// {prefix}{name} (enum {tag})\npub const {}{name}: i32 = {value};", &prefix[5..]);
         }

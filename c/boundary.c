@@ -29,6 +29,10 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <time.h>
+#if defined(_WIN32)
+#include <windows.h>
+#endif
 #include "boundary.h"
 
 typedef struct Boundary {
@@ -140,9 +144,106 @@ static void glue_reset_steps(void) {
 
 /* Calls out of the engine to the host (see engine_code_running). */
 
-/* GLUE_POLL (c/microvium_port.h), once in about a million dispatches. */
-void glue_poll_slow(void) {
+/* ------------------------------------------------------------------------ */
+/* Sandbox limits: the time limit and the interrupt (src/limits.rs)          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A limit stops a guest call the way exhausted gas does: the glue sets the
+ * engine's gas counter to 0, so that the engine itself ends the call at its
+ * next instruction with MVM_E_INSTRUCTION_COUNT_REACHED, which the guest
+ * cannot catch and after which the VM goes on; the host reports the limit
+ * instead (stop_reason). The counter stays at 0 until the outermost entry
+ * returns, so that a caller of a stopped nested call (a host function that
+ * re-entered the VM) cannot go on either; the user's setting waits in
+ * saved_gas (glue_stop_after and glue_instructions_remaining use it
+ * meanwhile) and is given back by glue_limits_exit.
+ */
+
+/* Monotonic nanoseconds (never 0 in practice: 0 means "no deadline"). */
+static uint64_t glue_now_ns(void) {
+#if defined(_WIN32)
+  static LARGE_INTEGER frequency;
+  LARGE_INTEGER now;
+  if (!frequency.QuadPart) QueryPerformanceFrequency(&frequency);
+  QueryPerformanceCounter(&now);
+  return (uint64_t)((double)now.QuadPart * 1e9 / (double)frequency.QuadPart);
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+/* Whether another thread asked to stop this VM's running call. The flag is
+ * shared memory (a SharedArrayBuffer) that other threads write with
+ * Atomics.store: read atomically. */
+static bool glue_interrupt_requested(const GlueContext* ctx) {
+  return ctx->interrupt &&
+    atomic_load_explicit((const _Atomic int32_t*)ctx->interrupt, memory_order_relaxed) != 0;
+}
+
+static void glue_limits_stop(GlueContext* ctx, int reason) {
+  mvm_VM* vm = ctx->vm;
+  /* Gas that ran out at this very instruction is what the call reports. */
+  if (!vm || ctx->stop_reason || vm->stopAfterNInstructions == 0) return;
+  ctx->saved_gas = vm->stopAfterNInstructions;
+  vm->stopAfterNInstructions = 0;
+  ctx->stop_reason = reason;
+}
+
+/* Whether a limit says the running call must stop now; if so, stops it. */
+static void glue_limits_check(GlueContext* ctx) {
+  if (ctx->stop_reason) return;
+  if (glue_interrupt_requested(ctx)) {
+    glue_limits_stop(ctx, GLUE_STOP_INTERRUPTED);
+  } else if (ctx->deadline_ns && glue_now_ns() >= ctx->deadline_ns) {
+    glue_limits_stop(ctx, GLUE_STOP_TIME_LIMIT);
+  }
+}
+
+void glue_limits_enter(GlueContext* ctx) {
+  ctx->stop_reason = 0;
+  ctx->deadline_ns = 0;
+  if (ctx->time_limit_ms >= 0) {
+    /* Saturating: a limit of centuries is no limit, not an overflow. */
+    double ns = ctx->time_limit_ms * 1e6;
+    uint64_t now = glue_now_ns();
+    ctx->deadline_ns = ns >= (double)(UINT64_MAX - now) ? UINT64_MAX : now + (uint64_t)ns;
+  }
+  /* Requested while the VM was idle: the call stops before it runs. */
+  if (glue_interrupt_requested(ctx)) glue_limits_stop(ctx, GLUE_STOP_INTERRUPTED);
+}
+
+int glue_limits_exit(GlueContext* ctx) {
+  int reason = ctx->stop_reason;
+  ctx->deadline_ns = 0;
+  ctx->stop_reason = 0;
+  if (reason) {
+    if (ctx->vm) ctx->vm->stopAfterNInstructions = ctx->saved_gas;
+    /* The request is answered: the next call runs. */
+    if (reason == GLUE_STOP_INTERRUPTED && ctx->interrupt) {
+      atomic_store_explicit((_Atomic int32_t*)ctx->interrupt, 0, memory_order_relaxed);
+    }
+  }
+  return reason;
+}
+
+uint32_t glue_engine_heap_limit(void) { return MVM_MAX_HEAP_SIZE; }
+
+/* After a host function returns to the guest: time spent in it counts, so
+ * a call that overran in the host stops at once, not a poll later. */
+static void glue_limits_after_host_call(GlueContext* ctx) {
+  if (ctx->deadline_ns || ctx->interrupt) glue_limits_check(ctx);
+}
+
+/* GLUE_POLL (c/microvium_port.h), once in 2^14 dispatches: the limits each
+ * time (a clock read, tens of nanoseconds, per ~16k instructions), the
+ * host's teardown question once in 2^20 (it is a call into V8). */
+void glue_poll_slow(GlueContext* ctx) {
   if (!innermost_boundary) return;
+  glue_limits_check(ctx);
+  if (ctx->poll_count & 0xFFFFF) return;
   LEAVE_ENGINE();
   bool abort_now = host_should_abort();
   REENTER_ENGINE();

@@ -18,6 +18,9 @@ _Noreturn void glue_fatal_error(void* vm, int e);
  * the fault net turns a memory fault into a fatal error only then. */
 bool glue_fault_is_recoverable(void);
 
-/* GLUE_POLL's slow path: asks the host whether the thread is being torn
- * down, and ends the engine call if it is. */
-void glue_poll_slow(void);
+/* GLUE_POLL's slow path (`ctx` is the VM's GlueContext, c/engine.h):
+ * stops the guest call when a sandbox limit says so (the time limit, an
+ * interrupt from another thread), and now and then asks the host whether
+ * the thread is being torn down, ending the engine call if it is. */
+struct GlueContext;
+void glue_poll_slow(struct GlueContext* ctx);

@@ -99,6 +99,7 @@ static mvm_TeError glue_host_function(mvm_VM* vm, mvm_HostFunctionID id, mvm_Val
   LEAVE_ENGINE();
   mvm_TeError err = ((mvm_TfHostFunction)ctx->host_function)(vm, id, result, args, arg_count);
   REENTER_ENGINE();
+  glue_limits_after_host_call(ctx); /* time in the host counts (c/boundary.c) */
   /* A fatal error of this VM during the host function (in a nested call the
    * host caught): the engine's state is unknown, so not one more guest
    * instruction may run, not even the unwinding of an error. */
@@ -443,12 +444,16 @@ void glue_get_memory_stats(GlueContext* ctx, mvm_TsMemoryStats* out) {
   out->totalSize = out->totalSize - wrong_capacity + capacity - wrong_globals + globals;
 }
 
+/* While a sandbox limit holds the counter at 0 (c/boundary.c), the gas
+ * setting is kept aside until the outermost call returns. */
 void glue_stop_after(GlueContext* ctx, int32_t n) {
   if (!ctx->vm) return;
+  if (ctx->stop_reason) { ctx->saved_gas = n; return; }
   mvm_stopAfterNInstructions(ctx->vm, n);
 }
 int32_t glue_instructions_remaining(GlueContext* ctx) {
   REQUIRE_VM(ctx, -1);
+  if (ctx->stop_reason) return ctx->saved_gas;
   return mvm_getInstructionCountRemaining(ctx->vm);
 }
 uint16_t glue_current_address(GlueContext* ctx) {
@@ -821,6 +826,12 @@ static const LayoutItem context_layout[] = {
   FIELD_OF(GlueContext, checked_bits),
   FIELD_OF(GlueContext, fatal_reason),
   FIELD_OF(GlueContext, verified),
+  FIELD_OF(GlueContext, time_limit_ms),
+  FIELD_OF(GlueContext, deadline_ns),
+  FIELD_OF(GlueContext, interrupt),
+  FIELD_OF(GlueContext, saved_gas),
+  FIELD_OF(GlueContext, stop_reason),
+  FIELD_OF(GlueContext, heap_limit),
 };
 
 static const LayoutItem memory_stats_layout[] = {

@@ -40,7 +40,29 @@ typedef struct GlueContext {
                             * in a user's terms (GLUE_REASON_*), else 0 */
   void* verified;          /* what c/verifier.c left for the run-time checks
                             * (a VerifierResult in the block list), or NULL */
+  /* Sandbox limits (src/limits.rs; polled by c/boundary.c): */
+  double time_limit_ms;    /* vm.setTimeLimit: each outermost call's budget,
+                            * -1 for none (read by the host at each entry) */
+  uint64_t deadline_ns;    /* monotonic time at which the running outermost
+                            * call stops (glue_limits_enter), 0 for none */
+  const int32_t* interrupt; /* element 0 of opts.interrupt (shared memory
+                            * other threads write), or NULL */
+  int32_t saved_gas;       /* the gas setting while a limit holds the engine's
+                            * counter at 0 (see glue_limits_stop) */
+  int32_t stop_reason;     /* the GlueStop that stopped the running outermost
+                            * call, else 0 */
+  uint32_t heap_limit;     /* opts.maxHeapSize: this VM's guest heap cap in
+                            * bytes (MVM_HEAP_LIMIT), 0 for the engine's */
 } GlueContext;
+
+/* Why a limit stopped a guest call (GlueContext.stop_reason): the errno the
+ * call then fails with, outside the engine's mvm_TeError range. Each
+ * GLUE_STOP_X becomes engine::STOP_X in Rust (build.rs); src/limits.rs
+ * names them. */
+enum GlueStop {
+  GLUE_STOP_TIME_LIMIT = 100,    /* MVM_E_TIME_LIMIT_REACHED */
+  GLUE_STOP_INTERRUPTED = 101,   /* MVM_E_INTERRUPTED */
+};
 
 /* Reasons a check gives for a fatal MVM_E_INVALID_BYTECODE (fatal_reason).
  * Each GLUE_REASON_X becomes engine::REASON_X in Rust (build.rs). */
@@ -131,6 +153,15 @@ int glue_array_length(GlueContext* ctx, mvm_Value value);
 int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callback);
 int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value);
 uint16_t glue_heap_size(GlueContext* ctx);
+/* Sandbox limits (c/boundary.c). At the host's outermost entry into a VM's
+ * guest: arms the deadline from time_limit_ms, and stops the call before its
+ * first instruction if an interrupt is already requested. At that entry's
+ * exit: ends a stop (gives the gas counter back its setting, clears a
+ * consumed interrupt) and returns the stop_reason it had, else 0. */
+void glue_limits_enter(GlueContext* ctx);
+int glue_limits_exit(GlueContext* ctx);
+/* The engine's own heap limit (MVM_MAX_HEAP_SIZE), which heap_limit 0 means. */
+uint32_t glue_engine_heap_limit(void);
 
 /* The structs Rust declares again, for glue_layout. Each GLUE_LAYOUT_X
  * becomes engine::LAYOUT_X in Rust (build.rs). */

@@ -46,6 +46,15 @@
  */
 #define MVM_MAX_HEAP_SIZE 0xFFFE
 
+/*
+ * This VM's own heap cap (opts.maxHeapSize, src/limits.rs), where the engine
+ * would use MVM_MAX_HEAP_SIZE (c/patches/heap-limit-per-vm.patch): 0 in the
+ * VM's GlueContext means the engine's. The context is set before the
+ * snapshot's heap is loaded. Read only when the heap grows or is collected.
+ */
+#define MVM_HEAP_LIMIT(vm) \
+  (((GlueContext*)(vm)->context)->heap_limit ? ((GlueContext*)(vm)->context)->heap_limit : MVM_MAX_HEAP_SIZE)
+
 /* 64-bit host: native pointers do not fit a 16-bit value slot. */
 #define MVM_NATIVE_POINTER_IS_16_BIT 0
 
@@ -100,14 +109,18 @@ static inline uint16_t mvm_port_read2(const void* p) { uint16_t v; memcpy(&v, p,
 #define MVM_ALL_ERRORS_FATAL 0
 
 /*
- * Every instruction dispatch goes through MVM_SWITCH. Once in about a million
- * dispatches, the glue asks the host whether the thread is being torn down
- * (worker.terminate(), process exit): a guest stuck in a loop without a gas
- * limit would otherwise keep the thread, and the process, from ever ending.
- * The test is one increment and compare on the VM's own context.
+ * Every instruction dispatch goes through MVM_SWITCH. Once in 2^14
+ * dispatches (about every 50-100 us of guest compute), the glue checks the
+ * VM's sandbox limits (its time limit, an interrupt from another thread:
+ * src/limits.rs), and once in 2^20 it asks the host whether the thread is
+ * being torn down (worker.terminate(), process exit): a guest stuck in a
+ * loop without a gas limit would otherwise keep the thread, and the
+ * process, from ever ending. The test is one increment and compare on the
+ * VM's own context.
  */
 #define GLUE_POLL(vm) \
-  ((++((GlueContext*)(vm)->context)->poll_count & 0xFFFFF) ? (void)0 : glue_poll_slow())
+  ((++((GlueContext*)(vm)->context)->poll_count & 0x3FFF) ? (void)0 \
+   : glue_poll_slow((struct GlueContext*)(vm)->context))
 #define MVM_SWITCH(tag, upper) switch ((GLUE_POLL(vm)), (tag))
 
 /*

@@ -3,6 +3,7 @@
 // handles and the value conversions are native (src/); this file only
 // shapes them into the API of API.md.
 
+const util = require('node:util');
 const native = require('./native');
 const { isAsyncImport, ASYNC_IMPORT } = require('./async');
 
@@ -67,6 +68,32 @@ function collectorOption(opts) {
   return gc;
 }
 
+// The sandbox limits of restore (see "Sandbox limits" in the README):
+// opts.maxHeapSize, this VM's guest heap cap in bytes (the native side
+// checks it against the snapshot's own heap), and opts.interrupt, an
+// Int32Array over a SharedArrayBuffer whose element 0 any thread sets
+// (Atomics.store) to stop the running guest call.
+function limitsOption(opts) {
+  if (!opts) return undefined;
+  const { maxHeapSize, interrupt } = opts;
+  if (maxHeapSize !== undefined) {
+    if (typeof maxHeapSize !== 'number') {
+      throw new TypeError(`opts.maxHeapSize must be a number of bytes, not ${maxHeapSize === null ? 'null' : typeof maxHeapSize}`);
+    }
+    if (!Number.isInteger(maxHeapSize) || maxHeapSize < 1 || maxHeapSize > 65536) {
+      throw new RangeError(`opts.maxHeapSize must be an integer number of bytes up to 65536 (64 kB, the engine's heap), not ${maxHeapSize}`);
+    }
+  }
+  if (interrupt !== undefined) {
+    if (!util.types.isInt32Array(interrupt) || !util.types.isSharedArrayBuffer(interrupt.buffer)) {
+      throw new TypeError('opts.interrupt must be an Int32Array over a SharedArrayBuffer (other threads set it with Atomics.store)');
+    }
+    if (interrupt.length < 1) throw new RangeError('opts.interrupt must have at least one element (element 0 is the flag)');
+  }
+  if (maxHeapSize === undefined && interrupt === undefined) return undefined;
+  return { maxHeapSize, interrupt };
+}
+
 // Reads a VM's private core, for the internal test hooks below.
 let coreOf;
 
@@ -89,11 +116,13 @@ class VM {
       throw new TypeError('opts.breakpointHit must be a function');
     }
     const gc = collectorOption(opts);
+    const limits = limitsOption(opts);
     // The core is what the native side attaches the engine to. It holds the
     // host functions strongly (the native side only weakly), so a VM whose
-    // imports close over it can still be garbage collected.
-    const core = { imports: fns, breakpointHit, gc };
-    native.restore(core, bytes, ids, fns, fns.map(isAsyncImport));
+    // imports close over it can still be garbage collected; and the
+    // interrupt flag, whose memory the engine reads as long as it can run.
+    const core = { imports: fns, breakpointHit, gc, interrupt: limits && limits.interrupt };
+    native.restore(core, bytes, ids, fns, fns.map(isAsyncImport), limits);
     core.call = native.makeCaller(core, false);
     core.callThis = native.makeCaller(core, true);
     if (breakpointHit) native.setBreakpointCallback(core, breakpointHit);
@@ -139,6 +168,18 @@ class VM {
     native.stopAfter(this.#core, n);
   }
   getInstructionCountRemaining() { return native.remaining(this.#core); }
+  /**
+   * Wall-clock limit, in milliseconds, for each later outermost call into
+   * the guest (time in host functions it calls included); -1 for none.
+   */
+  setTimeLimit(ms) {
+    if (typeof ms !== 'number') throw new TypeError('setTimeLimit(ms) expects a number of milliseconds, or -1 for no limit');
+    if (ms !== -1 && !(Number.isFinite(ms) && ms >= 0)) {
+      throw new RangeError(`setTimeLimit(ms): ms must be a finite number >= 0, or -1 for no limit, not ${ms}`);
+    }
+    native.setTimeLimit(this.#core, ms);
+  }
+  getTimeLimit() { return native.getTimeLimit(this.#core); }
   setBreakpoint(address) {
     if (typeof address !== 'number') throw new TypeError('setBreakpoint(address) expects a number');
     native.setBreakpoint(this.#core, address);

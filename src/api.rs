@@ -20,7 +20,7 @@ type Body = fn(Env, &CallInfo) -> JsResult<JsValue>;
 
 /// Common entry of every native function: records the env, catches panics
 /// (a panic must never unwind into Node), maps errors to a pending exception.
-fn entry(raw_env: sys::napi_env, info: sys::napi_callback_info, body: Body) -> sys::napi_value {
+pub(crate) fn entry(raw_env: sys::napi_env, info: sys::napi_callback_info, body: Body) -> sys::napi_value {
     runtime::set_env(raw_env);
     let env = Env(raw_env);
     let outcome = std::panic::catch_unwind(|| -> JsResult<JsValue> {
@@ -194,7 +194,9 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         let is_async = env.get_bool(env.get_element(asyncs, i)?)?;
         imports.push((id, env.get_element(fns, i)?, is_async));
     }
+    let limits = crate::limits::RestoreLimits::stage(env, arg(env, ci, 5), &bytes)?; // limits: opts.maxHeapSize, opts.interrupt
     let state = vm::restore(env, bytes, imports, info)?;
+    limits.finish(&state); // limits
     membrane::wrap_core(env, core, state)?;
     Ok(env.undefined())
 }
@@ -578,6 +580,7 @@ fn memory_stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     ] {
         env.set_named(o, name, env.double(v as f64))?;
     }
+    crate::limits::add_memory_stats(env, &vm, o)?; // limits: maxHeapSize
     Ok(o)
 }
 

@@ -43,6 +43,17 @@ pub struct GlueContext {
     /// What the restore-time verifier (c/verifier.c) left for the run-time
     /// checks; owned by the glue (in its block list).
     pub verified: *mut c_void,
+    /// Sandbox limits (src/limits.rs, c/boundary.c): the time limit in ms
+    /// (-1 for none), the running call's deadline, the interrupt flag,
+    /// the gas setting while a limit holds the counter at 0, why a limit
+    /// stopped the running call (`STOP_*`), the heap cap (0 for the
+    /// engine's).
+    pub time_limit_ms: f64,
+    pub deadline_ns: u64,
+    pub interrupt: *const i32,
+    pub saved_gas: i32,
+    pub stop_reason: i32,
+    pub heap_limit: u32,
 }
 
 /// Mirror of `mvm_TsMemoryStats` (checked: see check_layouts).
@@ -126,6 +137,9 @@ extern "C" {
     pub fn glue_async_start(ctx: *mut GlueContext, result: *mut Value, out_callback: *mut Value) -> c_int;
     pub fn glue_promise_state(ctx: *mut GlueContext, promise: Value, out_value: *mut Value) -> c_int;
     pub fn glue_heap_size(ctx: *mut GlueContext) -> u16;
+    pub fn glue_limits_enter(ctx: *mut GlueContext);
+    pub fn glue_limits_exit(ctx: *mut GlueContext) -> c_int;
+    pub fn glue_engine_heap_limit() -> u32;
     pub fn glue_install_fault_net();
     pub fn glue_fault_net_installed() -> bool;
     pub fn glue_fault_net_self_test() -> i32;
@@ -249,6 +263,7 @@ fn rust_layouts() -> [RustLayout; 3] {
         rust_layout!(LAYOUT_CONTEXT, GlueContext {
             vm, host, spare_stack, gc_epoch, blocks, poll_count, bytes, fatal_code, host_function,
             breakpoint_callback, checked_epoch, checked_bits, fatal_reason, verified,
+            time_limit_ms, deadline_ns, interrupt, saved_gas, stop_reason, heap_limit,
         }),
         rust_layout!(LAYOUT_MEMORY_STATS, MemoryStats {
             total_size, fragment_count, core_size, import_table_size, global_variables_size, registers_size,

@@ -28,12 +28,12 @@ pub const E_WRONG_BYTECODE_VERSION: i32 = 49;
 pub const E_FATAL: i32 = 45;
 
 pub fn name(errno: i32) -> &'static str {
-    ERRORS.get(errno as usize).map(|e| e.0).unwrap_or("MVM_E_UNKNOWN")
+    ERRORS.get(errno as usize).copied().or_else(|| crate::limits::error_entry(errno)).map(|e| e.0).unwrap_or("MVM_E_UNKNOWN")
 }
 
 /// `Microvium Error: NAME (N)[: description]`, the engine's own words.
 pub fn message(errno: i32) -> String {
-    match ERRORS.get(errno as usize) {
+    match ERRORS.get(errno as usize).copied().or_else(|| crate::limits::error_entry(errno)) { // limits: its errors
         Some((name, Some(description))) => format!("Microvium Error: {name} ({errno}): {description}"),
         Some((name, None)) => format!("Microvium Error: {name} ({errno})"),
         None => format!("Microvium Error: {errno}"),

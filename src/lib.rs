@@ -10,6 +10,7 @@
 //! - `keys`: property names into the guest.
 //! - `calls`: calls both ways, host functions, exceptions.
 //! - `promises`: guest promises as host Promises.
+//! - `limits`: sandbox limits (time limit, heap cap, interrupt).
 //! - `pressure`: relieving guest heap pressure from host-held values.
 //! - `api`: the native functions the JS layer (lib/) calls.
 //! - `errors`: engine error codes and MicroviumError.
@@ -24,6 +25,7 @@ mod errors;
 mod handles;
 mod js;
 mod keys;
+mod limits;
 mod membrane;
 mod number_format;
 mod pressure;
@@ -49,7 +51,7 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
     unsafe { engine::glue_install_fault_net() };
     let e = js::Env(raw_env);
     let target = exports.raw();
-    for (name, f) in api::FUNCTIONS {
+    for (name, f) in api::FUNCTIONS.iter().chain(limits::FUNCTIONS) {
         let func = e
             .function(name, Some(*f), std::ptr::null_mut())
             .map_err(|_| Error::from_reason(format!("cannot create native function {name}")))?;

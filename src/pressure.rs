@@ -25,7 +25,7 @@ use std::rc::Rc;
 /// flag. The mark then moves to what survived plus some room, so a heap that
 /// is legitimately full of live data is not collected on every call.
 pub const PRESSURE_MARK: u16 = 0xC000;
-const PRESSURE_ROOM: u16 = 0x2000;
+pub const PRESSURE_ROOM: u16 = 0x2000;
 pub const FORCE_GC_MIN_HOST_VALUES: usize = 64;
 const FORCE_GC_STEP: usize = 256;
 
@@ -151,7 +151,7 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
         // it back down. Else a phase of nearly full live data would leave
         // the mark at the very top of the heap and, once that data is gone,
         // dropped values would fill the heap with nothing relieving it.
-        let lower = PRESSURE_MARK.max(size.saturating_add(PRESSURE_ROOM));
+        let lower = crate::limits::pressure_mark(vm, size); // limits: scaled to the heap cap
         if lower < mark {
             vm.pressure_mark.set(lower);
         }
@@ -196,7 +196,7 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, false) })?;
     // SAFETY: as above.
     let after = unsafe { engine::glue_heap_size(ctx) };
-    vm.pressure_mark.set(PRESSURE_MARK.max(after.saturating_add(PRESSURE_ROOM)));
+    vm.pressure_mark.set(crate::limits::pressure_mark(vm, after)); // limits: scaled to the heap cap
     account(env, vm);
     Ok(())
 }

@@ -246,7 +246,7 @@ impl VmState {
                 )),
             )));
         };
-        let result = self.engine_op(f);
+        let result = crate::limits::guest_call(self, || self.engine_op(f)); // limits: deadline, stop -> its error
         self.free_engine_if_idle_and_finished();
         result.map_err(CallFailure::Engine)
     }
@@ -661,6 +661,7 @@ pub fn restore(
         checked_bits: std::ptr::null_mut(),
         fatal_reason: 0,
         verified: std::ptr::null_mut(),
+        ..crate::limits::INITIAL_CONTEXT_LIMITS // limits: the sandbox limits' fields
     }));
     let state = Rc::new(VmState {
         ctx,
@@ -692,6 +693,7 @@ pub fn restore(
         keys: RefCell::new(crate::keys::KeyCache::default()),
         string_buf: RefCell::new(Vec::new()),
     });
+    crate::limits::apply_staged(ctx); // limits: the heap cap before the heap loads; the interrupt flag
     // SAFETY: ctx is a fresh allocation; the Rc keeps the state at a fixed
     // address for as long as the engine (which ctx belongs to) lives.
     unsafe { (*ctx).host = Rc::as_ptr(&state) as *const c_void };
