@@ -153,12 +153,13 @@ int glue_array_length(GlueContext* ctx, mvm_Value value);
 int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callback);
 int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value);
 uint16_t glue_heap_size(GlueContext* ctx);
-/* Sandbox limits (c/boundary.c). At the host's outermost entry into a VM's
- * guest: arms the deadline from time_limit_ms, and stops the call before its
- * first instruction if an interrupt is already requested. At that entry's
- * exit: ends a stop (gives the gas counter back its setting, clears a
- * consumed interrupt) and returns the stop_reason it had, else 0. */
-void glue_limits_enter(GlueContext* ctx);
+/* Sandbox limits (c/boundary.c). At every host entry into a VM's guest: at
+ * the outermost, arms the deadline from time_limit_ms; at any, stops the
+ * call before its first instruction if an interrupt is requested or the
+ * deadline passed. At the outermost entry's exit: ends a stop (gives the gas
+ * counter back its setting, clears a consumed interrupt) and returns the
+ * stop_reason it had, else 0. */
+void glue_limits_enter(GlueContext* ctx, bool outermost);
 int glue_limits_exit(GlueContext* ctx);
 /* The engine's own heap limit (MVM_MAX_HEAP_SIZE), which heap_limit 0 means. */
 uint32_t glue_engine_heap_limit(void);

@@ -137,7 +137,7 @@ extern "C" {
     pub fn glue_async_start(ctx: *mut GlueContext, result: *mut Value, out_callback: *mut Value) -> c_int;
     pub fn glue_promise_state(ctx: *mut GlueContext, promise: Value, out_value: *mut Value) -> c_int;
     pub fn glue_heap_size(ctx: *mut GlueContext) -> u16;
-    pub fn glue_limits_enter(ctx: *mut GlueContext);
+    pub fn glue_limits_enter(ctx: *mut GlueContext, outermost: bool);
     pub fn glue_limits_exit(ctx: *mut GlueContext) -> c_int;
     pub fn glue_engine_heap_limit() -> u32;
     pub fn glue_install_fault_net();

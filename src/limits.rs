@@ -68,8 +68,9 @@ pub const INITIAL_CONTEXT_LIMITS: GlueContext = GlueContext {
 // ---- The time limit and the interrupt: around every guest call ----------
 
 /// Runs one engine call that may run guest code (vm.engine_call). At the
-/// VM's outermost entry the deadline is armed (and a pending interrupt
-/// stops the call before its first instruction); a call a limit stopped
+/// VM's outermost entry the deadline is armed; at any entry, a requested
+/// interrupt or a passed deadline stops the call before its first
+/// instruction; a call a limit stopped
 /// fails with the limit's error, at every nesting level, whatever the
 /// engine reported on the way out (gas, or an exception a host function
 /// threw while it unwound); at the outermost exit the gas counter gets its
@@ -77,11 +78,9 @@ pub const INITIAL_CONTEXT_LIMITS: GlueContext = GlueContext {
 pub fn guest_call(vm: &VmState, call: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
     let ctx = vm.ctx();
     let outermost = vm.is_idle();
-    if outermost {
-        // SAFETY: ctx is owned by the VM state and outlives this call; the
-        // function touches only the context (and the engine if it exists).
-        unsafe { engine::glue_limits_enter(ctx) };
-    }
+    // SAFETY: ctx is owned by the VM state and outlives this call; the
+    // function touches only the context (and the engine's gas counter).
+    unsafe { engine::glue_limits_enter(ctx, outermost) };
     let result = call();
     let reason = if outermost {
         // SAFETY: as above; no engine call of this VM is active any more.
