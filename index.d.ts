@@ -234,6 +234,24 @@ export interface RestoreOptions {
    *   guest heap, `MVM_E_OUT_OF_MEMORY`).
    */
   gc?: ((options?: { type?: 'minor' | 'major' }) => void) | false | null | undefined;
+  /**
+   * This VM's guest heap cap, in bytes: an integer from what the snapshot's
+   * own heap takes up to 65536 (64 kB, the engine's heap of 65534 bytes);
+   * odd sizes are rounded down. Past it the guest fails as at 64 kB, with
+   * the fatal `MVM_E_OUT_OF_MEMORY`, for this VM only. Out of range is a
+   * `RangeError`, not a number a `TypeError`. Default: the engine's heap.
+   */
+  maxHeapSize?: number | undefined;
+  /**
+   * A flag other threads raise to stop this VM's running guest call: an
+   * `Int32Array` over a `SharedArrayBuffer`, whose element 0 any thread sets
+   * non-zero with `Atomics.store(flag, 0, 1)`. The running call (or, if none
+   * runs, the next one) then fails with a {@link MicroviumError} whose code
+   * is `'MVM_E_INTERRUPTED'`, which the guest cannot catch; the runtime then
+   * sets the flag back to 0, and the VM goes on. Anything else is a
+   * `TypeError`.
+   */
+  interrupt?: Int32Array | undefined;
 }
 
 /**
@@ -271,6 +289,11 @@ export interface MemoryStats {
   virtualHeapHighWaterMark: number;
   /** Current total size of the virtual heap (grows as needed up to the engine's maximum heap size). */
   virtualHeapAllocatedCapacity: number;
+  /**
+   * Not in `mvm_TsMemoryStats`: this VM's guest heap cap in bytes
+   * ({@link RestoreOptions.maxHeapSize}, else the engine's 65534).
+   */
+  maxHeapSize: number;
 }
 
 /**
@@ -340,6 +363,24 @@ export declare class VM<TExports extends object = Exports> implements Disposable
 
   /** The remaining gas, or `-1` when the counter is disabled. */
   getInstructionCountRemaining(): number;
+
+  /**
+   * Sets a wall-clock limit, in milliseconds, for each later outermost call
+   * into the guest (an export or other guest function, a proxy operation, a
+   * constructor, an async continuation). Time spent in host functions the
+   * guest calls counts, and a host function that calls back into the VM
+   * shares its caller's deadline. Past the limit the call fails like
+   * exhausted gas: a {@link MicroviumError} whose code is
+   * `'MVM_E_TIME_LIMIT_REACHED'`, which the guest cannot catch; the VM stays
+   * usable. `-1` turns the limit off (the default).
+   *
+   * @param ms A finite number >= 0, or `-1`; else a `TypeError` (not a
+   * number) or `RangeError`.
+   */
+  setTimeLimit(ms: number): void;
+
+  /** The time limit set by {@link VM.setTimeLimit}, or `-1` when off. */
+  getTimeLimit(): number;
 
   /**
    * Sets a breakpoint at a bytecode address; `opts.breakpointHit(address)`
@@ -469,7 +510,10 @@ export type MicroviumErrorCode =
   | 'MVM_E_ASYNC_WITHOUT_AWAIT'
   | 'MVM_E_TYPE_ERROR_AWAIT_NON_PROMISE'
   | 'MVM_E_HEAP_CORRUPT'
-  | 'MVM_E_CLASS_PROTOTYPE_MUST_BE_NULL_OR_OBJECT';
+  | 'MVM_E_CLASS_PROTOTYPE_MUST_BE_NULL_OR_OBJECT'
+  // This package's own, past the engine's numbers (errno 100, 101):
+  | 'MVM_E_TIME_LIMIT_REACHED'
+  | 'MVM_E_INTERRUPTED';
 
 /**
  * An error reported by the engine (type errors, out of memory, gas

@@ -158,7 +158,8 @@ test('MemoryStats has exactly the fields of mvm_TsMemoryStats, as numbers', () =
 
   const iface = findDeclaration(ts.SyntaxKind.InterfaceDeclaration, 'MemoryStats');
   const tsFields = iface.members.map((m) => [memberName(m), m.type && m.type.getText(dts), !!m.questionToken]);
-  assert.deepEqual(tsFields, cFields.map((f) => [f, 'number', false]));
+  // Then the one field this package adds (the heap cap of opts.maxHeapSize).
+  assert.deepEqual(tsFields, [...cFields, 'maxHeapSize'].map((f) => [f, 'number', false]));
 });
 
 test('MicroviumErrorCode lists every error name of mvm_TeError except MVM_E_SUCCESS', () => {
@@ -169,7 +170,8 @@ test('MicroviumErrorCode lists every error name of mvm_TeError except MVM_E_SUCC
     .filter((n) => n !== 'MVM_E_SUCCESS');
   const alias = findDeclaration(ts.SyntaxKind.TypeAliasDeclaration, 'MicroviumErrorCode');
   const tsNames = alias.type.types.map((t) => t.literal.text);
-  assert.deepEqual(tsNames, cNames);
+  // Then the package's own (the sandbox limits), past the engine's numbers.
+  assert.deepEqual(tsNames, [...cNames, 'MVM_E_TIME_LIMIT_REACHED', 'MVM_E_INTERRUPTED']);
 });
 
 // The runtime module must have what index.d.ts declares. Skipped only while
@@ -216,8 +218,8 @@ test('a VM has every member index.d.ts declares for VM, and getMemoryStats() eve
     const members = cls.members.filter((m) => !ts.isConstructorDeclaration(m));
     assert.deepEqual(members.map(memberName).sort(), [
       '[Symbol.dispose]', 'createSnapshot', 'currentAddress', 'dispose', 'engineVersion', 'exports',
-      'getInstructionCountRemaining', 'getMemoryStats', 'release', 'removeBreakpoint', 'requiredEngineVersion',
-      'runGC', 'scope', 'setBreakpoint', 'stopAfterNInstructions',
+      'getInstructionCountRemaining', 'getMemoryStats', 'getTimeLimit', 'release', 'removeBreakpoint',
+      'requiredEngineVersion', 'runGC', 'scope', 'setBreakpoint', 'setTimeLimit', 'stopAfterNInstructions',
     ]);
     for (const m of members) {
       const name = memberName(m);

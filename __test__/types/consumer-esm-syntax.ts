@@ -26,6 +26,12 @@ const stats: MemoryStats = vm2.getMemoryStats();
 vm3.stopAfterNInstructions(100);
 const remaining: number = vm3.getInstructionCountRemaining();
 vm4.setBreakpoint(vm4.currentAddress);
+// The sandbox limits.
+const capped = restore(new Uint8Array(8), {}, { maxHeapSize: 8192, interrupt: new Int32Array(new SharedArrayBuffer(4)) });
+capped.setTimeLimit(50);
+const limit: number = capped.getTimeLimit();
+const cap: number = capped.getMemoryStats().maxHeapSize;
+void limit, void cap;
 vm4.removeBreakpoint(0);
 vm.runGC(true);
 vm.dispose();

@@ -173,12 +173,13 @@ const statsValues: number[] = [
   stats.virtualHeapHighWaterMark,
   stats.virtualHeapAllocatedCapacity,
 ];
-// MemoryStats has exactly the fields of mvm_TsMemoryStats, all numbers.
+// MemoryStats has exactly the fields of mvm_TsMemoryStats, all numbers, and
+// the heap cap this package adds.
 check<Equals<keyof MemoryStats,
   | 'totalSize' | 'fragmentCount' | 'coreSize' | 'importTableSize'
   | 'globalVariablesSize' | 'registersSize' | 'stackHeight'
   | 'stackAllocatedCapacity' | 'stackHighWaterMark' | 'virtualHeapUsed'
-  | 'virtualHeapHighWaterMark' | 'virtualHeapAllocatedCapacity'>>();
+  | 'virtualHeapHighWaterMark' | 'virtualHeapAllocatedCapacity' | 'maxHeapSize'>>();
 check<Equals<MemoryStats[keyof MemoryStats], number>>();
 
 vm.stopAfterNInstructions(1000);

@@ -59,6 +59,14 @@ vm.stopAfterNInstructions('100');
 vm.stopAfterNInstructions();
 // @ts-expect-error TS2554
 vm.getInstructionCountRemaining(5);
+// @ts-expect-error TS2345
+vm.setTimeLimit('50');
+// @ts-expect-error TS2554
+vm.setTimeLimit();
+// @ts-expect-error TS2322
+restore(bytes, {}, { maxHeapSize: '8k' });
+// @ts-expect-error TS2740
+restore(bytes, {}, { interrupt: [0] });
 // @ts-expect-error TS2554
 vm.createSnapshot(true);
 // @ts-expect-error TS2554

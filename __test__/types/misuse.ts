@@ -39,6 +39,10 @@ vm.runGC('squeeze'); // error TS2345
 vm.stopAfterNInstructions('100'); // error TS2345
 vm.stopAfterNInstructions(); // error TS2554
 vm.getInstructionCountRemaining(5); // error TS2554
+vm.setTimeLimit('50'); // error TS2345
+vm.setTimeLimit(); // error TS2554
+restore(bytes, {}, { maxHeapSize: '8k' }); // error TS2322
+restore(bytes, {}, { interrupt: [0] }); // error TS2740
 vm.createSnapshot(true); // error TS2554
 vm.dispose(true); // error TS2554
 const snapshotAsString: string = vm.createSnapshot(); // error TS2322
