@@ -399,6 +399,8 @@ const STATS_FIELDS = [
   'totalSize', 'fragmentCount', 'coreSize', 'importTableSize', 'globalVariablesSize',
   'registersSize', 'stackHeight', 'stackAllocatedCapacity', 'stackHighWaterMark',
   'virtualHeapUsed', 'virtualHeapHighWaterMark', 'virtualHeapAllocatedCapacity',
+  // Not the engine's: this VM's heap cap (opts.maxHeapSize; sandbox-limits.test.js).
+  'maxHeapSize',
 ];
 
 function checkStats(s) {

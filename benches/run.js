@@ -4,6 +4,8 @@
 //   unchecked  the floor with the safety checks compiled out (GLUE_UNCHECKED)
 //   floor  the engine with this project's port, called straight from C
 //   addon  this package
+//   limited  this package with a time limit set on every VM (benches/limited.js)
+//   baseline another build of this package (--baseline PATH), e.g. before a change
 //   cpp    the `microvium` package's own native (C++) host
 //   node   plain Node.js running the same guest source
 // each engine in its own process per round, rounds interleaving the engines,
@@ -20,7 +22,11 @@ const { WORKLOADS } = require('./worker');
 
 const ROOT = path.resolve(__dirname, '..');
 const WORKER = path.join(__dirname, 'worker.js');
-const ALL_ENGINES = ['unchecked', 'floor', 'addon', 'cpp', 'node'];
+const ALL_ENGINES = ['unchecked', 'floor', 'addon', 'limited', 'baseline', 'cpp', 'node'];
+// Run unless --engines says otherwise (baseline needs --baseline PATH).
+const DEFAULT_ENGINES = ['unchecked', 'floor', 'addon', 'limited', 'cpp', 'node'];
+// Engines that are the addon loaded another way (benches/worker.js 'addon').
+const ADDON_VARIANTS = ['addon', 'limited', 'baseline'];
 const FLOORS = ['unchecked', 'floor'];
 
 const DESCRIPTIONS = {
@@ -51,6 +57,12 @@ const SAFETY_TARGETS = [
   { workload: 'objects', limit: 1.2 },
   { workload: 'closures', limit: 1.2 },
 ];
+// The sandbox limits (issue 15): guest compute with a time limit armed costs
+// at most 5% more than with none.
+const LIMITED_TARGETS = [
+  { workload: 'objects', limit: 1.05 },
+  { workload: 'closures', limit: 1.05 },
+];
 const FLOOR_VS_CPP_OBJECTS = 20;   // the floor's objects workload ≥ 20× faster than cpp
 const MEMORY_TARGET_BYTES = 8 * 1024;
 
@@ -66,6 +78,8 @@ function usage() {
   --memory-rounds N     memory measurements per engine (default 3; quick 1)
   --floor-cflags "..."  extra gcc flags for both floors (e.g. -O3, -flto)
   --addon PATH          module to load as the addon (default: the package's index.js)
+  --baseline PATH       also run this build of the addon (its index.js) as engine "baseline",
+                        e.g. a checkout from before a change, to compare in the same run
   --floor-bin PATH      use this (checked) floor binary instead of building one; the
                         unchecked floor is still built from c/
 `;
@@ -73,7 +87,7 @@ function usage() {
 
 function parseArgs(argv) {
   const o = {
-    quick: false, json: null, rounds: null, budgetMs: null, engines: ALL_ENGINES.slice(),
+    quick: false, json: null, rounds: null, budgetMs: null, engines: null, baseline: null,
     only: null, memoryCount: 1000, memoryRounds: null, floorCflags: '', addon: path.join(ROOT, 'index.js'),
     floorBin: null,
   };
@@ -93,11 +107,14 @@ function parseArgs(argv) {
     else if (a === '--memory-rounds') o.memoryRounds = Number(next());
     else if (a === '--floor-cflags') o.floorCflags = next();
     else if (a === '--addon') o.addon = path.resolve(next());
+    else if (a === '--baseline') o.baseline = path.resolve(next());
     else if (a === '--floor-bin') o.floorBin = path.resolve(next());
     else if (a === '--help' || a === '-h') { process.stdout.write(usage()); process.exit(0); }
     else throw new Error(`unknown option ${a}\n${usage()}`);
   }
+  if (!o.engines) o.engines = DEFAULT_ENGINES.slice().concat(o.baseline ? ['baseline'] : []);
   for (const e of o.engines) if (!ALL_ENGINES.includes(e)) throw new Error(`unknown engine ${e}`);
+  if (o.engines.includes('baseline') && !o.baseline) throw new Error('engine baseline needs --baseline PATH');
   if (o.only) {
     for (const w of o.only) {
       if (w !== 'memory' && !WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}`);
@@ -162,21 +179,27 @@ function buildFloor(extraFlags, variant = 'floor') {
 
 // ---- Child processes --------------------------------------------------------
 
+// [command, argv, the addon module the worker loads (addon variants)]
 function engineCommand(engine, ctx, mode, args) {
   if (engine === 'floor') return [ctx.floor.path, [mode, ...args]];
   if (engine === 'unchecked') return [ctx.unchecked.path, [mode, ...args]];
-  return [process.execPath, ['--expose-gc', WORKER, engine, mode, ...args]];
+  const addon = { addon: ctx.opts.addon, limited: LIMITED_SHIM, baseline: ctx.opts.baseline }[engine];
+  const as = addon ? 'addon' : engine;
+  return [process.execPath, ['--expose-gc', WORKER, as, mode, ...args], addon];
 }
+
+const LIMITED_SHIM = path.join(__dirname, 'limited.js');
 
 const CHILD_TIMEOUT_MS = 240000;
 
 let addonPath = path.join(ROOT, 'index.js');
 
-function spawnChild(cmd, args) {
+function spawnChild(cmd, args, addon = addonPath) {
   const t0 = Date.now();
   const r = spawnSync(cmd, args, {
     cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20, timeout: CHILD_TIMEOUT_MS,
-    env: { ...process.env, MICROVIUM_BENCH_ADDON: addonPath },
+    // the limited engine's shim loads the addon under test
+    env: { ...process.env, MICROVIUM_BENCH_ADDON: addon, MICROVIUM_BENCH_LIMITED_ADDON: addonPath },
   });
   return { ...r, ms: Date.now() - t0 };
 }
@@ -197,8 +220,8 @@ function runRound(engine, ctx) {
   while (remaining.length) {
     const args = [ctx.mainPath, ctx.restorePath, '--budget-ms', String(ctx.opts.budgetMs),
       '--min-batches', String(ctx.opts.minBatches), '--only', remaining.join(',')];
-    const [cmd, argv] = engineCommand(engine, ctx, 'run', args);
-    const r = spawnChild(cmd, argv);
+    const [cmd, argv, addon] = engineCommand(engine, ctx, 'run', args);
+    const r = spawnChild(cmd, argv, addon);
     ms += r.ms;
     let current = null;
     let done = false;
@@ -229,8 +252,8 @@ function runRound(engine, ctx) {
 }
 
 function runMemory(engine, ctx) {
-  const [cmd, argv] = engineCommand(engine, ctx, 'memory', [ctx.restorePath, String(ctx.opts.memoryCount)]);
-  const r = spawnChild(cmd, argv);
+  const [cmd, argv, addon] = engineCommand(engine, ctx, 'memory', [ctx.restorePath, String(ctx.opts.memoryCount)]);
+  const r = spawnChild(cmd, argv, addon);
   if (r.status !== 0) return { error: 'process died: ' + describeExit(r) };
   try {
     return JSON.parse(r.stdout.trim().split('\n').pop());
@@ -364,6 +387,14 @@ function checkTargets(summary, memory, engines) {
         met: Number.isFinite(ratio) ? ratio <= t.limit : null });
     }
   }
+  if (engines.includes('addon') && engines.includes('limited')) {
+    for (const t of LIMITED_TARGETS) {
+      if (!summary[t.workload]) continue;
+      const ratio = get(t.workload, 'limited') / get(t.workload, 'addon');
+      res.push({ target: `${t.workload} with a time limit set ≤ ${t.limit}× without`, value: fmtRatio(ratio), ratio,
+        met: Number.isFinite(ratio) ? ratio <= t.limit : null });
+    }
+  }
   if (engines.includes('floor') && engines.includes('cpp') && summary.objects) {
     const x = get('objects', 'cpp') / get('objects', 'floor');
     res.push({ target: `floor objects ≥ ${FLOOR_VS_CPP_OBJECTS}× faster than cpp`, value: fmtRatio(x),
@@ -385,6 +416,8 @@ function report(summary, memory, targets, engines, workloads) {
   if (has('floor') && has('unchecked')) head.push('floor÷unchecked');
   if (has('addon') && has('unchecked')) head.push('addon÷unchecked');
   if (has('addon') && has('floor')) head.push('addon÷floor');
+  if (has('addon') && has('limited')) head.push('limited÷addon');
+  if (has('addon') && has('baseline')) head.push('addon÷baseline');
   if (has('addon') && has('cpp')) head.push('cpp÷addon');
   if (has('cpp') && has('floor')) head.push('cpp÷floor');
   if (has('node') && has('addon')) head.push('addon÷node');
@@ -405,6 +438,8 @@ function report(summary, memory, targets, engines, workloads) {
     if (has('floor') && has('unchecked')) row.push(r('floor', 'unchecked'));
     if (has('addon') && has('unchecked')) row.push(r('addon', 'unchecked'));
     if (has('addon') && has('floor')) row.push(r('addon', 'floor'));
+    if (has('addon') && has('limited')) row.push(r('limited', 'addon'));
+    if (has('addon') && has('baseline')) row.push(r('addon', 'baseline'));
     if (has('addon') && has('cpp')) row.push(r('cpp', 'addon'));
     if (has('cpp') && has('floor')) row.push(r('cpp', 'floor'));
     if (has('node') && has('addon')) row.push(r('addon', 'node'));
@@ -511,9 +546,10 @@ function main() {
         skipped.unchecked = e.message;
       }
     }
-    if (engines.includes('addon')) {
-      const why = probeAddon(opts.addon);
-      if (why) skipped.addon = 'does not load: ' + why;
+    for (const [e, file] of [['addon', opts.addon], ['limited', opts.addon], ['baseline', opts.baseline]]) {
+      if (!engines.includes(e)) continue;
+      const why = probeAddon(file);
+      if (why) skipped[e] = 'does not load: ' + why;
     }
     for (const [e, why] of Object.entries(skipped)) log(`skipping ${e}: ${why}`);
     engines = engines.filter((e) => !skipped[e]);
@@ -535,7 +571,8 @@ function main() {
       rounds.push(round);
       if (opts.memory && r < opts.memoryRounds) {
         const mem = {};
-        for (const e of order) mem[e] = runMemory(e, ctx);
+        // (a time limit changes nothing in an idle VM's memory)
+        for (const e of order) if (e !== 'limited') mem[e] = runMemory(e, ctx);
         memRuns.push(mem);
         parts.push('memory');
       }
@@ -557,6 +594,15 @@ function main() {
         process.stdout.write('\n' + out);
       } catch (e) {
         process.stdout.write(`\nmembrane workloads failed: ${e.message}\n`);
+      }
+      // The stop latency of the sandbox limits (issue 15), in its own process.
+      try {
+        const out = require('node:child_process').execFileSync(process.execPath,
+          [path.join(__dirname, 'limits.js'), '--rounds', String(opts.rounds)],
+          { encoding: 'utf8', timeout: 300000, env: { ...process.env, MICROVIUM_BENCH_ADDON: opts.addon } });
+        process.stdout.write('\n' + out);
+      } catch (e) {
+        process.stdout.write(`\nlimits stop latency failed: ${e.message}\n`);
       }
     }
     process.stdout.write(`\n${roundCount} rounds${opts.quick ? ' (--quick: a smoke test, not a measurement)' : ''}, ` +
