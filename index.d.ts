@@ -372,7 +372,8 @@ export declare class VM<TExports extends object = Exports> implements Disposable
    * shares its caller's deadline. Past the limit the call fails like
    * exhausted gas: a {@link MicroviumError} whose code is
    * `'MVM_E_TIME_LIMIT_REACHED'`, which the guest cannot catch; the VM stays
-   * usable. `-1` turns the limit off (the default).
+   * usable. `-1` turns the limit off (the default); `0` stops every call
+   * before its first instruction.
    *
    * @param ms A finite number >= 0, or `-1`; else a `TypeError` (not a
    * number) or `RangeError`.

@@ -57,6 +57,7 @@ const SOURCE = `
   vmExport(7, () => { const a = []; while (true) a.push([a.length, a.length + 1]); });
   vmExport(8, (n) => { const a = []; for (let i = 0; i < n; i++) a.push([i, i + 1]); return a.length; });
   vmExport(9, (n) => { let last; for (let i = 0; i < n; i++) last = [i, [i]]; return last[0]; });
+  vmExport(10, (i) => [i, [i]]);
 `;
 const snapshot = compile(SOURCE);
 
@@ -338,6 +339,18 @@ test('maxHeapSize: the cap holds the heap below it, and garbage is collected wit
   assert.ok(stats.virtualHeapHighWaterMark <= 8192, JSON.stringify(stats));
   assert.ok(stats.virtualHeapAllocatedCapacity <= 8192, JSON.stringify(stats));
   assert.equal(status(vm), 'live');
+});
+
+test('maxHeapSize: values the host drops are released within the cap, as within the engine\'s 64 kB', () => {
+  // Each call hands the host a new guest array, which stays rooted until V8
+  // collects its host value: the host's relief of heap pressure must act
+  // below this VM's cap, not at its mark for a 64 kB heap.
+  const vm = restore({}, { maxHeapSize: 8192 });
+  let last;
+  for (let i = 0; i < 5000; i++) last = vm.exports[10](i);
+  assert.deepEqual([...last], [4999, [4999]]);
+  assert.equal(status(vm), 'live');
+  assert.ok(vm.getMemoryStats().virtualHeapHighWaterMark <= 8192);
 });
 
 test('maxHeapSize: getMemoryStats reports the cap (the engine\'s 65534 bytes when none is set)', () => {

@@ -485,7 +485,7 @@ function report(summary, memory, targets, engines, workloads) {
     const mrows = [['engine', 'RSS', 'external', 'JS heap', 'C malloc']];
     for (const e of engines) {
       const m = memory[e];
-      if (!m) continue;
+      if (!m || (e === 'limited' && m.error === 'not run')) continue;
       if (m.error) { mrows.push([e, 'failed', '', '', '']); notes.push(`${e} memory: ${m.error}`); continue; }
       const isFloor = FLOORS.includes(e);
       mrows.push([e, fmtBytes(m.rssPerVm), isFloor ? 'n/a' : fmtBytes(m.externalPerVm),

@@ -203,20 +203,25 @@ static void glue_limits_check(GlueContext* ctx) {
 }
 
 void glue_limits_enter(GlueContext* ctx, bool outermost) {
-  if (outermost) {
-    ctx->stop_reason = 0;
-    ctx->deadline_ns = 0;
-    if (ctx->time_limit_ms >= 0) {
-      /* Saturating: a limit of centuries is no limit, not an overflow. */
-      double ns = ctx->time_limit_ms * 1e6;
-      uint64_t now = glue_now_ns();
-      ctx->deadline_ns = ns >= (double)(UINT64_MAX - now) ? UINT64_MAX : now + (uint64_t)ns;
-    }
+  if (!outermost) {
+    /* A deadline that passed in the host function making this nested call,
+     * or an interrupt: the call stops before it runs. */
+    glue_limits_check(ctx);
+    return;
   }
-  /* An interrupt requested while the VM was idle, or a deadline that passed
-   * in the host function making this nested call: the call stops before it
+  ctx->stop_reason = 0;
+  ctx->deadline_ns = 0;
+  if (ctx->time_limit_ms >= 0) {
+    /* Saturating: a limit of centuries is no limit, not an overflow. */
+    double ns = ctx->time_limit_ms * 1e6;
+    uint64_t now = glue_now_ns();
+    ctx->deadline_ns = ns >= (double)(UINT64_MAX - now) ? UINT64_MAX : now + (uint64_t)ns;
+    /* A limit of 0 leaves no time at all. */
+    if (ctx->deadline_ns <= now) glue_limits_stop(ctx, GLUE_STOP_TIME_LIMIT);
+  }
+  /* An interrupt requested while the VM was idle: the call stops before it
    * runs. */
-  glue_limits_check(ctx);
+  if (glue_interrupt_requested(ctx)) glue_limits_stop(ctx, GLUE_STOP_INTERRUPTED);
 }
 
 int glue_limits_exit(GlueContext* ctx) {

@@ -28,6 +28,7 @@ pub const E_WRONG_BYTECODE_VERSION: i32 = 49;
 pub const E_FATAL: i32 = 45;
 
 pub fn name(errno: i32) -> &'static str {
+    // limits: its errors, past the engine's
     ERRORS.get(errno as usize).copied().or_else(|| crate::limits::error_entry(errno)).map(|e| e.0).unwrap_or("MVM_E_UNKNOWN")
 }
 

@@ -75,19 +75,28 @@ pub const INITIAL_CONTEXT_LIMITS: GlueContext = GlueContext {
 /// engine reported on the way out (gas, or an exception a host function
 /// threw while it unwound); at the outermost exit the gas counter gets its
 /// setting back. A nested call shares the outer deadline.
+#[inline]
 pub fn guest_call(vm: &VmState, call: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
     let ctx = vm.ctx();
     let outermost = vm.is_idle();
-    // SAFETY: ctx is owned by the VM state and outlives this call; the
-    // function touches only the context (and the engine's gas counter).
-    unsafe { engine::glue_limits_enter(ctx, outermost) };
+    // Without a limit nothing can stop the call, and the C side is not
+    // called at all (a stop already in progress is a nested call's concern).
+    // SAFETY: ctx is owned by the VM state; C writes it only while this
+    // thread runs the engine, which it does not now.
+    let armed = unsafe { (*ctx).time_limit_ms >= 0.0 || !(*ctx).interrupt.is_null() || (*ctx).stop_reason != 0 };
+    if armed {
+        // SAFETY: ctx outlives this call; the function touches only the
+        // context (and the engine's gas counter).
+        unsafe { engine::glue_limits_enter(ctx, outermost) };
+    }
     let result = call();
-    let reason = if outermost {
+    let reason = if !armed {
+        0
+    } else if outermost {
         // SAFETY: as above; no engine call of this VM is active any more.
         unsafe { engine::glue_limits_exit(ctx) }
     } else {
-        // SAFETY: ctx is owned by the VM state; written by C only while
-        // this thread runs the engine, which it does not now.
+        // SAFETY: as above.
         unsafe { (*ctx).stop_reason }
     };
     match result {
@@ -256,12 +265,20 @@ fn heap_cap(vm: &VmState) -> u32 {
 /// The heap size past which the host relieves pressure from host-held values
 /// (pressure.rs): its mark for the engine's full heap, or the same fraction
 /// of a capped one, and at least `size` plus room proportionate to the cap.
+/// On the path of every call: one load when the VM has no cap.
+#[inline]
 pub fn pressure_mark(vm: &VmState, size: u16) -> u16 {
-    let cap = heap_cap(vm);
+    use crate::pressure::{PRESSURE_MARK, PRESSURE_ROOM};
+    // SAFETY: ctx is owned by the VM state; the field is written only at
+    // restore.
+    let cap = unsafe { (*vm.ctx()).heap_limit };
+    if cap == 0 {
+        return PRESSURE_MARK.max(size.saturating_add(PRESSURE_ROOM));
+    }
     // SAFETY: a constant of the C side.
     let full = unsafe { engine::glue_engine_heap_limit() };
     let scale = |x: u16| ((x as u32 * cap) / full.max(1)) as u16;
-    scale(crate::pressure::PRESSURE_MARK).max(size.saturating_add(scale(crate::pressure::PRESSURE_ROOM)))
+    scale(PRESSURE_MARK).max(size.saturating_add(scale(PRESSURE_ROOM)))
 }
 
 /// Adds `maxHeapSize` (this VM's guest heap cap, in bytes) to the object of
