@@ -70,11 +70,11 @@ pub const INITIAL_CONTEXT_LIMITS: GlueContext = GlueContext {
 /// Runs one engine call that may run guest code (vm.engine_call). At the
 /// VM's outermost entry the deadline is armed; at any entry, a requested
 /// interrupt or a passed deadline stops the call before its first
-/// instruction; a call a limit stopped
-/// fails with the limit's error, at every nesting level, whatever the
-/// engine reported on the way out (gas, or an exception a host function
-/// threw while it unwound); at the outermost exit the gas counter gets its
-/// setting back. A nested call shares the outer deadline.
+/// instruction. A call a limit stopped fails with the limit's error, at
+/// every nesting level, whatever the engine reported on the way out (gas,
+/// or an exception a host function threw while it unwound); at the
+/// outermost exit the gas counter gets its setting back. A nested call
+/// shares the outer deadline.
 #[inline]
 pub fn guest_call(vm: &VmState, call: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
     let ctx = vm.ctx();
