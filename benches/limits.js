@@ -10,6 +10,15 @@
 //                opts.interrupt: from the store (the worker's clock, the
 //                same monotonic clock) to the call's return
 //
+//   cost         the compute workloads of the main table (objects, closures)
+//                on one VM, with no limit and with a time limit armed (10 s,
+//                never hit), interleaved run by run, compared by their
+//                fastest runs (the minimum resists other load on the
+//                machine, which moves the cross-process medians of the main
+//                table by ±25% here; one VM, because the speed of these
+//                workloads differs from VM to VM with where the host's
+//                allocator put its heap)
+//
 // Medians and maxima over the rounds, in milliseconds.
 
 const fs = require('node:fs');
@@ -93,6 +102,33 @@ async function interruptLatency(bytes, rounds) {
   return { rounds, medianMs: median(latency), maxMs: Math.max(...latency) };
 }
 
+function armedCost(runs) {
+  const { MAIN_SOURCE, compileSnapshot } = require('./guest');
+  const bytes = compileSnapshot(MAIN_SOURCE);
+  const vm = Microvium.restore(bytes, { 1: (x) => x });
+  vm.exports[3](1000); // the objects workload's 1,000 objects
+  const limits = { off: -1, 'time limit': 10000 };
+  const modes = Object.keys(limits);
+  const work = { objects: (vm) => vm.exports[4](100), closures: (vm) => vm.exports[5](1000, 100) };
+  const out = {};
+  for (const [name, f] of Object.entries(work)) {
+    const t = Object.fromEntries(modes.map((m) => [m, []]));
+    for (let i = 0; i < 3; i++) f(vm);
+    for (let i = 0; i < runs; i++) {
+      // rotate the order, so that no mode always runs first
+      for (let k = 0; k < modes.length; k++) {
+        const m = modes[(i + k) % modes.length];
+        vm.setTimeLimit(limits[m]);
+        const t0 = nowMs();
+        f(vm);
+        t[m].push(nowMs() - t0);
+      }
+    }
+    out[name] = Object.fromEntries(modes.map((m) => [m, { minMs: Math.min(...t[m]), medianMs: median(t[m]) }]));
+  }
+  return out;
+}
+
 async function main() {
   const args = process.argv.slice(2);
   const jsonAt = args.indexOf('--json');
@@ -105,6 +141,7 @@ async function main() {
     timeLimitLatency(bytes, 500, Math.max(3, Math.round(5 * scale))),
   ];
   const interrupt = await interruptLatency(bytes, Math.max(3, Math.round(31 * scale)));
+  const cost = armedCost(Math.max(5, Math.round(61 * scale)));
   const f = (x) => x.toFixed(2) + ' ms';
   const lines = ['Stop latency of the sandbox limits (an endless guest loop):',
     '  limit      rounds  overshoot median  overshoot max  (limit+max)/limit'];
@@ -114,8 +151,13 @@ async function main() {
   }
   lines.push(`  interrupt from a Worker (Atomics.store to the call's return), ${interrupt.rounds} rounds: ` +
     `median ${f(interrupt.medianMs)}, max ${f(interrupt.maxMs)}`);
+  lines.push('Cost of an armed time limit (one VM, interleaved; fastest run, and ratio to no limit):');
+  for (const [name, r] of Object.entries(cost)) {
+    lines.push(`  ${name.padEnd(9)} ` + Object.entries(r).map(([m, v]) =>
+      `${m} ${f(v.minMs)}${m === 'off' ? '' : ` (${(v.minMs / r.off.minMs).toFixed(3)}×)`}`).join(', '));
+  }
   process.stdout.write(lines.join('\n') + '\n');
-  if (jsonAt >= 0) fs.writeFileSync(args[jsonAt + 1], JSON.stringify({ timeLimit, interrupt }, null, 2) + '\n');
+  if (jsonAt >= 0) fs.writeFileSync(args[jsonAt + 1], JSON.stringify({ timeLimit, interrupt, cost }, null, 2) + '\n');
 }
 
 main().catch((e) => {
