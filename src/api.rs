@@ -5,51 +5,21 @@
 use crate::engine::{self, kind, Value};
 use crate::errors;
 use crate::handles;
-use crate::js::{CallInfo, Env, JsResult, JsValue, Pending, Type};
+use crate::js::{self, Body, CallInfo, Env, JsResult, JsValue, Type};
 use crate::calls;
 use crate::keys::{self, property_key};
 use crate::membrane::{self, to_guest, to_host};
 use crate::roots::{Rooted, TempScope};
 use crate::runtime;
 use crate::snapshot;
-use crate::vm::{self, VmState, Wrapped};
-use napi::sys;
+use crate::vm::{self, VmState};
 use std::rc::Rc;
 
-type Body = fn(Env, &CallInfo) -> JsResult<JsValue>;
-
-/// Common entry of every native function: records the env, catches panics
-/// (a panic must never unwind into Node), maps errors to a pending exception.
-fn entry(raw_env: sys::napi_env, info: sys::napi_callback_info, body: Body) -> sys::napi_value {
-    runtime::set_env(raw_env);
-    let env = Env(raw_env);
-    let outcome = std::panic::catch_unwind(|| -> JsResult<JsValue> {
-        let ci = env.call_info(info)?;
-        body(env, &ci)
-    });
-    match outcome {
-        Ok(Ok(v)) => v,
-        Ok(Err(Pending)) => std::ptr::null_mut(),
-        Err(_) => {
-            if !env.is_exception_pending() {
-                env.throw_error("@microvium/runtime: internal error (panic)");
-            }
-            std::ptr::null_mut()
-        }
-    }
-}
-
+/// The native functions, named as the JS layer calls them.
 macro_rules! native {
     ($($name:ident => $body:path),* $(,)?) => {
-        $(
-            // Named as the JS layer calls them.
-            #[allow(non_snake_case)]
-            unsafe extern "C" fn $name(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-                entry(env, info, $body)
-            }
-        )*
-        pub const FUNCTIONS: &[(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value)] = &[
-            $((stringify!($name), $name)),*
+        pub const FUNCTIONS: &[(&str, Body)] = &[
+            $((stringify!($name), $body)),*
         ];
     };
 }
@@ -114,10 +84,7 @@ pub(crate) fn core(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
 
 /// The VM behind a core object, in any state.
 pub(crate) fn core_any(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
-    match membrane::unwrap_core(env, arg(env, ci, 0)) {
-        Some(Wrapped::Core(vm)) => Ok(vm.clone()),
-        _ => Err(env.throw_type_error("Microvium: expected a VM")),
-    }
+    membrane::unwrap_core(env, arg(env, ci, 0)).ok_or_else(|| env.throw_type_error("Microvium: expected a VM"))
 }
 
 /// The slot of a host value's id (see handles::host_id), checked current:
@@ -169,8 +136,7 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let core = arg(env, ci, 0);
     let bytes = env
         .uint8_bytes(arg(env, ci, 1))
-        .ok_or_else(|| env.throw_type_error("Microvium snapshot must be a Uint8Array"))?
-        .to_vec();
+        .ok_or_else(|| env.throw_type_error("Microvium snapshot must be a Uint8Array"))?;
     let info = match snapshot::validate(&bytes) {
         Ok(i) => i,
         Err(snapshot::Invalid(errno, detail)) if errno == errors::E_WRONG_BYTECODE_VERSION => {
@@ -264,7 +230,7 @@ fn get_export_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let ctx = vm.ctx();
     // SAFETY: ctx is live; out is a local.
     vm.engine_op(|| unsafe { engine::glue_resolve_export(ctx, id as u16, &mut out) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     to_host(env, &vm, out)
 }
 
@@ -282,7 +248,7 @@ fn get_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>) -
     let (o, kp, r) = (obj.raw(), key.raw(), out.raw());
     // SAFETY: rooted slot pointers, taken after the last allocation of a slot.
     vm.engine_op(|| unsafe { engine::glue_get_property(ctx, o, kp, r) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     Ok(out)
 }
 
@@ -303,7 +269,7 @@ fn write_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>,
     let (o, kp, x) = (obj.raw(), key.raw(), value.raw());
     // SAFETY: rooted slot pointers.
     vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     Ok(env.boolean(true))
 }
 
@@ -372,7 +338,7 @@ fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
     let kp = keys.raw();
     // SAFETY: rooted slot pointer.
     vm.engine_op(|| unsafe { engine::glue_object_keys(ctx, kp) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     // SAFETY: keys now holds a fixed-length array.
     let n = unsafe { engine::glue_array_length(ctx, keys.get()) }.max(0) as u32;
     let mut names = Vec::with_capacity(n as usize);
@@ -383,7 +349,7 @@ fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
         let (kp, ip, op) = (keys.raw(), idx.raw(), out.raw());
         // SAFETY: rooted slot pointers.
         vm.engine_op(|| unsafe { engine::glue_get_property(ctx, kp, ip, op) })
-            .map_err(|f| membrane::throw_failure(env, vm, f))?;
+            .map_err(|f| errors::throw_failure(env, f))?;
         names.push(keys::host_key(env, vm, out.get())?);
     }
     // In JavaScript's order: array indexes ascending, then the rest as created.
@@ -461,7 +427,7 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let (ip, cp, sp) = (instance.raw(), ctor.raw(), scratch.raw());
     // SAFETY: rooted slot pointers.
     vm.engine_op(|| unsafe { engine::glue_construct(ctx, ip, cp, sp) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     calls::invoke(env, &vm, &ctor, Some(&instance), &rooted)?;
     to_host(env, &vm, instance.get())
 }
@@ -512,8 +478,7 @@ fn u8_set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let slot = slot_arg(env, ci, &vm, 1)?;
     let source = env
         .uint8_bytes(arg(env, ci, 2))
-        .ok_or_else(|| env.throw_type_error("Microvium: expected a Uint8Array"))?
-        .to_vec();
+        .ok_or_else(|| env.throw_type_error("Microvium: expected a Uint8Array"))?;
     let offset = int_arg(env, ci, 3)? as usize;
     let (bytes, writable) = u8_bytes(env, &vm, slot)?;
     if !writable {
@@ -533,7 +498,7 @@ fn create_snapshot_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let ctx = vm.ctx();
     // SAFETY: ctx is live; out-pointers to locals.
     vm.engine_op(|| unsafe { engine::glue_create_snapshot(ctx, &mut data, &mut size) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     if data.is_null() {
         return Err(env.throw_error("Microvium: snapshot creation failed"));
     }
@@ -552,7 +517,7 @@ fn run_gc_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let ctx = vm.ctx();
     // SAFETY: ctx is live.
     vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, squeeze) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     Ok(env.undefined())
 }
 
@@ -610,7 +575,7 @@ fn set_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let ctx = vm.ctx();
     // SAFETY: ctx is live.
     vm.engine_op(|| unsafe { engine::glue_set_breakpoint(ctx, a) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     Ok(env.undefined())
 }
 
@@ -625,7 +590,7 @@ fn remove_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, address: u16) -> std::os::raw::c_int {
     // SAFETY: as in host_function_trampoline.
     let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
-    let Some(env) = runtime::current_env() else { return 0 };
+    let Some(env) = js::current_env() else { return 0 };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: the active call holds the state alive.
         let vm = unsafe { &*vm_ptr };
@@ -727,32 +692,29 @@ fn guest_this(env: Env, vm: &VmState, this: JsValue) -> JsResult<Option<JsValue>
 fn make_caller_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let with_this = env.get_bool(arg(env, ci, 1))?;
-    // VmState is aligned to 8: the low bit says which caller this is.
-    const _: () = assert!(std::mem::align_of::<VmState>() >= 2);
-    let data = Rc::as_ptr(&vm) as usize | with_this as usize;
-    env.function("call", Some(caller_callback), data as *mut std::ffi::c_void)
+    env.function_with_data("call", caller, Caller { vm: Rc::downgrade(&vm), with_this })
 }
 
-unsafe extern "C" fn caller_callback(raw_env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    entry(raw_env, info, |env, ci| {
-        let with_this = ci.data as usize & 1 == 1;
-        // SAFETY: the data is the VmState of the core that every caller
-        // passes as its first argument (see make_caller_impl); that core's
-        // wrap owns an Rc of it, so it is alive. The count taken here keeps
-        // it alive for this call even if the call disposes of every owner.
-        let vm = unsafe {
-            let p = (ci.data as usize & !1) as *const VmState;
-            Rc::increment_strong_count(p);
-            Rc::from_raw(p)
-        };
-        vm.check_usable(env)?;
-        let slot = slot_arg(env, ci, &vm, 1)?;
-        let _scope = TempScope::new(&vm);
-        let func = vm.handles.borrow().get(slot);
-        let (this, first) = if with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
-        let args = &ci.args()[first.min(ci.args().len())..];
-        calls::call_guest(env, &vm, func, this, args)
-    })
+/// What a function of makeCaller carries. The VM is held weakly: the core
+/// owns the VM, and the JS layer keeps the callers on the core, so a strong
+/// reference here would change nothing but the moment the VM is freed.
+struct Caller {
+    vm: std::rc::Weak<VmState>,
+    with_this: bool,
+}
+
+fn caller(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
+    // Every caller passes the core (which owns the VM) as its first
+    // argument, so the VM is alive; the Rc taken here keeps it alive for
+    // this call even if the call disposes of every other owner.
+    let vm = data.vm.upgrade().ok_or_else(|| env.throw_error("Microvium VM is not usable"))?;
+    vm.check_usable(env)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let _scope = TempScope::new(&vm);
+    let func = vm.handles.borrow().get(slot);
+    let (this, first) = if data.with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
+    let args = &ci.args()[first.min(ci.args().len())..];
+    calls::call_guest(env, &vm, func, this, args)
 }
 
 /// callArgs(core, id, this, args: array): a call with the arguments in an

@@ -2,8 +2,8 @@
 //! JS-layer closures that reach it through api.rs `call`), guest to host
 //! (the imports' trampoline, sync and async), and exceptions both ways.
 
-use crate::engine::{self, Failure, Value};
-use crate::errors;
+use crate::engine::{self, Value};
+use crate::errors::{self, throw_failure, Failure};
 use crate::handles::Slot;
 use crate::js::{Env, JsResult, JsValue, Pending};
 use crate::runtime::{self, Helper};
@@ -11,7 +11,7 @@ use crate::vm::{CallFailure, Status, VmState};
 use std::ffi::c_void;
 use std::rc::Rc;
 use crate::roots::{Rooted, TempScope};
-use crate::membrane::{to_guest, to_host, throw_failure};
+use crate::membrane::{to_guest, to_host};
 use crate::promises::settle_promises;
 use crate::pressure::relieve_pressure;
 
@@ -20,7 +20,7 @@ use crate::pressure::relieve_pressure;
 pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Value) -> Pending {
     match failure {
         CallFailure::Thrown(p) => p,
-        CallFailure::Engine(Failure::Error(engine::E_UNCAUGHT_EXCEPTION)) => {
+        CallFailure::Engine(Failure::Error(errors::E_UNCAUGHT_EXCEPTION)) => {
             if let Some(original) = vm.original_host_exception(env, result) {
                 return env.throw(original);
             }
@@ -29,7 +29,7 @@ pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Va
                 Err(p) => p,
             }
         }
-        CallFailure::Engine(f) => throw_failure(env, vm, f),
+        CallFailure::Engine(f) => throw_failure(env, f),
     }
 }
 
@@ -80,14 +80,14 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
         outcome => {
             // A call that returned normally from a VM that failed or was
             // disposed meanwhile has no result to give.
-            let failure = outcome.err().unwrap_or(CallFailure::Engine(Failure::Unusable));
+            let failure = outcome.err().unwrap_or(CallFailure::Engine(Failure::Unusable(vm.unusable().unwrap_or(errors::Unusable::EngineFreed))));
             if let Some(e) = vm.take_breakpoint_error(env) {
                 Err(env.throw(e))
             } else if let (Status::Poisoned(code), CallFailure::Engine(_)) = (vm.status(), &failure) {
                 // A fatal error during the call (perhaps in a nested call the
                 // host caught): the VM is unusable.
-                Err(throw_failure(env, vm, Failure::Fatal(code)))
-            } else if vm.status() == Status::Disposed && !matches!(failure, CallFailure::Engine(Failure::Fatal(_))) {
+                Err(throw_failure(env, vm.fatal_failure(code)))
+            } else if vm.status() == Status::Disposed && !matches!(failure, CallFailure::Engine(Failure::Fatal { .. })) {
                 // Disposed during the call: the result cannot be read.
                 Err(env.throw_error("Microvium VM was disposed during the call"))
             } else {
@@ -99,8 +99,8 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
     settle_promises(env, vm);
     // A fatal error in the collection that relieves heap pressure is this
     // call's failure: the VM is unusable from here on.
-    if let Err(f @ Failure::Fatal(_)) = relieve_pressure(env, vm) {
-        return Err(throw_failure(env, vm, f));
+    if let Err(f @ Failure::Fatal { .. }) = relieve_pressure(env, vm) {
+        return Err(throw_failure(env, f));
     }
     converted
 }
@@ -116,7 +116,7 @@ pub unsafe extern "C" fn host_function_trampoline(
     // SAFETY: the context of every VM is its GlueContext, whose host field
     // points to the VmState that an active call keeps alive.
     let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
-    let Some(env) = runtime::current_env() else { return errors::E_HOST_ERROR };
+    let Some(env) = crate::js::current_env() else { return errors::E_HOST_ERROR };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: see above. Rc::increment_strong_count keeps it alive for
         // this call even if the host function drops every other owner.
@@ -169,7 +169,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
                 // Rooted until `resume` releases it.
                 async_callback = Some(vm.handles.borrow_mut().alloc(vm.ctx(), callback));
             }
-            Err(Failure::Fatal(_)) | Err(Failure::Unusable) => return errors::E_HOST_ERROR,
+            Err(Failure::Fatal { .. }) | Err(Failure::Unusable(_)) => return errors::E_HOST_ERROR,
             // No await points in the script (MVM_E_ASYNC_WITHOUT_AWAIT): the
             // engine has no promise to give the guest, and the host's promise
             // cannot be passed in (its rejection would then go unhandled and
@@ -275,7 +275,7 @@ fn throw_into_guest(env: Env, vm: &Rc<VmState>, result: *mut Value) -> i32 {
     // Keep the copy rooted in the stash so it can be matched later.
     let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
     vm.stash_host_exception(env, exception, slot);
-    engine::E_UNCAUGHT_EXCEPTION
+    errors::E_UNCAUGHT_EXCEPTION
 }
 
 /// The guest copy of a host exception, for the guest to catch. If it cannot

@@ -32,6 +32,7 @@
 //! (`InternIndex`), rebuilt after each guest collection.
 
 use crate::engine::{self, kind};
+use crate::errors;
 use crate::handles::Slot;
 use crate::js::{CallInfo, Env, JsResult, JsValue, Type};
 use crate::membrane;
@@ -112,13 +113,13 @@ fn guest_bytes<'b>(vm: &VmState, s: engine::Value) -> Option<&'b [u8]> {
 
 impl InternIndex {
     /// Brings the index up to date with the guest's list.
-    fn sync(&mut self, vm: &VmState) -> Result<(), engine::Failure> {
+    fn sync(&mut self, vm: &VmState) -> Result<(), crate::errors::Failure> {
         let ctx = vm.ctx();
         // SAFETY: ctx is live.
         let head = unsafe { engine::glue_intern_head(ctx) };
         if let Some(code) = vm.take_inspection_fatal() {
             self.valid = false;
-            return Err(engine::Failure::Fatal(code));
+            return Err(vm.fatal_failure(code));
         }
         let epoch = vm.gc_epoch();
         if self.valid && self.epoch == epoch && self.head == head {
@@ -380,11 +381,11 @@ fn intern<'a>(env: Env, vm: &'a Rc<VmState>, name: &[u8]) -> JsResult<(Rooted<'a
     let mut out = engine::UNDEFINED;
     // SAFETY: name holds name.len() bytes; ctx is live.
     vm.engine_op(|| unsafe { engine::glue_new_string(ctx, name.as_ptr() as *const _, name.len(), &mut out) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     r.set(out);
     let p = r.raw();
     // SAFETY: p points into a rooted slot.
-    vm.engine_op(|| unsafe { engine::glue_to_property_key(ctx, p) }).map_err(|f| membrane::throw_failure(env, vm, f))?;
+    vm.engine_op(|| unsafe { engine::glue_to_property_key(ctx, p) }).map_err(|f| errors::throw_failure(env, f))?;
     let id = remember(env, vm, name, r.get());
     Ok((r, id))
 }
@@ -421,10 +422,10 @@ fn find<'a>(env: Env, vm: &'a Rc<VmState>, name: &mut Vec<u8>) -> JsResult<Optio
         engine::glue_find_rom_key(ctx, name.as_ptr() as *const _, name.len(), &mut out, &mut found)
     });
     name.pop();
-    status.map_err(|f| membrane::throw_failure(env, vm, f))?;
+    status.map_err(|f| errors::throw_failure(env, f))?;
     if !found {
         let mut c = vm.keys.borrow_mut();
-        c.interned.sync(vm).map_err(|f| membrane::throw_failure(env, vm, f))?;
+        c.interned.sync(vm).map_err(|f| errors::throw_failure(env, f))?;
         match c.interned.find(vm, name) {
             Some(s) => out = s,
             None => return Ok(None),
@@ -511,7 +512,7 @@ fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> J
     let key = k.get();
     // SAFETY: ctx is live; nothing is allocated, so values stay put.
     vm.engine_op(|| unsafe { engine::glue_own_property(ctx, object, key, &mut out, &mut found) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+        .map_err(|f| errors::throw_failure(env, f))?;
     Ok(found.then(|| Rooted::new(vm, out)))
 }
 
@@ -587,7 +588,7 @@ pub fn host_key(env: Env, vm: &Rc<VmState>, key: engine::Value) -> JsResult<(JsV
     // next allocation; the bytes are copied into a JS string before that.
     let code = unsafe { engine::glue_string_utf8(vm.ctx(), key, &mut p, &mut n) };
     if code != 0 {
-        return Err(membrane::throw_failure(env, vm, engine::check(code).unwrap_err()));
+        return Err(errors::throw_failure(env, vm.engine_failure(code)));
     }
     // SAFETY: as above: n bytes at p, used before anything allocates.
     let bytes = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };

@@ -42,16 +42,14 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
     // would corrupt memory, so it refuses to load.
     engine::check_layouts()
         .map_err(|e| Error::from_reason(format!("this build of @microvium/runtime is inconsistent: {e}")))?;
-    let raw_env = env.raw();
-    runtime::set_env(raw_env);
+    let e = js::Env::from_napi(&env);
     // SAFETY: installs a process-wide signal handler once (pthread_once);
     // see c/fault_net.c for when it acts and when it passes faults on.
     unsafe { engine::glue_install_fault_net() };
-    let e = js::Env(raw_env);
     let target = exports.raw();
     for (name, f) in api::FUNCTIONS {
         let func = e
-            .function(name, Some(*f), std::ptr::null_mut())
+            .function(name, *f)
             .map_err(|_| Error::from_reason(format!("cannot create native function {name}")))?;
         e.set_named(target, name, func)
             .map_err(|_| Error::from_reason(format!("cannot export native function {name}")))?;
@@ -69,11 +67,4 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
     }
     e.set_named(target, "kinds", kinds).map_err(|_| Error::from_reason("cannot export kinds"))?;
     Ok(())
-}
-
-/// The engine version this addon was built with (also exported as the
-/// `engineVersion` string).
-#[napi]
-pub fn get_engine_version() -> String {
-    snapshot::ENGINE_VERSION.to_string()
 }

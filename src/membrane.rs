@@ -15,14 +15,12 @@
 //! Related files: roots.rs (temporary roots), keys.rs (property names),
 //! calls.rs (calls both ways), promises.rs, pressure.rs.
 
-use crate::engine::{self, kind, Failure, Value};
-use crate::errors;
+use crate::engine::{self, kind, Value};
+use crate::errors::{self, throw_failure, Failure};
 use crate::handles::Slot;
-use crate::js::{Env, JsResult, JsValue, Pending, Type};
+use crate::js::{Env, JsResult, JsValue, Pending, Type, Wrap};
 use crate::runtime::{self, Helper};
-use crate::vm::{VmState, Wrapped};
-use napi::sys;
-use std::ffi::c_void;
+use crate::vm::VmState;
 use std::rc::Rc;
 use crate::keys::property_key;
 use crate::roots::{Rooted, TempScope};
@@ -36,17 +34,6 @@ pub const MAX_COPY_DEPTH: usize = 64;
 /// limits; see copy_array and copy_plain).
 pub const MAX_ARRAY_ITEMS: u32 = 2047;
 pub const MAX_OBJECT_PROPERTIES: usize = 1000;
-
-pub fn throw_failure(env: Env, vm: &VmState, f: Failure) -> Pending {
-    match f {
-        Failure::Error(e) => errors::throw(env, e, None),
-        Failure::Fatal(e) => errors::throw_fatal(env, e, vm.fatal_reason()),
-        Failure::Unusable => match vm.check_usable(env) {
-            Err(p) => p,
-            Ok(()) => env.throw_error("Microvium VM is not usable"),
-        },
-    }
-}
 
 /// Converts a guest value to a host value. Does not allocate in the guest,
 /// so `value` may come from anywhere (stack, result slot).
@@ -73,7 +60,7 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
             // SAFETY: value is a number of this engine.
             let n = unsafe { engine::glue_to_float64(ctx, value) };
             match vm.take_inspection_fatal() {
-                Some(code) => Err(throw_failure(env, vm, Failure::Fatal(code))),
+                Some(code) => Err(throw_failure(env, vm.fatal_failure(code))),
                 None => Ok(env.double(n)),
             }
         }
@@ -85,7 +72,7 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
             // copied into a JS string before anything else runs.
             let code = unsafe { engine::glue_string_utf8(ctx, value, &mut p, &mut n) };
             if code != 0 {
-                return Err(throw_failure(env, vm, engine::check(code).unwrap_err()));
+                return Err(throw_failure(env, vm.engine_failure(code)));
             }
             let bytes = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };
             env.string(bytes)
@@ -97,7 +84,7 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
         kind::FUNCTION | kind::OBJECT | kind::ARRAY | kind::FIXED_ARRAY | kind::UINT8_ARRAY | kind::CLASS
         | kind::PROMISE => reference_to_host(env, vm, value, k),
         _ => match vm.take_inspection_fatal() {
-            Some(code) => Err(throw_failure(env, vm, Failure::Fatal(code))),
+            Some(code) => Err(throw_failure(env, vm.fatal_failure(code))),
             None => Err(env.throw_type_error("Microvium guest value of an unsupported type (symbol or bigint)")),
         },
     }
@@ -176,12 +163,8 @@ fn make_value(env: Env, vm: &Rc<VmState>, slot: Slot, k: i32, generation: u32) -
 /// an allocation) goes with `v` when V8 collects it, and the reference is
 /// deleted when the slot is swept or released (see handles.rs).
 pub fn attach(env: Env, vm: &Rc<VmState>, v: JsValue, slot: Slot, _generation: u32) -> JsResult<()> {
-    let tag = guest_tag(vm.serial, slot);
-    // SAFETY: v is a live object or function made for this slot and never
-    // wrapped before; the data is an integer (odd, so never mistaken for a
-    // Box pointer, see unwrap), with no finalizer and no reference returned.
-    let st = unsafe { sys::napi_wrap(env.0, v, tag as *mut c_void, None, std::ptr::null_mut(), std::ptr::null_mut()) };
-    if st != sys::Status::napi_ok {
+    if env.wrap_tag(v, guest_tag(vm.serial, slot)).is_err() {
+        let _ = env.take_exception();
         return Err(env.throw_error("Microvium: could not attach a guest value to its host value"));
     }
     let r = env.new_ref(v, 0)?;
@@ -192,88 +175,54 @@ pub fn attach(env: Env, vm: &Rc<VmState>, v: JsValue, slot: Slot, _generation: u
     Ok(())
 }
 
-/// Wrap data of a host value: (VM serial, slot), odd.
+/// Wrap tag of a host value: (VM serial, slot), odd (see js::Env::wrap_tag).
 fn guest_tag(serial: u32, slot: Slot) -> usize {
     const _: () = assert!(usize::BITS == 64, "guest tags pack a VM serial and a slot into a pointer-sized integer");
     ((serial as usize) << 33) | ((slot as usize) << 1) | 1
 }
 
-/// Wraps the core object of a VM (used by the restore entry point).
+/// Makes `core` (the JS layer's per-VM object) the owner of the VM (used by
+/// the restore entry point).
 pub fn wrap_core(env: Env, core: JsValue, vm: Rc<VmState>) -> JsResult<()> {
     let state = vm.clone();
-    let data = Box::into_raw(Box::new(Wrapped::Core(vm)));
-    let mut r = std::ptr::null_mut();
-    // SAFETY: v is a live object; data is a leaked Box freed by
-    // finalize_wrapped exactly once.
-    let st = unsafe { sys::napi_wrap(env.0, core, data as *mut c_void, Some(finalize_wrapped), std::ptr::null_mut(), &mut r) };
-    if st != sys::Status::napi_ok {
-        // SAFETY: Node did not take ownership.
-        drop(unsafe { Box::from_raw(data) });
-        return Err(env.throw_error("Microvium: could not attach the VM to its core object"));
+    match env.wrap_owned(core, vm, finalize_core) {
+        Ok(r) => {
+            state.core.set(r);
+            Ok(())
+        }
+        Err(_) => {
+            let _ = env.take_exception();
+            Err(env.throw_error("Microvium: could not attach the VM to its core object"))
+        }
     }
-    state.core.set(r);
-    Ok(())
 }
 
-unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: data is the Box leaked in wrap_core, finalized once.
-    let wrapped = unsafe { Box::from_raw(data as *mut Wrapped) };
-    // At environment teardown our cleanup hook has already cleared the
-    // thread's env; the last owner of a VM may be dropped here, and its
-    // Drop deletes the VM's references through the thread's env.
-    let teardown = runtime::current_env().is_none();
-    if teardown {
-        runtime::set_env(env);
-    }
-    let env = Env(env);
-    let Wrapped::Core(vm) = *wrapped;
+/// The core object was collected: its share of the VM goes (the last share
+/// frees the engine, see VmState's Drop).
+fn finalize_core(env: Env, vm: Rc<VmState>) {
     // The core's weak self-reference dies with it.
     let r = vm.core.replace(std::ptr::null_mut());
     env.delete_ref(r);
-    if teardown {
-        runtime::set_env(std::ptr::null_mut());
-    }
 }
 
-fn wrap_data(env: Env, v: JsValue) -> Option<usize> {
-    let mut data: *mut c_void = std::ptr::null_mut();
-    // SAFETY: napi_unwrap only succeeds on objects this addon instance
-    // wrapped.
-    let st = unsafe { sys::napi_unwrap(env.0, v, &mut data) };
-    if st != sys::Status::napi_ok || data.is_null() {
-        return None;
-    }
-    Some(data as usize)
-}
-
-/// What this addon attached to `v` if it is a VM's core object (a Box).
-/// Host values of guest values carry an integer instead: see unwrap_value
-/// (named apart from the old `unwrap`, which meant "any value of ours").
-pub fn unwrap_core<'a>(env: Env, v: JsValue) -> Option<&'a Wrapped> {
-    let data = wrap_data(env, v)?;
-    if data & 1 == 1 {
-        return None;
-    }
-    // SAFETY: even wrap data is always a Box<Wrapped> made by wrap_core; the
-    // box lives until the object is finalized, which cannot happen while `v`
-    // is reachable from the current call.
-    Some(unsafe { &*(data as *const Wrapped) })
+/// The VM whose core object `v` is, if it is one.
+pub fn unwrap_core(env: Env, v: JsValue) -> Option<Rc<VmState>> {
+    env.with_owned(v, |vm: &Rc<VmState>| vm.clone())
 }
 
 /// What a host value made by this addon stands for.
 pub enum Unwrapped {
     Core,
     /// A guest value: the serial of its VM and its slot there. The slot is
-    /// only a claim: `guest_slot` checks it.
+    /// only a claim: `belongs` checks it.
     Guest { serial: u32, slot: Slot },
 }
 
 pub fn unwrap_value(env: Env, v: JsValue) -> Option<Unwrapped> {
-    let data = wrap_data(env, v)?;
-    if data & 1 == 1 {
-        return Some(Unwrapped::Guest { serial: (data >> 33) as u32, slot: ((data >> 1) & 0xFFFF_FFFF) as Slot });
-    }
-    Some(Unwrapped::Core)
+    Some(match env.unwrap(v)? {
+        Wrap::Tag(data) => Unwrapped::Guest { serial: (data >> 33) as u32, slot: ((data >> 1) & 0xFFFF_FFFF) as Slot },
+        Wrap::Owned => Unwrapped::Core,
+    })
 }
 
 /// How a host value relates to `vm`.
@@ -319,8 +268,8 @@ pub fn to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Roote
     Ok(value)
 }
 
-fn fail(env: Env, vm: &VmState, f: Failure) -> Pending {
-    throw_failure(env, vm, f)
+fn fail(env: Env, _vm: &VmState, f: Failure) -> Pending {
+    throw_failure(env, f)
 }
 
 fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {

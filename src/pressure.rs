@@ -1,12 +1,12 @@
 //! Guest heap pressure from guest values the host holds, and what a VM
 //! tells V8 about its memory.
 
-use crate::engine::{self, Failure};
+use crate::engine;
+use crate::errors::Failure;
 use crate::js::Env;
 use crate::runtime::{self, Helper};
 use crate::vm::{Status, VmState};
 use crate::js::RawRef;
-use napi::sys;
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -49,9 +49,7 @@ fn native_bytes(vm: &VmState) -> Option<i64> {
 }
 
 fn adjust(env: Env, delta: i64) {
-    let mut total = 0i64;
-    // SAFETY: env is this thread's env; out-pointer to a local.
-    unsafe { sys::napi_adjust_external_memory(env.0, delta, &mut total) };
+    env.adjust_external_memory(delta);
 }
 
 /// Tells V8 how much native memory this VM holds (napi_adjust_external_memory),

@@ -23,11 +23,10 @@
 use crate::engine;
 use crate::errors;
 use crate::handles::Slot;
-use crate::js::{Env, JsResult, JsValue};
+use crate::js::{CallInfo, Env, JsResult, JsValue};
 use crate::membrane::to_host;
 use crate::runtime::{self, Helper};
 use crate::vm::{PendingPromise, Status, VmState};
-use napi::sys;
 use std::rc::Rc;
 
 /// A host Promise for a guest promise (rooted in `slot`). Rejections are
@@ -58,13 +57,13 @@ fn wrap_promise(env: Env, vm: &Rc<VmState>, promise: JsValue, slot: Slot, genera
 /// reported some other way).
 pub fn mark_handled(env: Env, promise: JsValue) -> JsResult<()> {
     let then = env.get_named(promise, "then")?;
-    let noop = env.function("", Some(noop_callback), std::ptr::null_mut())?;
+    let noop = env.function("", noop)?;
     env.call(then, promise, &[env.undefined(), noop])?;
     Ok(())
 }
 
-unsafe extern "C" fn noop_callback(env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
-    Env(env).undefined()
+fn noop(env: Env, _ci: &CallInfo) -> JsResult<JsValue> {
+    Ok(env.undefined())
 }
 
 /// Settles a Promise of make_promise (a no-op if it is settled already).
@@ -178,16 +177,7 @@ fn rejection(env: Env, status: Status) -> Option<JsValue> {
         Status::Poisoned(code) => {
             errors::unusable_error(env, code, Some("the VM failed while this promise was pending; it can never settle now"))
         }
-        _ => env.string(b"Microvium VM was disposed before this promise settled").and_then(|m| {
-            let mut err = std::ptr::null_mut();
-            // SAFETY: m is a live string; out-pointer to a local.
-            let st = unsafe { sys::napi_create_error(env.0, std::ptr::null_mut(), m, &mut err) };
-            if st == sys::Status::napi_ok {
-                Ok(err)
-            } else {
-                Err(env.throw_error("Microvium: could not create an error"))
-            }
-        }),
+        _ => env.string(b"Microvium VM was disposed before this promise settled").and_then(|m| env.error(m)),
     };
     match made {
         Ok(e) => Some(e),

@@ -8,7 +8,8 @@
 //! the core is garbage collected, whichever comes first; after `dispose()`
 //! the state stays behind as a tombstone so late uses get a clear error.
 
-use crate::engine::{self, Failure, GlueContext, Value};
+use crate::engine::{self, GlueContext, Value};
+use crate::errors::{Failure, Unusable};
 use crate::errors;
 use crate::handles::{HandleTable, Slot};
 use crate::js::{Env, JsResult, JsValue, Pending, RawRef};
@@ -115,13 +116,6 @@ pub struct PendingPromise {
     pub promise: RawRef,
 }
 
-/// What `napi_wrap` attaches (as a Box) to the per-VM core object of the JS
-/// layer. Host values of guest values carry an integer instead (see
-/// membrane::attach): nothing per value that a finalizer must free.
-pub enum Wrapped {
-    Core(Rc<VmState>),
-}
-
 impl VmState {
     pub fn ctx(&self) -> *mut GlueContext {
         self.ctx
@@ -160,7 +154,7 @@ impl VmState {
         if self.status.get() == Status::Live {
             self.status.set(Status::Poisoned(code));
         }
-        if let Some(env) = runtime::current_env() {
+        if let Some(env) = crate::js::current_env() {
             crate::promises::reject_pending(env, self);
         }
     }
@@ -194,19 +188,41 @@ impl VmState {
         runtime::thread_token() != self.thread
     }
 
-    /// Checks that the VM may be used now, from this thread.
-    pub fn check_usable(&self, env: Env) -> JsResult<()> {
+    /// Why the VM cannot be used now, from this thread; None if it can.
+    pub fn unusable(&self) -> Option<Unusable> {
         if runtime::thread_token() != self.thread {
-            return Err(env.throw_error(
-                "Microvium VM used from a thread other than the one that created it; each VM belongs to its creating thread",
-            ));
+            return Some(Unusable::ForeignThread);
         }
         self.take_inspection_fatal();
         match self.status.get() {
-            Status::Live => Ok(()),
-            Status::Disposed => Err(env.throw_error("Microvium VM has been disposed")),
-            Status::Poisoned(code) => Err(errors::throw_unusable(env, code)),
+            Status::Live if self.is_engine_freed() => Some(Unusable::EngineFreed),
+            Status::Live => None,
+            Status::Disposed => Some(Unusable::Disposed),
+            Status::Poisoned(code) => Some(Unusable::Poisoned(code)),
         }
+    }
+
+    /// Checks that the VM may be used now, from this thread.
+    pub fn check_usable(&self, env: Env) -> JsResult<()> {
+        match self.unusable() {
+            None => Ok(()),
+            Some(why) => Err(errors::throw_unusable_vm(env, why)),
+        }
+    }
+
+    /// The failure of a glue status that is not success (from an inspection
+    /// call made outside `engine_op`).
+    pub fn engine_failure(&self, status: i32) -> Failure {
+        match engine::check(status) {
+            Err(Failure::Fatal { code, .. }) => self.fatal_failure(code),
+            Err(f) => f,
+            Ok(()) => Failure::Error(status),
+        }
+    }
+
+    /// The failure a fatal error (its code) of this VM is reported as.
+    pub fn fatal_failure(&self, code: i32) -> Failure {
+        Failure::Fatal { code, reason: self.fatal_reason() }
     }
 
     pub fn import(&self, id: u16) -> Option<&Import> {
@@ -256,16 +272,18 @@ impl VmState {
     pub fn engine_op(&self, f: impl FnOnce() -> i32) -> Result<(), Failure> {
         self.take_inspection_fatal();
         if self.status.get() != Status::Live || self.is_engine_freed() {
-            return Err(Failure::Unusable);
+            return Err(Failure::Unusable(self.unusable().unwrap_or(Unusable::EngineFreed)));
         }
         self.active.set(self.active.get() + 1);
         let code = f();
         self.active.set(self.active.get() - 1);
-        let result = engine::check(code);
-        if let Err(Failure::Fatal(c)) = result {
-            self.poison(c);
+        match engine::check(code) {
+            Err(Failure::Fatal { code, .. }) => {
+                self.poison(code);
+                Err(self.fatal_failure(code))
+            }
+            result => result,
         }
-        result
     }
 
     pub fn dispose(&self, env: Env) {
@@ -525,7 +543,7 @@ impl Drop for VmState {
             engine::glue_free_vm(self.ctx, self.fatal.get() != 0);
             drop(Box::from_raw(self.ctx));
         }
-        if let Some(env) = runtime::current_env() {
+        if let Some(env) = crate::js::current_env() {
             if runtime::thread_token() == self.thread {
                 for i in &self.imports {
                     env.delete_ref(i.function);
@@ -718,7 +736,7 @@ pub fn restore(
             };
             Err(errors::throw(env, e, detail.as_deref()))
         }
-        Err(Failure::Fatal(e)) => Err(errors::throw_fatal(env, e, Some("while restoring the snapshot"))),
-        Err(Failure::Unusable) => Err(env.throw_error("Microvium: restore failed")),
+        Err(Failure::Fatal { code, .. }) => Err(errors::throw_fatal(env, code, Some("while restoring the snapshot"))),
+        Err(Failure::Unusable(_)) => Err(env.throw_error("Microvium: restore failed")),
     }
 }
