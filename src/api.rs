@@ -2,7 +2,7 @@
 //! object first; guest values are addressed by their handle slot, which the
 //! JS layer got from the proxy factory.
 
-use crate::engine::{self, kind, Value};
+use crate::engine::{self, kind, ByteWrite, Value};
 use crate::errors;
 use crate::handles;
 use crate::js::{self, Body, CallInfo, Env, JsResult, JsValue, Type};
@@ -116,13 +116,10 @@ fn int_arg(env: Env, ci: &CallInfo, i: usize) -> JsResult<f64> {
 /// if so, that it turns a fault in engine code into a fatal-error code
 /// (returned) instead of ending the process. Not part of the public API.
 fn fault_net_self_test_impl(env: Env, _ci: &CallInfo) -> JsResult<JsValue> {
-    // SAFETY: reads the process's SIGSEGV disposition.
-    if !unsafe { engine::glue_fault_net_installed() } {
-        return Ok(env.null());
-    }
-    // SAFETY: the read faults inside a boundary with the net installed,
-    // which longjmps back to the boundary in the same C function.
-    Ok(env.int32(unsafe { engine::glue_fault_net_self_test() }))
+    Ok(match engine::fault_net_self_test() {
+        None => env.null(),
+        Some(code) => env.int32(code),
+    })
 }
 
 fn init_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
@@ -226,11 +223,7 @@ fn get_export_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     if !(0.0..=65535.0).contains(&id) || id.fract() != 0.0 || !vm.export_ids.contains(&(id as u16)) {
         return Ok(env.undefined());
     }
-    let mut out = engine::UNDEFINED;
-    let ctx = vm.ctx();
-    // SAFETY: ctx is live; out is a local.
-    vm.engine_op(|| unsafe { engine::glue_resolve_export(ctx, id as u16, &mut out) })
-        .map_err(|f| errors::throw_failure(env, f))?;
+    let out = vm.engine_op(|e| e.resolve_export(id as u16)).map_err(|f| errors::throw_failure(env, f))?;
     to_host(env, &vm, out)
 }
 
@@ -239,16 +232,11 @@ fn required_version_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     env.string(vm.required_version.as_bytes())
 }
 
-/// Reads property `key` of the guest value in `slot` into a rooted result.
 /// Reads property `key` (a rooted guest key) of the guest value in `slot`.
 fn get_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>) -> JsResult<Rooted<'a>> {
     let obj = { let v = vm.handles.borrow().get(slot); Rooted::new(vm, v) };
     let out = Rooted::new(vm, engine::UNDEFINED);
-    let ctx = vm.ctx();
-    let (o, kp, r) = (obj.raw(), key.raw(), out.raw());
-    // SAFETY: rooted slot pointers, taken after the last allocation of a slot.
-    vm.engine_op(|| unsafe { engine::glue_get_property(ctx, o, kp, r) })
-        .map_err(|f| errors::throw_failure(env, f))?;
+    vm.engine_op(|e| e.get_property(obj.root(), key.root(), out.root())).map_err(|f| errors::throw_failure(env, f))?;
     Ok(out)
 }
 
@@ -265,11 +253,7 @@ fn write_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>,
     // Convert the value first: if it cannot cross, nothing changes.
     let value = to_guest(env, vm, value)?;
     let obj = { let v = vm.handles.borrow().get(slot); Rooted::new(vm, v) };
-    let ctx = vm.ctx();
-    let (o, kp, x) = (obj.raw(), key.raw(), value.raw());
-    // SAFETY: rooted slot pointers.
-    vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) })
-        .map_err(|f| errors::throw_failure(env, f))?;
+    vm.engine_op(|e| e.set_property(obj.root(), key.root(), value.root())).map_err(|f| errors::throw_failure(env, f))?;
     Ok(env.boolean(true))
 }
 
@@ -317,14 +301,10 @@ fn setk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 
 /// Own keys of a guest object as a host array of strings.
 fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
-    let ctx = vm.ctx();
     let value = vm.handles.borrow().get(slot);
-    let mut extra = 0;
-    // SAFETY: ctx is live.
-    let k = unsafe { engine::glue_kind(ctx, value, &mut extra) };
+    let (k, _) = vm.engine().kind(value);
     if k == kind::ARRAY || k == kind::FIXED_ARRAY || k == kind::UINT8_ARRAY {
-        // SAFETY: as above.
-        let n = if k == kind::UINT8_ARRAY { uint8_len(vm, value) } else { unsafe { engine::glue_array_length(ctx, value) }.max(0) as usize };
+        let n = if k == kind::UINT8_ARRAY { uint8_len(vm, value) } else { vm.engine().array_length(value).max(0) as usize };
         let a = env.array(n)?;
         for i in 0..n {
             env.set_element(a, i as u32, env.string(i.to_string().as_bytes())?)?;
@@ -335,20 +315,15 @@ fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
         return env.array(0);
     }
     let keys = Rooted::new(vm, value);
-    let kp = keys.raw();
-    // SAFETY: rooted slot pointer.
-    vm.engine_op(|| unsafe { engine::glue_object_keys(ctx, kp) })
-        .map_err(|f| errors::throw_failure(env, f))?;
-    // SAFETY: keys now holds a fixed-length array.
-    let n = unsafe { engine::glue_array_length(ctx, keys.get()) }.max(0) as u32;
+    vm.engine_op(|e| e.object_keys(keys.root())).map_err(|f| errors::throw_failure(env, f))?;
+    // keys now holds a fixed-length array.
+    let n = vm.engine().array_length(keys.get()).max(0) as u32;
     let mut names = Vec::with_capacity(n as usize);
     for i in 0..n {
         let _iteration = TempScope::new(vm);
         let idx = Rooted::new(vm, engine::int14_encode(i as i32).unwrap_or(engine::UNDEFINED));
         let out = Rooted::new(vm, engine::UNDEFINED);
-        let (kp, ip, op) = (keys.raw(), idx.raw(), out.raw());
-        // SAFETY: rooted slot pointers.
-        vm.engine_op(|| unsafe { engine::glue_get_property(ctx, kp, ip, op) })
+        vm.engine_op(|e| e.get_property(keys.root(), idx.root(), out.root()))
             .map_err(|f| errors::throw_failure(env, f))?;
         names.push(keys::host_key(env, vm, out.get())?);
     }
@@ -369,27 +344,15 @@ fn own_keys_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 }
 
 fn uint8_len(vm: &VmState, value: Value) -> usize {
-    let mut data = std::ptr::null_mut();
-    let mut size = 0usize;
-    let mut writable = false;
-    // SAFETY: value is a Uint8Array of this engine; nothing is written.
-    unsafe { engine::glue_uint8array_bytes(vm.ctx(), value, &mut data, &mut size, &mut writable) };
-    size
+    vm.engine().uint8array_len(value).unwrap_or(0)
 }
 
 fn length_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
     let value = vm.handles.borrow().get(slot);
-    let mut extra = 0;
-    // SAFETY: ctx is live.
-    let k = unsafe { engine::glue_kind(vm.ctx(), value, &mut extra) };
-    let n = if k == kind::UINT8_ARRAY {
-        uint8_len(&vm, value) as i32
-    } else {
-        // SAFETY: ctx is live.
-        unsafe { engine::glue_array_length(vm.ctx(), value) }
-    };
+    let (k, _) = vm.engine().kind(value);
+    let n = if k == kind::UINT8_ARRAY { uint8_len(&vm, value) as i32 } else { vm.engine().array_length(value) };
     Ok(env.int32(n))
 }
 
@@ -399,8 +362,7 @@ fn proto_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
     let value = vm.handles.borrow().get(slot);
-    // SAFETY: ctx is live.
-    let p = unsafe { engine::glue_object_proto(vm.ctx(), value) };
+    let p = vm.engine().object_proto(value);
     if p == engine::NULL || p == engine::UNDEFINED {
         return Ok(env.null());
     }
@@ -423,41 +385,17 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let instance = { let v = vm.handles.borrow().get(slot); Rooted::new(&vm, v) };
     let ctor = Rooted::new(&vm, engine::UNDEFINED);
     let scratch = Rooted::new(&vm, engine::UNDEFINED);
-    let ctx = vm.ctx();
-    let (ip, cp, sp) = (instance.raw(), ctor.raw(), scratch.raw());
-    // SAFETY: rooted slot pointers.
-    vm.engine_op(|| unsafe { engine::glue_construct(ctx, ip, cp, sp) })
+    vm.engine_op(|e| e.construct(instance.root(), ctor.root(), scratch.root()))
         .map_err(|f| errors::throw_failure(env, f))?;
     calls::invoke(env, &vm, &ctor, Some(&instance), &rooted)?;
     to_host(env, &vm, instance.get())
 }
 
-/// The bytes of the guest Uint8Array in `slot`, and whether they may be
-/// written (they may not when the compiler put the array in the snapshot's
-/// read-only section).
-fn u8_bytes<'a>(env: Env, vm: &VmState, slot: u32) -> JsResult<(&'a mut [u8], bool)> {
-    let value = vm.handles.borrow().get(slot);
-    let mut data = std::ptr::null_mut();
-    let mut size = 0usize;
-    let mut writable = false;
-    // SAFETY: ctx is live.
-    let code = unsafe { engine::glue_uint8array_bytes(vm.ctx(), value, &mut data, &mut size, &mut writable) };
-    if code != 0 {
-        return Err(errors::throw(env, code, None));
-    }
-    if size == 0 {
-        return Ok((&mut [], writable));
-    }
-    // SAFETY: the engine reports `size` bytes at `data` inside its heap or
-    // snapshot; callers use the slice before anything can allocate in the
-    // guest, and write only when `writable`.
-    Ok((unsafe { std::slice::from_raw_parts_mut(data, size) }, writable))
-}
-
 fn u8_length_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
-    Ok(env.int32(u8_bytes(env, &vm, slot)?.0.len() as i32))
+    let len = vm.engine().uint8array_len(vm.handles.borrow().get(slot)).map_err(|code| errors::throw(env, code, None))?;
+    Ok(env.int32(len as i32))
 }
 
 /// u8Slice(core, slot, begin, end): a copy, with begin/end already
@@ -465,10 +403,10 @@ fn u8_length_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 fn u8_slice_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
-    let (bytes, _) = u8_bytes(env, &vm, slot)?;
-    let begin = (int_arg(env, ci, 2)? as usize).min(bytes.len());
-    let end = (int_arg(env, ci, 3)? as usize).clamp(begin, bytes.len());
-    let copy = bytes[begin..end].to_vec();
+    let value = vm.handles.borrow().get(slot);
+    let begin = int_arg(env, ci, 2)? as usize;
+    let end = int_arg(env, ci, 3)? as usize;
+    let copy = vm.engine().uint8array_read(value, begin, end).map_err(|code| errors::throw(env, code, None))?;
     env.uint8array_from(&copy)
 }
 
@@ -480,33 +418,25 @@ fn u8_set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         .uint8_bytes(arg(env, ci, 2))
         .ok_or_else(|| env.throw_type_error("Microvium: expected a Uint8Array"))?;
     let offset = int_arg(env, ci, 3)? as usize;
-    let (bytes, writable) = u8_bytes(env, &vm, slot)?;
-    if !writable {
-        return Err(errors::throw(env, errors::E_ATTEMPT_TO_WRITE_TO_ROM, Some("this Uint8Array is in the snapshot's read-only memory")));
+    let value = vm.handles.borrow().get(slot);
+    match vm.engine().uint8array_write(value, offset, &source).map_err(|code| errors::throw(env, code, None))? {
+        ByteWrite::Done => Ok(env.undefined()),
+        // The compiler put the array in the snapshot's read-only section.
+        ByteWrite::ReadOnly => Err(errors::throw(
+            env,
+            errors::E_ATTEMPT_TO_WRITE_TO_ROM,
+            Some("this Uint8Array is in the snapshot's read-only memory"),
+        )),
+        ByteWrite::OutOfBounds => Err(env.throw_range_error("offset is out of bounds")),
     }
-    if offset > bytes.len() || source.len() > bytes.len() - offset {
-        return Err(env.throw_range_error("offset is out of bounds"));
-    }
-    bytes[offset..offset + source.len()].copy_from_slice(&source);
-    Ok(env.undefined())
 }
 
 fn create_snapshot_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    let mut data = std::ptr::null_mut();
-    let mut size = 0usize;
-    let ctx = vm.ctx();
-    // SAFETY: ctx is live; out-pointers to locals.
-    vm.engine_op(|| unsafe { engine::glue_create_snapshot(ctx, &mut data, &mut size) })
-        .map_err(|f| errors::throw_failure(env, f))?;
-    if data.is_null() {
-        return Err(env.throw_error("Microvium: snapshot creation failed"));
+    match vm.engine_op(|e| e.create_snapshot()).map_err(|f| errors::throw_failure(env, f))? {
+        Some(copy) => env.uint8array_from(&copy),
+        None => Err(env.throw_error("Microvium: snapshot creation failed")),
     }
-    // SAFETY: the engine malloc'd `size` bytes at `data`; freed right after.
-    let copy = unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec();
-    // SAFETY: data came from the engine's malloc.
-    unsafe { engine::glue_free_snapshot(vm.ctx(), data) };
-    env.uint8array_from(&copy)
 }
 
 fn run_gc_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
@@ -514,18 +444,13 @@ fn run_gc_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let squeeze = env.type_of(arg(env, ci, 1))? == Type::Boolean && env.get_bool(arg(env, ci, 1))?;
     // Guest values whose host values V8 has collected go first.
     crate::pressure::sweep(env, &vm);
-    let ctx = vm.ctx();
-    // SAFETY: ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, squeeze) })
-        .map_err(|f| errors::throw_failure(env, f))?;
+    vm.engine_op(|e| e.run_gc(squeeze)).map_err(|f| errors::throw_failure(env, f))?;
     Ok(env.undefined())
 }
 
 fn memory_stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    let mut s = engine::MemoryStats::default();
-    // SAFETY: ctx is live; s is a local of the mirrored layout.
-    unsafe { engine::glue_get_memory_stats(vm.ctx(), &mut s) };
+    let s = vm.engine().memory_stats();
     let o = env.object()?;
     for (name, v) in [
         ("totalSize", s.total_size),
@@ -550,15 +475,13 @@ fn stop_after_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let n = int_arg(env, ci, 1)?;
     let n = if n < 0.0 { -1 } else { n.min(i32::MAX as f64) as i32 };
-    // SAFETY: ctx is live.
-    unsafe { engine::glue_stop_after(vm.ctx(), n) };
+    vm.engine().stop_after(n);
     Ok(env.undefined())
 }
 
 fn remaining_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    // SAFETY: ctx is live.
-    Ok(env.int32(unsafe { engine::glue_instructions_remaining(vm.ctx()) }))
+    Ok(env.int32(vm.engine().instructions_remaining()))
 }
 
 fn address_arg(env: Env, ci: &CallInfo) -> JsResult<u16> {
@@ -572,24 +495,21 @@ fn address_arg(env: Env, ci: &CallInfo) -> JsResult<u16> {
 fn set_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let a = address_arg(env, ci)?;
-    let ctx = vm.ctx();
-    // SAFETY: ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_set_breakpoint(ctx, a) })
-        .map_err(|f| errors::throw_failure(env, f))?;
+    vm.engine_op(|e| e.set_breakpoint(a)).map_err(|f| errors::throw_failure(env, f))?;
     Ok(env.undefined())
 }
 
 fn remove_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let a = address_arg(env, ci)?;
-    // SAFETY: ctx is live.
-    unsafe { engine::glue_remove_breakpoint(vm.ctx(), a) };
+    vm.engine().remove_breakpoint(a);
     Ok(env.undefined())
 }
 
 unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, address: u16) -> std::os::raw::c_int {
-    // SAFETY: as in host_function_trampoline.
-    let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
+    // SAFETY: raw_vm is the instance calling; its host data is the VmState
+    // (see restore), which the active call keeps alive.
+    let vm_ptr = unsafe { engine::host_of(raw_vm) } as *const VmState;
     let Some(env) = js::current_env() else { return 0 };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: the active call holds the state alive.
@@ -604,8 +524,7 @@ unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, addres
             let e = env.take_exception();
             vm.set_breakpoint_error(env, e);
             if vm.fatal_return().is_none() {
-                // SAFETY: ctx is live during the call.
-                unsafe { engine::glue_stop_after(vm.ctx(), 0) };
+                vm.engine().stop_after(0);
             }
         }
         env.close_scope(scope);
@@ -625,19 +544,16 @@ fn set_breakpoint_callback_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     if env.type_of(cb)? == Type::Function {
         // Weak: the JS layer holds the callback strongly on the core object.
         vm.breakpoint.set(env.new_ref(cb, 0)?);
-        // SAFETY: ctx is live.
-        unsafe { engine::glue_set_breakpoint_callback(vm.ctx(), Some(breakpoint_trampoline)) };
+        vm.engine().set_breakpoint_callback(Some(breakpoint_trampoline));
     } else {
-        // SAFETY: ctx is live.
-        unsafe { engine::glue_set_breakpoint_callback(vm.ctx(), None) };
+        vm.engine().set_breakpoint_callback(None);
     }
     Ok(env.undefined())
 }
 
 fn current_address_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    // SAFETY: ctx is live.
-    Ok(env.int32(unsafe { engine::glue_current_address(vm.ctx()) } as i32))
+    Ok(env.int32(vm.engine().current_address() as i32))
 }
 
 fn dispose_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {

@@ -58,7 +58,6 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>
 /// Calls a rooted guest function with arguments rooted in `args` (slots)
 /// and converts the result.
 pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, args: &[Slot]) -> JsResult<JsValue> {
-    let ctx = vm.ctx();
     // Copy the argument values only now: nothing allocates between here and
     // the engine pushing them on its stack.
     let mut argv: [Value; 127] = [engine::UNDEFINED; 127];
@@ -70,11 +69,7 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
     let this_value = this.map(|t| h.get(t.slot));
     drop(h);
     let mut result = engine::UNDEFINED;
-    let this_ptr = this_value.as_ref().map(|t| t as *const Value).unwrap_or(std::ptr::null());
-    let outcome = vm.engine_call(env, || {
-        // SAFETY: argv holds args.len() values; result and this are locals.
-        unsafe { engine::glue_call(ctx, func, this_ptr, &mut result, argv.as_mut_ptr(), args.len() as u8) }
-    });
+    let outcome = vm.engine_call(env, |e| e.call(func, this_value, &mut argv[..args.len()], &mut result));
     let converted = match outcome {
         Ok(()) if vm.status() == Status::Live => to_host(env, vm, result),
         outcome => {
@@ -113,9 +108,9 @@ pub unsafe extern "C" fn host_function_trampoline(
     args: *mut Value,
     argc: u8,
 ) -> i32 {
-    // SAFETY: the context of every VM is its GlueContext, whose host field
-    // points to the VmState that an active call keeps alive.
-    let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
+    // SAFETY: raw_vm is the instance calling; its host data is the VmState
+    // (see restore), which the active call keeps alive.
+    let vm_ptr = unsafe { engine::host_of(raw_vm) } as *const VmState;
     let Some(env) = crate::js::current_env() else { return errors::E_HOST_ERROR };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: see above. Rc::increment_strong_count keeps it alive for
@@ -160,14 +155,13 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
     // The async protocol must start before anything else touches the engine.
     let mut async_callback = None;
     if vm.import(id).map(|i| i.is_async).unwrap_or(false) {
-        let mut callback = engine::UNDEFINED;
         // SAFETY: called first thing in the host function, as the engine
         // requires; result is the engine's result slot.
-        let code = vm.engine_op(|| unsafe { engine::glue_async_start(vm.ctx(), result, &mut callback) });
-        match code {
-            Ok(()) => {
+        let started = vm.engine_op(|e| unsafe { e.async_start(result) });
+        match started {
+            Ok(callback) => {
                 // Rooted until `resume` releases it.
-                async_callback = Some(vm.handles.borrow_mut().alloc(vm.ctx(), callback));
+                async_callback = Some(vm.handles.borrow_mut().alloc(vm.engine(), callback));
             }
             Err(Failure::Fatal { .. }) | Err(Failure::Unusable(_)) => return errors::E_HOST_ERROR,
             // No await points in the script (MVM_E_ASYNC_WITHOUT_AWAIT): the
@@ -273,7 +267,7 @@ fn throw_into_guest(env: Env, vm: &Rc<VmState>, result: *mut Value) -> i32 {
     // SAFETY: as in host_call.
     unsafe { *result = value };
     // Keep the copy rooted in the stash so it can be matched later.
-    let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
+    let slot = vm.handles.borrow_mut().alloc(vm.engine(), value);
     vm.stash_host_exception(env, exception, slot);
     errors::E_UNCAUGHT_EXCEPTION
 }

@@ -19,6 +19,7 @@ include!(concat!(env!("OUT_DIR"), "/error_table.rs"));
 // The engine's error numbers (mvm_TeError) this crate names; the unit
 // tests check each against the names read from microvium.h.
 pub const E_SUCCESS: i32 = 0;
+pub const E_INVALID_HANDLE: i32 = 7;
 pub const E_ALLOCATION_TOO_LARGE: i32 = 3;
 pub const E_STACK_OVERFLOW: i32 = 8;
 pub const E_UNRESOLVED_IMPORT: i32 = 9;
@@ -162,6 +163,7 @@ mod tests {
     fn named_numbers_match_the_engine_header() {
         for (n, expected) in [
             (E_SUCCESS, "MVM_E_SUCCESS"),
+            (E_INVALID_HANDLE, "MVM_E_INVALID_HANDLE"),
             (E_ALLOCATION_TOO_LARGE, "MVM_E_ALLOCATION_TOO_LARGE"),
             (E_STACK_OVERFLOW, "MVM_E_STACK_OVERFLOW"),
             (E_UNRESOLVED_IMPORT, "MVM_E_UNRESOLVED_IMPORT"),

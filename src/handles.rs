@@ -28,7 +28,7 @@
 //! wrong; a miss after a collection (detected through the allocator hook,
 //! `gc_epoch`) rebuilds the map from the slots once.
 
-use crate::engine::{self, GlueContext, RawHandle, Value};
+use crate::engine::{self, Engine, RawHandle, Value};
 use crate::js::RawRef;
 use std::collections::HashMap;
 
@@ -145,9 +145,9 @@ impl HandleTable {
     }
 
     /// Roots `value` as a temporary, until `pop_temps` below its mark.
-    pub fn push_temp(&mut self, ctx: *mut GlueContext, value: Value) -> Slot {
+    pub fn push_temp(&mut self, engine: &Engine, value: Value) -> Slot {
         if self.temp_top == self.temps.len() {
-            let s = self.alloc(ctx, engine::UNDEFINED);
+            let s = self.alloc(engine, engine::UNDEFINED);
             self.temps.push(s);
         }
         let s = self.temps[self.temp_top];
@@ -168,18 +168,17 @@ impl HandleTable {
         self.temp_top = self.temp_top.min(mark);
     }
 
-    fn grow(&mut self, ctx: *mut GlueContext) {
+    fn grow(&mut self, engine: &Engine) {
         let mut chunk: Box<[RawHandle; CHUNK]> = Box::new(std::array::from_fn(|_| RawHandle {
             value: engine::UNDEFINED,
             next: std::ptr::null_mut(),
         }));
         let base = self.meta.len() as Slot;
-        for h in chunk.iter_mut() {
-            // SAFETY: the chunk is boxed, so each handle keeps its address
-            // for the life of the table, which is the life of the VM; the
-            // engine only links it into its root list.
-            unsafe { engine::glue_handle_init(ctx, h) };
-        }
+        // SAFETY: the chunk is boxed and never freed before the table, so
+        // each handle keeps its address for the life of the table, which
+        // the VM's engine does not outlive (see VmState); new handles, so
+        // none is registered twice.
+        unsafe { engine.register_handles(&mut chunk[..]) };
         self.chunks.push(chunk);
         for i in (0..CHUNK as Slot).rev() {
             self.free.push(base + i);
@@ -188,9 +187,9 @@ impl HandleTable {
     }
 
     /// Roots `value` in a fresh slot.
-    pub fn alloc(&mut self, ctx: *mut GlueContext, value: Value) -> Slot {
+    pub fn alloc(&mut self, engine: &Engine, value: Value) -> Slot {
         if self.free.is_empty() {
-            self.grow(ctx);
+            self.grow(engine);
         }
         let slot = self.free.pop().expect("grow adds free slots");
         *self.ptr(slot) = value;

@@ -97,26 +97,17 @@ fn name_hash(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ c as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The bytes of a guest string, valid until the next guest allocation.
-fn guest_bytes<'b>(vm: &VmState, s: engine::Value) -> Option<&'b [u8]> {
-    let mut p = std::ptr::null();
-    let mut n = 0usize;
-    // SAFETY: ctx is live; the engine reports n bytes at p inside its
-    // memory, read by the callers before anything allocates in the guest.
-    let code = unsafe { engine::glue_string_utf8(vm.ctx(), s, &mut p, &mut n) };
-    if code != 0 {
-        return None;
-    }
-    // SAFETY: as above.
-    Some(if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } })
+/// The bytes of a guest string, into `buf` (emptied first); false if the
+/// engine refused.
+fn guest_bytes(vm: &VmState, s: engine::Value, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    vm.engine().string_into(s, buf).is_ok()
 }
 
 impl InternIndex {
     /// Brings the index up to date with the guest's list.
     fn sync(&mut self, vm: &VmState) -> Result<(), crate::errors::Failure> {
-        let ctx = vm.ctx();
-        // SAFETY: ctx is live.
-        let head = unsafe { engine::glue_intern_head(ctx) };
+        let head = vm.engine().intern_head();
         if let Some(code) = vm.take_inspection_fatal() {
             self.valid = false;
             return Err(vm.fatal_failure(code));
@@ -130,12 +121,7 @@ impl InternIndex {
         let mut buf = std::mem::take(&mut self.buf);
         let (count, stopped) = loop {
             buf.resize(buf.len().max(256), engine::UNDEFINED);
-            let mut count = 0usize;
-            let mut stopped = false;
-            // SAFETY: buf has buf.len() slots; out-pointers to locals.
-            vm.engine_op(|| unsafe {
-                engine::glue_intern_list(ctx, stop, buf.as_mut_ptr(), buf.len(), &mut count, &mut stopped)
-            })?;
+            let (count, stopped) = vm.engine_op(|e| e.intern_list(stop, &mut buf))?;
             if count < buf.len() || stopped {
                 break (count, stopped);
             }
@@ -152,9 +138,12 @@ impl InternIndex {
             self.by_hash.clear();
             self.overflow.clear();
         }
+        let mut bytes = Vec::new();
         for &s in &buf[..count] {
-            let Some(b) = guest_bytes(vm, s) else { continue };
-            let h = name_hash(b);
+            if !guest_bytes(vm, s, &mut bytes) {
+                continue;
+            }
+            let h = name_hash(&bytes);
             match self.by_hash.entry(h) {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(s);
@@ -173,7 +162,8 @@ impl InternIndex {
         let h = name_hash(name);
         let first = self.by_hash.get(&h).copied();
         let more = self.overflow.iter().filter(|(k, _)| *k == h).map(|&(_, s)| s);
-        first.into_iter().chain(more).find(|&s| guest_bytes(vm, s) == Some(name))
+        let mut bytes = Vec::new();
+        first.into_iter().chain(more).find(|&s| guest_bytes(vm, s, &mut bytes) && bytes == name)
     }
 }
 
@@ -261,7 +251,7 @@ fn remember(env: Env, vm: &VmState, name: &[u8], value: engine::Value) -> Option
         };
         c.serial += 1;
         id = c.serial << INDEX_BITS | index as u64;
-        let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
+        let slot = vm.handles.borrow_mut().alloc(vm.engine(), value);
         c.entries[index] = Some(Entry { name: name.into(), slot, id, cost, used: false });
         c.by_name.insert(name.into(), index);
         c.pinned += cost;
@@ -376,16 +366,9 @@ fn intern<'a>(env: Env, vm: &'a Rc<VmState>, name: &[u8]) -> JsResult<(Rooted<'a
     if let Some((r, id)) = cached(vm, name) {
         return Ok((r, Some(id)));
     }
-    let ctx = vm.ctx();
     let r = Rooted::new(vm, engine::UNDEFINED);
-    let mut out = engine::UNDEFINED;
-    // SAFETY: name holds name.len() bytes; ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_new_string(ctx, name.as_ptr() as *const _, name.len(), &mut out) })
-        .map_err(|f| errors::throw_failure(env, f))?;
-    r.set(out);
-    let p = r.raw();
-    // SAFETY: p points into a rooted slot.
-    vm.engine_op(|| unsafe { engine::glue_to_property_key(ctx, p) }).map_err(|f| errors::throw_failure(env, f))?;
+    r.set(vm.engine_op(|e| e.new_string(name)).map_err(|f| errors::throw_failure(env, f))?);
+    vm.engine_op(|e| e.to_property_key(r.root())).map_err(|f| errors::throw_failure(env, f))?;
     let id = remember(env, vm, name, r.get());
     Ok((r, id))
 }
@@ -411,26 +394,22 @@ fn find<'a>(env: Env, vm: &'a Rc<VmState>, name: &mut Vec<u8>) -> JsResult<Optio
     if let Some((r, id)) = cached(vm, name) {
         return Ok(Some((r, Some(id))));
     }
-    let ctx = vm.ctx();
-    let mut out = engine::UNDEFINED;
-    let mut found = false;
-    // The engine sizes strings with their terminator.
+    // The engine sizes strings with their terminator. Nothing is allocated,
+    // so the key found cannot move before it is rooted below.
     name.push(0);
-    // SAFETY: name holds name.len() bytes; out-pointers to locals; nothing
-    // is allocated, so `out` cannot move before it is rooted below.
-    let status = vm.engine_op(|| unsafe {
-        engine::glue_find_rom_key(ctx, name.as_ptr() as *const _, name.len(), &mut out, &mut found)
-    });
+    let status = vm.engine_op(|e| e.find_rom_key(name));
     name.pop();
-    status.map_err(|f| errors::throw_failure(env, f))?;
-    if !found {
-        let mut c = vm.keys.borrow_mut();
-        c.interned.sync(vm).map_err(|f| errors::throw_failure(env, f))?;
-        match c.interned.find(vm, name) {
-            Some(s) => out = s,
-            None => return Ok(None),
+    let out = match status.map_err(|f| errors::throw_failure(env, f))? {
+        Some(key) => key,
+        None => {
+            let mut c = vm.keys.borrow_mut();
+            c.interned.sync(vm).map_err(|f| errors::throw_failure(env, f))?;
+            match c.interned.find(vm, name) {
+                Some(s) => s,
+                None => return Ok(None),
+            }
         }
-    }
+    };
     let r = Rooted::new(vm, out);
     let id = remember(env, vm, name, out);
     Ok(Some((r, id)))
@@ -489,15 +468,11 @@ pub fn key_by_id<'a>(env: Env, vm: &'a Rc<VmState>, ci: &CallInfo, name_arg: usi
 /// Arrays: indexes below their length (holes included), and `length`.
 fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> JsResult<Option<Rooted<'a>>> {
     let Some(k) = existing_key(env, vm, key)? else { return Ok(None) };
-    let ctx = vm.ctx();
     let object = vm.handles.borrow().get(slot);
-    let mut extra = 0;
-    // SAFETY: ctx is live.
-    let kd = unsafe { engine::glue_kind(ctx, object, &mut extra) };
+    let (kd, _) = vm.engine().kind(object);
     if kd == kind::ARRAY || kd == kind::FIXED_ARRAY {
         let index = engine::int14_decode(k.get());
-        // SAFETY: ctx is live.
-        let len = unsafe { engine::glue_array_length(ctx, object) };
+        let len = vm.engine().array_length(object);
         return match index {
             Some(i) if i < len => Ok(Some(k)),
             _ if k.get() == engine::STR_LENGTH => Ok(Some(k)),
@@ -507,13 +482,10 @@ fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> J
     if kd != kind::OBJECT && kd != kind::PROMISE && kd != kind::CLASS {
         return Ok(None);
     }
-    let mut out = engine::UNDEFINED;
-    let mut found = false;
     let key = k.get();
-    // SAFETY: ctx is live; nothing is allocated, so values stay put.
-    vm.engine_op(|| unsafe { engine::glue_own_property(ctx, object, key, &mut out, &mut found) })
-        .map_err(|f| errors::throw_failure(env, f))?;
-    Ok(found.then(|| Rooted::new(vm, out)))
+    // Nothing is allocated, so the values stay put.
+    let found = vm.engine_op(|e| e.own_property(object, key)).map_err(|f| errors::throw_failure(env, f))?;
+    Ok(found.map(|out| Rooted::new(vm, out)))
 }
 
 /// has(core, slot, key): whether the guest value has that own property,
@@ -532,9 +504,7 @@ pub fn get_own_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let _scope = TempScope::new(&vm);
     let slot = crate::api::slot_arg(env, ci, &vm, 1)?;
     let value = vm.handles.borrow().get(slot);
-    let mut extra = 0;
-    // SAFETY: ctx is live.
-    let kd = unsafe { engine::glue_kind(vm.ctx(), value, &mut extra) };
+    let (kd, _) = vm.engine().kind(value);
     if kd != kind::OBJECT && kd != kind::PROMISE && kd != kind::CLASS {
         return Err(env.throw_type_error("Microvium: getOwn expects an object or class"));
     }
@@ -582,15 +552,9 @@ pub fn host_key(env: Env, vm: &Rc<VmState>, key: engine::Value) -> JsResult<(JsV
     if let Some(i) = engine::int14_decode(key) {
         return Ok((env.string(i.to_string().as_bytes())?, Some(i as u32)));
     }
-    let mut p = std::ptr::null();
-    let mut n = 0usize;
-    // SAFETY: the engine returns a pointer into its memory, valid until the
-    // next allocation; the bytes are copied into a JS string before that.
-    let code = unsafe { engine::glue_string_utf8(vm.ctx(), key, &mut p, &mut n) };
-    if code != 0 {
+    let mut bytes = Vec::new();
+    if let Err(code) = vm.engine().string_into(key, &mut bytes) {
         return Err(errors::throw_failure(env, vm.engine_failure(code)));
     }
-    // SAFETY: as above: n bytes at p, used before anything allocates.
-    let bytes = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };
-    Ok((env.string(bytes)?, array_index(bytes)))
+    Ok((env.string(&bytes)?, array_index(&bytes)))
 }

@@ -43,9 +43,7 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
     engine::check_layouts()
         .map_err(|e| Error::from_reason(format!("this build of @microvium/runtime is inconsistent: {e}")))?;
     let e = js::Env::from_napi(&env);
-    // SAFETY: installs a process-wide signal handler once (pthread_once);
-    // see c/fault_net.c for when it acts and when it passes faults on.
-    unsafe { engine::glue_install_fault_net() };
+    engine::install_fault_net();
     let target = exports.raw();
     for (name, f) in api::FUNCTIONS {
         let func = e

@@ -48,34 +48,28 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
     if let Some(i) = engine::int14_decode(value) {
         return Ok(env.int32(i));
     }
-    let ctx = vm.ctx();
-    let mut extra = 0u16;
-    // SAFETY: ctx belongs to a live engine (callers checked the status).
-    let k = unsafe { engine::glue_kind(ctx, value, &mut extra) };
+    let (k, extra) = vm.engine().kind(value);
     match k {
         kind::UNDEFINED => Ok(env.undefined()),
         kind::NULL => Ok(env.null()),
         kind::BOOLEAN => Ok(env.boolean(extra != 0)),
         kind::NUMBER => {
-            // SAFETY: value is a number of this engine.
-            let n = unsafe { engine::glue_to_float64(ctx, value) };
+            let n = vm.engine().to_float64(value);
             match vm.take_inspection_fatal() {
                 Some(code) => Err(throw_failure(env, vm.fatal_failure(code))),
                 None => Ok(env.double(n)),
             }
         }
         kind::STRING => {
-            let mut p = std::ptr::null();
-            let mut n = 0usize;
-            // SAFETY: value is a string; the engine returns a pointer into
-            // its memory, valid until the next allocation, and the bytes are
-            // copied into a JS string before anything else runs.
-            let code = unsafe { engine::glue_string_utf8(ctx, value, &mut p, &mut n) };
-            if code != 0 {
-                return Err(throw_failure(env, vm.engine_failure(code)));
-            }
-            let bytes = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };
-            env.string(bytes)
+            let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
+            buf.clear();
+            let read = vm.engine().string_into(value, &mut buf);
+            let made = match read {
+                Ok(()) => env.string(&buf),
+                Err(code) => Err(throw_failure(env, vm.engine_failure(code))),
+            };
+            *vm.string_buf.borrow_mut() = buf;
+            made
         }
         kind::HOST_FUNCTION => match vm.import_function(env, extra) {
             Some(f) => Ok(f),
@@ -101,7 +95,7 @@ fn reference_to_host(env: Env, vm: &Rc<VmState>, value: Value, k: i32) -> JsResu
                 let r = h.meta(s).host;
                 (s, if r.is_null() { None } else { Some(r) })
             }
-            None => (h.alloc(vm.ctx(), value), None),
+            None => (h.alloc(vm.engine(), value), None),
         }
     };
     if let Some(r) = existing {
@@ -268,37 +262,30 @@ pub fn to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Roote
     Ok(value)
 }
 
-fn fail(env: Env, _vm: &VmState, f: Failure) -> Pending {
+fn fail(env: Env, f: Failure) -> Pending {
     throw_failure(env, f)
 }
 
 fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
     if d.fract() == 0.0 && (-8192.0..8192.0).contains(&d) && !(d == 0.0 && d.is_sign_negative()) {
         // Small integers are encoded in the value itself: no allocation.
         return Ok(Rooted::new(vm, engine::int14_encode(d as i32).expect("in range")));
     }
     let r = Rooted::new(vm, engine::UNDEFINED);
-    let mut out = engine::UNDEFINED;
-    if d.fract() == 0.0 && d.abs() <= 2147483647.0 && !(d == 0.0 && d.is_sign_negative()) {
+    let out = if d.fract() == 0.0 && d.abs() <= 2147483647.0 && !(d == 0.0 && d.is_sign_negative()) {
         if let Some(x) = engine::int14_encode(d as i32) {
             r.set(x);
             return Ok(r);
         }
-        // SAFETY: ctx is live; out is a local written by the engine.
-        vm.engine_op(|| unsafe { engine::glue_new_int32(ctx, d as i32, &mut out) })
-            .map_err(|f| fail(env, vm, f))?;
+        vm.engine_op(|e| e.new_int32(d as i32)).map_err(|f| fail(env, f))?
     } else {
-        // SAFETY: as above.
-        vm.engine_op(|| unsafe { engine::glue_new_number(ctx, d, &mut out) })
-            .map_err(|f| fail(env, vm, f))?;
-    }
+        vm.engine_op(|e| e.new_number(d)).map_err(|f| fail(env, f))?
+    };
     r.set(out);
     Ok(r)
 }
 
 fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
     if let Some(d) = env.try_f64(v) {
         return number_to_guest(env, vm, d);
     }
@@ -311,14 +298,9 @@ fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<
             let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
             env.get_string_into(v, &mut buf)?;
             let r = Rooted::new(vm, engine::UNDEFINED);
-            let mut out = engine::UNDEFINED;
-            let res = vm.engine_op(|| {
-                // SAFETY: buf holds buf.len() bytes; ctx is live.
-                unsafe { engine::glue_new_string(ctx, buf.as_ptr() as *const _, buf.len(), &mut out) }
-            });
+            let res = vm.engine_op(|e| e.new_string(&buf));
             *vm.string_buf.borrow_mut() = buf;
-            res.map_err(|f| fail(env, vm, f))?;
-            r.set(out);
+            r.set(res.map_err(|f| fail(env, f))?);
             Ok(r)
         }
         Type::Symbol => Err(env.throw_type_error("Cannot pass a symbol into a Microvium VM")),
@@ -330,13 +312,11 @@ fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<
             }
             if let Some(id) = vm.import_id_of(env, v) {
                 let r = Rooted::new(vm, engine::UNDEFINED);
-                let mut out = engine::UNDEFINED;
-                // SAFETY: ctx is live.
-                vm.engine_op(|| unsafe { engine::glue_new_host_function(ctx, id, &mut out) }).map_err(|f| match f {
+                let out = vm.engine_op(|e| e.new_host_function(id)).map_err(|f| match f {
                     Failure::Error(errors::E_UNRESOLVED_IMPORT) => env.throw_type_error(&format!(
                         "Cannot pass host function (import {id}) into the Microvium VM: the snapshot does not import it"
                     )),
-                    f => fail(env, vm, f),
+                    f => fail(env, f),
                 })?;
                 r.set(out);
                 return Ok(r);
@@ -372,15 +352,9 @@ fn guest_reference<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Op
 }
 
 fn copy_object<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
     if let Some(bytes) = env.uint8_bytes(v) {
-        let bytes = bytes.to_vec();
         let r = Rooted::new(vm, engine::UNDEFINED);
-        let mut out = engine::UNDEFINED;
-        // SAFETY: bytes is a local copy; ctx is live.
-        vm.engine_op(|| unsafe { engine::glue_new_uint8array(ctx, bytes.as_ptr(), bytes.len(), &mut out) })
-            .map_err(|f| fail(env, vm, f))?;
-        r.set(out);
+        r.set(vm.engine_op(|e| e.new_uint8array(&bytes)).map_err(|f| fail(env, f))?);
         return Ok(r);
     }
     if path.iter().any(|p| env.strict_equals(*p, v)) {
@@ -416,7 +390,6 @@ fn copy_object<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsV
 }
 
 fn copy_array<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
     let len = env.array_length(v)?;
     // The engine stores an array's items in one allocation of at most 4095
     // bytes; a longer array is a fatal error in the engine, so it is refused
@@ -429,30 +402,20 @@ fn copy_array<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
         ));
     }
     let arr = Rooted::new(vm, engine::UNDEFINED);
-    let mut out = engine::UNDEFINED;
-    // SAFETY: ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_new_array(ctx, len as u16, &mut out) }).map_err(|f| fail(env, vm, f))?;
-    arr.set(out);
+    arr.set(vm.engine_op(|e| e.new_array(len as u16)).map_err(|f| fail(env, f))?);
     for i in 0..len {
         let _iteration = TempScope::new(vm);
         let item = env.get_element(v, i)?;
         let value = to_guest_value(env, vm, item, path)?;
         let key = Rooted::new(vm, engine::int14_encode(i as i32).expect("index < 8192"));
-        let (a, k, x) = (arr.raw(), key.raw(), value.raw());
-        // SAFETY: the three pointers are rooted slots (no table growth
-        // between taking them and the call).
-        vm.engine_op(|| unsafe { engine::glue_set_property(ctx, a, k, x) }).map_err(|f| fail(env, vm, f))?;
+        vm.engine_op(|e| e.set_property(arr.root(), key.root(), value.root())).map_err(|f| fail(env, f))?;
     }
     Ok(arr)
 }
 
 fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>, is_error: bool) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
     let obj = Rooted::new(vm, engine::UNDEFINED);
-    let mut out = engine::UNDEFINED;
-    // SAFETY: ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_new_object(ctx, &mut out) }).map_err(|f| fail(env, vm, f))?;
-    obj.set(out);
+    obj.set(vm.engine_op(|e| e.new_object()).map_err(|f| fail(env, f))?);
     let keys = env.own_enumerable_string_keys(v)?;
     let n = env.array_length(keys)?;
     // The collector compacts an object's properties into one allocation of
@@ -494,9 +457,7 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
             continue;
         }
         let value = to_guest_value(env, vm, item, path)?;
-        let (o, kp, x) = (obj.raw(), k.raw(), value.raw());
-        // SAFETY: rooted slots, as in copy_array.
-        vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) }).map_err(|f| fail(env, vm, f))?;
+        vm.engine_op(|e| e.set_property(obj.root(), k.root(), value.root())).map_err(|f| fail(env, f))?;
     }
     Ok(obj)
 }

@@ -1,7 +1,6 @@
 //! Guest heap pressure from guest values the host holds, and what a VM
 //! tells V8 about its memory.
 
-use crate::engine;
 use crate::errors::Failure;
 use crate::js::Env;
 use crate::runtime::{self, Helper};
@@ -41,9 +40,7 @@ const REPORT_STEP: i64 = 4096;
 /// The native memory this VM holds: the engine's allocations (guest heap,
 /// stack, bookkeeping) and the host side of its handles.
 fn native_bytes(vm: &VmState) -> Option<i64> {
-    // SAFETY: ctx is owned by the state; `bytes` is written by the engine's
-    // allocator only while this thread is inside an engine call.
-    let engine = unsafe { (*vm.ctx()).bytes } as i64;
+    let engine = vm.engine().bytes() as i64;
     let h = vm.handles.try_borrow().ok()?;
     Some(engine + h.capacity() as i64 * BYTES_PER_SLOT + h.host_held() as i64 * BYTES_PER_HOST_VALUE)
 }
@@ -141,8 +138,7 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     if vm.status() != Status::Live || vm.is_engine_freed() {
         return Ok(());
     }
-    // SAFETY: the engine is live.
-    let size = unsafe { engine::glue_heap_size(vm.ctx()) };
+    let size = vm.engine().heap_size();
     let mark = vm.pressure_mark.get();
     if size < mark {
         // The heap shrinks only when the guest collects: the mark follows
@@ -188,12 +184,8 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     // The names the host's key cache pins (a couple of kB at most) are worth
     // more as free heap now; the cache refills as names are used again.
     crate::keys::clear_cache(env, vm);
-    let ctx = vm.ctx();
-    // SAFETY: the engine is live; a collection moves guest values, which the
-    // handle slots track.
-    vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, false) })?;
-    // SAFETY: as above.
-    let after = unsafe { engine::glue_heap_size(ctx) };
+    vm.engine_op(|e| e.run_gc(false))?;
+    let after = vm.engine().heap_size();
     vm.pressure_mark.set(PRESSURE_MARK.max(after.saturating_add(PRESSURE_ROOM)));
     account(env, vm);
     Ok(())

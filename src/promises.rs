@@ -20,7 +20,6 @@
 //! a `.then` derived from it without a rejection handler would turn that
 //! into an unhandled rejection (which ends the process by default).
 
-use crate::engine;
 use crate::errors;
 use crate::handles::Slot;
 use crate::js::{CallInfo, Env, JsResult, JsValue};
@@ -114,9 +113,7 @@ fn settle_settled(env: Env, vm: &Rc<VmState>) {
             env.delete_ref(p.promise);
             continue;
         }
-        let mut out = engine::UNDEFINED;
-        // SAFETY: ctx is live (status checked above).
-        let state = unsafe { engine::glue_promise_state(vm.ctx(), value, &mut out) };
+        let (state, out) = vm.engine().promise_state(value);
         if state != 1 && state != 2 {
             // Pending (or a fatal error, which poisons the VM here).
             vm.take_inspection_fatal();

@@ -8,7 +8,7 @@
 //! the core is garbage collected, whichever comes first; after `dispose()`
 //! the state stays behind as a tombstone so late uses get a clear error.
 
-use crate::engine::{self, GlueContext, Value};
+use crate::engine::{self, Engine, Value};
 use crate::errors::{Failure, Unusable};
 use crate::errors;
 use crate::handles::{HandleTable, Slot};
@@ -27,9 +27,9 @@ pub enum Status {
 }
 
 pub struct VmState {
-    ctx: *mut GlueContext,
-    /// The engine reads bytecode in place, so the bytes live as long as it.
-    _snapshot: Box<[u8]>,
+    /// Declared first, so dropped before the handle table whose handles it
+    /// has as roots.
+    engine: Engine,
     pub handles: RefCell<HandleTable>,
     /// Import id → weak reference to the host function. The functions are
     /// held strongly by the JavaScript core object, so a weak reference here
@@ -117,14 +117,14 @@ pub struct PendingPromise {
 }
 
 impl VmState {
-    pub fn ctx(&self) -> *mut GlueContext {
-        self.ctx
+    /// The engine, for entries that cannot fail or run guest code (see
+    /// engine_op and engine_call for the others).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     pub fn gc_epoch(&self) -> u32 {
-        // SAFETY: ctx is a live allocation owned by this state; the engine
-        // writes it only while this thread is inside an engine call.
-        unsafe { (*self.ctx).gc_epoch }
+        self.engine.gc_epoch()
     }
 
     pub fn status(&self) -> Status {
@@ -135,9 +135,7 @@ impl VmState {
     /// which return a value, not a status) hit a fatal error. Returns the
     /// code, once per error.
     pub fn take_inspection_fatal(&self) -> Option<i32> {
-        // SAFETY: ctx is a live allocation owned by this state, written by
-        // the engine only while this thread is inside an engine call.
-        let code = unsafe { std::mem::replace(&mut (*self.ctx).fatal_code, 0) };
+        let code = self.engine.take_fatal_code();
         if code == 0 {
             return None;
         }
@@ -171,9 +169,7 @@ impl VmState {
 
     /// What a failed check said about a fatal error, in a user's terms.
     pub fn fatal_reason(&self) -> Option<&'static str> {
-        // SAFETY: ctx is a live allocation owned by this state, written by
-        // the engine only while this thread is inside an engine call.
-        match unsafe { (*self.ctx).fatal_reason } {
+        match self.engine.fatal_reason() {
             engine::REASON_NO_SCOPE => Some(
                 "the bytecode uses a closure variable outside the closure scopes that exist. The microvium \
                  8.0.0 compiler produces such bytecode for a function that creates closures in a \
@@ -249,9 +245,9 @@ impl VmState {
         self.active.get() == 0
     }
 
-    /// Runs one engine entry with the nesting limits, activity count and
-    /// fatal-error bookkeeping. `f` returns the glue's status code.
-    pub fn engine_call(&self, env: Env, f: impl FnOnce() -> i32) -> Result<(), CallFailure> {
+    /// Runs one engine entry that may run guest code, with the nesting
+    /// limits, activity count and fatal-error bookkeeping.
+    pub fn engine_call<T>(&self, env: Env, f: impl FnOnce(&Engine) -> Result<T, Failure>) -> Result<T, CallFailure> {
         let Some(_depth) = DepthGuard::enter() else {
             return Err(CallFailure::Thrown(errors::throw(
                 env,
@@ -269,15 +265,15 @@ impl VmState {
 
     /// One engine entry that cannot run guest code (allocation of strings,
     /// objects...): counted as active, and a fatal error poisons the VM.
-    pub fn engine_op(&self, f: impl FnOnce() -> i32) -> Result<(), Failure> {
+    pub fn engine_op<T>(&self, f: impl FnOnce(&Engine) -> Result<T, Failure>) -> Result<T, Failure> {
         self.take_inspection_fatal();
         if self.status.get() != Status::Live || self.is_engine_freed() {
             return Err(Failure::Unusable(self.unusable().unwrap_or(Unusable::EngineFreed)));
         }
         self.active.set(self.active.get() + 1);
-        let code = f();
+        let result = f(&self.engine);
         self.active.set(self.active.get() - 1);
-        match engine::check(code) {
+        match result {
             Err(Failure::Fatal { code, .. }) => {
                 self.poison(code);
                 Err(self.fatal_failure(code))
@@ -291,8 +287,7 @@ impl VmState {
             if self.active.get() > 0 && !self.is_engine_freed() {
                 // Disposed from a host function or breakpoint: stop the guest
                 // at its next instruction.
-                // SAFETY: the engine is live (freed only once idle).
-                unsafe { engine::glue_stop_after(self.ctx, 0) };
+                self.engine.stop_after(0);
             }
             self.status.set(Status::Disposed);
             crate::promises::reject_pending(env, self);
@@ -308,14 +303,13 @@ impl VmState {
     fn free_engine_if_idle_and_finished(&self) {
         if self.status.get() == Status::Disposed && self.active.get() == 0 {
             // SAFETY: no engine frame of this VM is on the stack (active is
-            // 0), and glue_free_vm is idempotent (it clears ctx->vm).
-            unsafe { engine::glue_free_vm(self.ctx, self.fatal.get() != 0) };
+            // 0); freeing is idempotent.
+            unsafe { self.engine.free(self.fatal.get() != 0) };
         }
     }
 
     pub fn is_engine_freed(&self) -> bool {
-        // SAFETY: ctx is owned by this state.
-        unsafe { (*self.ctx).vm.is_null() }
+        self.engine.is_freed()
     }
 
     pub fn stash_host_exception(&self, env: Env, exception: JsValue, slot: Slot) {
@@ -359,8 +353,7 @@ impl VmState {
     }
 
     pub fn set_breakpoint_error(&self, env: Env, exception: JsValue) {
-        // SAFETY: ctx is live during the call that hit the breakpoint.
-        let previous = unsafe { engine::glue_instructions_remaining(self.ctx) };
+        let previous = self.engine.instructions_remaining();
         let holder = env.object().and_then(|o| env.set_named(o, "value", exception).map(|_| o));
         match holder.and_then(|o| env.new_ref(o, 1)) {
             Ok(r) => {
@@ -383,8 +376,7 @@ impl VmState {
     pub fn take_breakpoint_error(&self, env: Env) -> Option<JsValue> {
         let (r, previous) = self.breakpoint_error.borrow_mut().take()?;
         if !self.is_engine_freed() && self.fatal.get() == 0 {
-            // SAFETY: the engine is live.
-            unsafe { engine::glue_stop_after(self.ctx, if previous < 0 { -1 } else { previous }) };
+            self.engine.stop_after(if previous < 0 { -1 } else { previous });
         }
         let v = env.ref_value(r).and_then(|holder| env.get_named(holder, "value").ok());
         env.delete_ref(r);
@@ -403,7 +395,7 @@ impl VmState {
             let _ = env.take_exception();
             return;
         };
-        let slot = self.handles.borrow_mut().alloc(self.ctx, copy);
+        let slot = self.handles.borrow_mut().alloc(&self.engine, copy);
         let mut list = self.async_rejections.borrow_mut();
         if list.len() >= KEEP {
             let (old_ref, old_slot) = list.remove(0);
@@ -538,11 +530,8 @@ impl VmState {
 impl Drop for VmState {
     fn drop(&mut self) {
         // SAFETY: the last owner is going away; no engine call can be active
-        // (every active call holds an Rc). ctx came from Box::into_raw.
-        unsafe {
-            engine::glue_free_vm(self.ctx, self.fatal.get() != 0);
-            drop(Box::from_raw(self.ctx));
-        }
+        // (every active call holds an Rc).
+        unsafe { self.engine.free(self.fatal.get() != 0) };
         if let Some(env) = crate::js::current_env() {
             if runtime::thread_token() == self.thread {
                 for i in &self.imports {
@@ -663,26 +652,9 @@ pub fn restore(
     let snapshot_len = bytes.len();
     let mut bytes = bytes;
     bytes.extend_from_slice(&[0u8; SNAPSHOT_PADDING]);
-    let snapshot = bytes.into_boxed_slice();
-    let ctx = Box::into_raw(Box::new(GlueContext {
-        vm: std::ptr::null_mut(),
-        host: std::ptr::null(),
-        spare_stack: std::ptr::null_mut(),
-        gc_epoch: 0,
-        blocks: std::ptr::null_mut(),
-        poll_count: 0,
-        bytes: 0,
-        fatal_code: 0,
-        host_function: std::ptr::null_mut(),
-        breakpoint_callback: std::ptr::null_mut(),
-        checked_epoch: 0,
-        checked_bits: std::ptr::null_mut(),
-        fatal_reason: 0,
-        verified: std::ptr::null_mut(),
-    }));
+    let engine = Engine::new(bytes.into_boxed_slice(), snapshot_len);
     let state = Rc::new(VmState {
-        ctx,
-        _snapshot: snapshot,
+        engine,
         handles: RefCell::new(HandleTable::new()),
         imports: import_refs,
         breakpoint: Cell::new(std::ptr::null_mut()),
@@ -710,19 +682,15 @@ pub fn restore(
         keys: RefCell::new(crate::keys::KeyCache::default()),
         string_buf: RefCell::new(Vec::new()),
     });
-    // SAFETY: ctx is a fresh allocation; the Rc keeps the state at a fixed
-    // address for as long as the engine (which ctx belongs to) lives.
-    unsafe { (*ctx).host = Rc::as_ptr(&state) as *const c_void };
+    // The Rc keeps the state at a fixed address for as long as the engine
+    // (which it owns) lives.
+    state.engine.set_host(Rc::as_ptr(&state) as *const c_void);
     RESOLVE.with(|r| {
         let mut r = r.borrow_mut();
         r.0 = imports.iter().map(|(i, _, _)| *i).collect();
         r.1.clear();
     });
-    let snapshot_ptr = state._snapshot.as_ptr();
-    // SAFETY: the snapshot bytes are owned by the state and outlive the
-    // engine instance; ctx is valid.
-    let code = unsafe { engine::glue_restore(ctx, snapshot_ptr, snapshot_len, resolve_import) };
-    match engine::check(code) {
+    match state.engine.restore(resolve_import) {
         Ok(()) => Ok(state),
         Err(Failure::Error(e)) => {
             let detail = if e == errors::E_UNRESOLVED_IMPORT {
