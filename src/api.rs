@@ -7,10 +7,12 @@ use crate::errors;
 use crate::handles;
 use crate::js::{self, Body, CallInfo, Env, JsResult, JsValue, Type};
 use crate::calls;
+use crate::key_cache;
 use crate::keys::{self, property_key};
 use crate::membrane::{self, to_guest, to_host};
 use crate::roots::{Rooted, TempScope};
 use crate::runtime;
+use crate::restore;
 use crate::snapshot;
 use crate::vm::{self, VmState};
 use std::rc::Rc;
@@ -33,13 +35,13 @@ native! {
     requiredEngineVersion => required_version_impl,
     get => get_impl,
     set => set_impl,
-    keyId => keys::key_id_impl,
+    keyId => key_id_impl,
     getk => getk_impl,
     setk => setk_impl,
-    has => keys::has_impl,
-    getOwn => keys::get_own_impl,
-    keyCacheStats => keys::stats_impl,
-    clearKeyCache => keys::clear_impl,
+    has => has_impl,
+    getOwn => get_own_impl,
+    keyCacheStats => key_cache_stats_impl,
+    clearKeyCache => clear_key_cache_impl,
     ownKeys => own_keys_impl,
     length => length_impl,
     proto => proto_impl,
@@ -157,7 +159,7 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         let is_async = env.get_bool(env.get_element(asyncs, i)?)?;
         imports.push((id, env.get_element(fns, i)?, is_async));
     }
-    let state = vm::restore(env, bytes, imports, info)?;
+    let state = restore::restore(env, bytes, imports, info)?;
     membrane::wrap_core(env, core, state)?;
     Ok(env.undefined())
 }
@@ -297,6 +299,86 @@ fn setk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let slot = slot_arg(env, ci, &vm, 1)?;
     let key = keys::key_by_id(env, &vm, ci, 4, true)?.ok_or_else(|| env.throw_error("Microvium: no key"))?;
     write_property(env, &vm, slot, key, arg(env, ci, 3))
+}
+
+/// keyId's answers besides an id.
+const UNCACHED: f64 = -1.0;
+const NOT_INTERNED: f64 = -2.0;
+
+fn id_value(env: Env, id: Option<u64>) -> JsValue {
+    env.double(id.map(|i| i as f64).unwrap_or(UNCACHED))
+}
+
+
+/// keyId(core, name, forWrite): the id of a name for getk/setk; -1 if it
+/// has none (indexes, `length`, names too long to cache): ask by name;
+/// -2 for a read of a name the guest has never interned (absent everywhere
+/// for now; not to be remembered). With forWrite the name is interned.
+fn key_id_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let key = arg(env, ci, 1);
+    if env.type_of(key)? != Type::String {
+        return Ok(env.double(UNCACHED));
+    }
+    let write = env.type_of(arg(env, ci, 2))? == Type::Boolean && env.get_bool(arg(env, ci, 2))?;
+    if write {
+        let (_, id) = keys::write_key(env, &vm, key)?;
+        return Ok(id_value(env, id));
+    }
+    match keys::read_key(env, &vm, key)? {
+        Some((_, id)) => Ok(id_value(env, id)),
+        None => Ok(env.double(NOT_INTERNED)),
+    }
+}
+
+
+/// has(core, slot, key): whether the guest value has that own property,
+/// found directly (not through the list of all its keys).
+fn has_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    Ok(env.boolean(keys::own_property(env, &vm, slot, arg(env, ci, 2))?.is_some()))
+}
+
+/// getOwn(core, slot, key, absent): the value of an own property of an
+/// object or class, or `absent` if it has none.
+fn get_own_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let value = vm.handles.borrow().get(slot);
+    let (kd, _) = vm.engine().kind(value);
+    if kd != kind::OBJECT && kd != kind::PROMISE && kd != kind::CLASS {
+        return Err(env.throw_type_error("Microvium: getOwn expects an object or class"));
+    }
+    match keys::own_property(env, &vm, slot, arg(env, ci, 2))? {
+        Some(v) if v.get() == engine::DELETED => Ok(env.undefined()),
+        Some(v) => to_host(env, &vm, v.get()),
+        None => Ok(arg(env, ci, 3)),
+    }
+}
+
+/// clearKeyCache(core): keys::clear_cache, for the tests.
+fn clear_key_cache_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    keys::clear_cache(env, &vm);
+    Ok(env.undefined())
+}
+
+/// keyCacheStats(core): { entries, pinnedBytes, budget }, for the tests.
+fn key_cache_stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_any(env, ci)?;
+    let (n, pinned) = {
+        let c = vm.keys.borrow();
+        (c.len(), c.pinned_bytes())
+    };
+    let o = env.object()?;
+    env.set_named(o, "entries", env.double(n as f64))?;
+    env.set_named(o, "pinnedBytes", env.double(pinned as f64))?;
+    env.set_named(o, "budget", env.double(key_cache::BUDGET as f64))?;
+    Ok(o)
 }
 
 /// Own keys of a guest object as a host array of strings.

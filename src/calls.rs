@@ -12,7 +12,7 @@ use std::ffi::c_void;
 use std::rc::Rc;
 use crate::roots::{Rooted, TempScope};
 use crate::membrane::{to_guest, to_host};
-use crate::promises::settle_promises;
+use crate::membrane::settle_promises;
 use crate::pressure::relieve_pressure;
 
 /// Turns a failed engine call into a pending JS exception: an uncaught guest
@@ -203,7 +203,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
             vm.handles.borrow_mut().release(slot);
             if let Ok(returned) = call {
                 if env.is_promise(returned) {
-                    let _ = crate::promises::mark_handled(env, returned);
+                    let _ = crate::membrane::mark_handled(env, returned);
                 }
             }
             return errors::E_HOST_ERROR;
@@ -243,7 +243,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
             // also end the process as an unhandled one.
             if env.is_promise(returned) {
                 let pending = env.take_exception();
-                let _ = crate::promises::mark_handled(env, returned);
+                let _ = crate::membrane::mark_handled(env, returned);
                 env.throw(pending);
             }
             throw_into_guest(env, vm, result)

@@ -33,63 +33,19 @@
 
 use crate::engine::{self, kind};
 use crate::errors;
-use crate::handles::Slot;
+use crate::key_cache::{pinned_cost, InternIndex, KeyCache};
 use crate::js::{CallInfo, Env, JsResult, JsValue, Type};
-use crate::membrane;
-use crate::roots::{Rooted, TempScope};
+use crate::roots::Rooted;
 use crate::vm::VmState;
-use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Guest heap bytes the cache may keep alive (strings and their cells).
-pub const BUDGET: usize = 2048;
-/// Entries at most (ROM names cost no guest bytes); ids keep the entry's
-/// index in their low bits.
-const MAX_ENTRIES: usize = 256;
-const INDEX_BITS: u32 = 8;
-/// A name whose key would take more than this is not cached: a few long
-/// names would otherwise push out everything else.
-const MAX_COST: usize = BUDGET / 8;
-
-/// keyId's answers besides an id.
-const UNCACHED: f64 = -1.0;
-const NOT_INTERNED: f64 = -2.0;
-
-struct Entry {
-    name: Box<[u8]>,
-    slot: Slot,
-    id: u64,
-    cost: usize,
-    /// Clock bit: used since the hand last passed.
-    used: bool,
-}
-
-#[derive(Default)]
-pub struct KeyCache {
-    by_name: HashMap<Box<[u8]>, usize>,
-    entries: Vec<Option<Entry>>,
-    free: Vec<usize>,
-    hand: usize,
-    pinned: usize,
-    serial: u64,
-    interned: InternIndex,
-}
-
-/// The host's index of the guest's RAM list of interned strings (by a hash
-/// of their bytes), so that a read of a name not in the cache costs a hash
-/// lookup, not a walk of the list. Guest strings move when the guest heap
-/// is collected, so the index is rebuilt after a collection (gc_epoch);
-/// between collections the list only grows at its front, and only the new
-/// cells are indexed. It holds no guest values alive.
-#[derive(Default)]
-struct InternIndex {
-    valid: bool,
-    epoch: u32,
-    head: engine::Value,
-    by_hash: HashMap<u64, engine::Value, std::hash::BuildHasherDefault<crate::handles::ValueHasher>>,
-    /// Strings whose hash another string already has.
-    overflow: Vec<(u64, engine::Value)>,
-    buf: Vec<engine::Value>,
+/// What keeps the index of the guest's interned strings (see
+/// key_cache::InternIndex) in step with the guest.
+trait InternIndexSync {
+    /// Brings the index up to date with the guest's list.
+    fn sync(&mut self, vm: &VmState) -> Result<(), crate::errors::Failure>;
+    /// The guest string spelled `name`, if the index has it.
+    fn find(&self, vm: &VmState, name: &[u8]) -> Option<engine::Value>;
 }
 
 /// FNV-1a: the index's hash of a name's UTF-8 bytes.
@@ -104,8 +60,7 @@ fn guest_bytes(vm: &VmState, s: engine::Value, buf: &mut Vec<u8>) -> bool {
     vm.engine().string_into(s, buf).is_ok()
 }
 
-impl InternIndex {
-    /// Brings the index up to date with the guest's list.
+impl InternIndexSync for InternIndex {
     fn sync(&mut self, vm: &VmState) -> Result<(), crate::errors::Failure> {
         let head = vm.engine().intern_head();
         if let Some(code) = vm.take_inspection_fatal() {
@@ -167,95 +122,15 @@ impl InternIndex {
     }
 }
 
-impl KeyCache {
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    pub fn pinned_bytes(&self) -> usize {
-        self.pinned
-    }
-
-    fn lookup(&mut self, name: &[u8]) -> Option<(Slot, u64)> {
-        let &i = self.by_name.get(name)?;
-        let e = self.entries[i].as_mut().expect("mapped entries are live");
-        e.used = true;
-        Some((e.slot, e.id))
-    }
-
-    fn by_id(&mut self, id: u64) -> Option<Slot> {
-        let i = (id & ((1 << INDEX_BITS) - 1)) as usize;
-        match self.entries.get_mut(i) {
-            Some(Some(e)) if e.id == id => {
-                e.used = true;
-                Some(e.slot)
-            }
-            _ => None,
-        }
-    }
-
-    /// Removes one entry chosen by the clock; returns its slot.
-    fn evict_one(&mut self) -> Option<Slot> {
-        if self.by_name.is_empty() {
-            return None;
-        }
-        loop {
-            let i = self.hand;
-            self.hand = (self.hand + 1) % self.entries.len();
-            match &mut self.entries[i] {
-                Some(e) if e.used => e.used = false,
-                Some(_) => {
-                    let e = self.entries[i].take().expect("checked");
-                    self.by_name.remove(&e.name);
-                    self.pinned -= e.cost;
-                    self.free.push(i);
-                    return Some(e.slot);
-                }
-                None => {}
-            }
-        }
-    }
-}
-
-/// Guest bytes that keeping `value`, an interned key of `len` UTF-8 bytes,
-/// alive costs: the string (header, bytes, terminator, padding) and its
-/// intern-table cell (header, next, string). Keys in ROM cost nothing.
-fn pinned_cost(value: engine::Value, len: usize) -> usize {
-    let in_ram = value & 1 == 0;
-    if in_ram { 2 + ((len + 2) & !1) + 6 } else { 0 }
-}
-
 /// Adds an interned key to the cache, evicting as needed; returns its id,
 /// or None if it is not worth caching.
 fn remember(env: Env, vm: &VmState, name: &[u8], value: engine::Value) -> Option<u64> {
     let cost = pinned_cost(value, name.len());
-    if cost > MAX_COST {
+    if !KeyCache::admits(cost) {
         return None;
     }
-    let mut evicted = Vec::new();
-    let id;
-    {
-        let mut c = vm.keys.borrow_mut();
-        while c.pinned + cost > BUDGET || (c.free.is_empty() && c.entries.len() >= MAX_ENTRIES) {
-            match c.evict_one() {
-                Some(s) => evicted.push(s),
-                None => break,
-            }
-        }
-        let index = match c.free.pop() {
-            Some(i) => i,
-            None => {
-                c.entries.push(None);
-                c.entries.len() - 1
-            }
-        };
-        c.serial += 1;
-        id = c.serial << INDEX_BITS | index as u64;
-        let slot = vm.handles.borrow_mut().alloc(vm.engine(), value);
-        c.entries[index] = Some(Entry { name: name.into(), slot, id, cost, used: false });
-        c.by_name.insert(name.into(), index);
-        c.pinned += cost;
-    }
+    let slot = vm.handles.borrow_mut().alloc(vm.engine(), value);
+    let (id, evicted) = vm.keys.borrow_mut().insert(name, cost, slot);
     if !evicted.is_empty() {
         let mut h = vm.handles.borrow_mut();
         for s in evicted {
@@ -279,11 +154,9 @@ fn forget_js_ids(env: Env, vm: &VmState) {
 /// when the guest heap is tight (see relieve_pressure in src/pressure.rs),
 /// before a guest collection, so that names nothing else uses can go.
 pub fn clear_cache(env: Env, vm: &VmState) {
-    let slots: Vec<Slot> = {
+    let slots = {
         let Ok(mut c) = vm.keys.try_borrow_mut() else { return };
-        let slots = c.entries.iter().flatten().map(|e| e.slot).collect();
-        *c = KeyCache::default();
-        slots
+        c.clear()
     };
     if let Ok(mut h) = vm.handles.try_borrow_mut() {
         for s in slots {
@@ -352,7 +225,7 @@ pub fn property_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult
     Ok(write_key(env, vm, key)?.0)
 }
 
-fn write_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<(Rooted<'a>, Option<u64>)> {
+pub fn write_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<(Rooted<'a>, Option<u64>)> {
     if let Parsed::Direct(v) = parse(env, vm, key)? {
         return Ok((Rooted::new(vm, v), None));
     }
@@ -380,7 +253,7 @@ pub fn existing_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult
     Ok(read_key(env, vm, key)?.map(|(r, _)| r))
 }
 
-fn read_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<Option<(Rooted<'a>, Option<u64>)>> {
+pub fn read_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<Option<(Rooted<'a>, Option<u64>)>> {
     if let Parsed::Direct(v) = parse(env, vm, key)? {
         return Ok(Some((Rooted::new(vm, v), None)));
     }
@@ -419,32 +292,6 @@ fn arg(env: Env, ci: &CallInfo, i: usize) -> JsValue {
     ci.args().get(i).copied().unwrap_or_else(|| env.undefined())
 }
 
-fn id_value(env: Env, id: Option<u64>) -> JsValue {
-    env.double(id.map(|i| i as f64).unwrap_or(UNCACHED))
-}
-
-/// keyId(core, name, forWrite): the id of a name for getk/setk; -1 if it
-/// has none (indexes, `length`, names too long to cache): ask by name;
-/// -2 for a read of a name the guest has never interned (absent everywhere
-/// for now; not to be remembered). With forWrite the name is interned.
-pub fn key_id_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core(env, ci)?;
-    let _scope = TempScope::new(&vm);
-    let key = arg(env, ci, 1);
-    if env.type_of(key)? != Type::String {
-        return Ok(env.double(UNCACHED));
-    }
-    let write = env.type_of(arg(env, ci, 2))? == Type::Boolean && env.get_bool(arg(env, ci, 2))?;
-    if write {
-        let (_, id) = write_key(env, &vm, key)?;
-        return Ok(id_value(env, id));
-    }
-    match read_key(env, &vm, key)? {
-        Some((_, id)) => Ok(id_value(env, id)),
-        None => Ok(env.double(NOT_INTERNED)),
-    }
-}
-
 /// The key a getk/setk call names: its id (arg 2) if still cached, else
 /// its name (arg `name_arg`), read or written as `write` says. None: a read
 /// of a name never interned.
@@ -466,7 +313,7 @@ pub fn key_by_id<'a>(env: Env, vm: &'a Rc<VmState>, ci: &CallInfo, name_arg: usi
 
 /// An own property of the guest value in `slot`: Some(value) or None.
 /// Arrays: indexes below their length (holes included), and `length`.
-fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> JsResult<Option<Rooted<'a>>> {
+pub fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> JsResult<Option<Rooted<'a>>> {
     let Some(k) = existing_key(env, vm, key)? else { return Ok(None) };
     let object = vm.handles.borrow().get(slot);
     let (kd, _) = vm.engine().kind(object);
@@ -486,54 +333,6 @@ fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> J
     // Nothing is allocated, so the values stay put.
     let found = vm.engine_op(|e| e.own_property(object, key)).map_err(|f| errors::throw_failure(env, f))?;
     Ok(found.map(|out| Rooted::new(vm, out)))
-}
-
-/// has(core, slot, key): whether the guest value has that own property,
-/// found directly (not through the list of all its keys).
-pub fn has_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core(env, ci)?;
-    let _scope = TempScope::new(&vm);
-    let slot = crate::api::slot_arg(env, ci, &vm, 1)?;
-    Ok(env.boolean(own_property(env, &vm, slot, arg(env, ci, 2))?.is_some()))
-}
-
-/// getOwn(core, slot, key, absent): the value of an own property of an
-/// object or class, or `absent` if it has none.
-pub fn get_own_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core(env, ci)?;
-    let _scope = TempScope::new(&vm);
-    let slot = crate::api::slot_arg(env, ci, &vm, 1)?;
-    let value = vm.handles.borrow().get(slot);
-    let (kd, _) = vm.engine().kind(value);
-    if kd != kind::OBJECT && kd != kind::PROMISE && kd != kind::CLASS {
-        return Err(env.throw_type_error("Microvium: getOwn expects an object or class"));
-    }
-    match own_property(env, &vm, slot, arg(env, ci, 2))? {
-        Some(v) if v.get() == engine::DELETED => Ok(env.undefined()),
-        Some(v) => membrane::to_host(env, &vm, v.get()),
-        None => Ok(arg(env, ci, 3)),
-    }
-}
-
-/// clearKeyCache(core): clear_cache, for the tests.
-pub fn clear_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core(env, ci)?;
-    clear_cache(env, &vm);
-    Ok(env.undefined())
-}
-
-/// keyCacheStats(core): { entries, pinnedBytes, budget }, for the tests.
-pub fn stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core_any(env, ci)?;
-    let (n, pinned) = {
-        let c = vm.keys.borrow();
-        (c.len(), c.pinned_bytes())
-    };
-    let o = env.object()?;
-    env.set_named(o, "entries", env.double(n as f64))?;
-    env.set_named(o, "pinnedBytes", env.double(pinned as f64))?;
-    env.set_named(o, "budget", env.double(BUDGET as f64))?;
-    Ok(o)
 }
 
 /// Whether a name is a JavaScript array index (a canonical decimal integer

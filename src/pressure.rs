@@ -4,28 +4,27 @@
 use crate::errors::Failure;
 use crate::js::Env;
 use crate::runtime::{self, Helper};
-use crate::vm::{Status, VmState};
+use crate::vm::{Status, VmState, FORCE_GC_MIN_HOST_VALUES, PRESSURE_MARK};
 use crate::js::RawRef;
 use std::cell::Cell;
 use std::rc::Rc;
 
-/// Guest heap pressure from host-held values.
-///
-/// Guest values behind host values stay rooted until V8 collects the host
+// Guest heap pressure from host-held values.
+//
+// Guest values behind host values stay rooted until V8 collects the host
 /// values (or the program releases them: vm.release, vm.scope), and V8 does
 /// not know how small the guest heap is: a loop that drops thousands of
 /// guest objects could fill the 64 kB heap, and running out of guest heap is
 /// fatal in this engine. So after an outermost call or a host function, once
 /// the guest heap grows past a mark, the host releases the slots whose host
-/// values V8 has already collected, then collects the guest heap. If the VM
-/// was given a collector (`opts.gc`, e.g. `globalThis.gc` of a program
-/// started with --expose-gc) and holds many host values, it runs that first.
-/// The library itself never forces a JavaScript collection and changes no V8
-/// flag. The mark then moves to what survived plus some room, so a heap that
-/// is legitimately full of live data is not collected on every call.
-pub const PRESSURE_MARK: u16 = 0xC000;
+// values V8 has already collected, then collects the guest heap. If the VM
+// was given a collector (`opts.gc`, e.g. `globalThis.gc` of a program
+// started with --expose-gc) and holds many host values, it runs that first.
+// The library itself never forces a JavaScript collection and changes no V8
+// flag. The mark (vm::PRESSURE_MARK at first) then moves to what survived
+// plus some room, so a heap that is legitimately full of live data is not
+// collected on every call.
 const PRESSURE_ROOM: u16 = 0x2000;
-pub const FORCE_GC_MIN_HOST_VALUES: usize = 64;
 const FORCE_GC_STEP: usize = 256;
 
 /// Native memory per host-held value beyond the engine's (the weak
@@ -59,14 +58,6 @@ pub fn account(env: Env, vm: &VmState) {
     if delta.abs() >= REPORT_STEP {
         adjust(env, delta);
         vm.reported_memory.set(now);
-    }
-}
-
-/// Withdraws everything this VM reported (it is going away).
-pub fn unaccount(env: Env, vm: &VmState) {
-    let r = vm.reported_memory.replace(0);
-    if r != 0 {
-        adjust(env, -r);
     }
 }
 

@@ -86,6 +86,16 @@ pub fn helper(env: Env, which: Helper) -> JsResult<JsValue> {
     env.ref_value(r).ok_or_else(|| env.throw_error("@microvium/runtime: helper collected"))
 }
 
+/// Settles a Promise of the NewPromise helper (see membrane::make_promise;
+/// a no-op if it is settled already).
+pub fn settle_promise(env: Env, promise: JsValue, ok: bool, value: JsValue) {
+    let done = helper(env, Helper::SettlePromise)
+        .and_then(|f| env.call(f, env.undefined(), &[promise, env.boolean(ok), value]));
+    if done.is_err() {
+        let _ = env.take_exception();
+    }
+}
+
 /// Host/guest nesting limits. Each guest→host→guest level costs native stack
 /// that V8 does not see (engine frames, Node-API frames); too deep and the
 /// process dies with SIGSEGV instead of a JavaScript error. Both the level

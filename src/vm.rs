@@ -12,6 +12,7 @@ use crate::engine::{self, Engine, Value};
 use crate::errors::{Failure, Unusable};
 use crate::errors;
 use crate::handles::{HandleTable, Slot};
+use crate::key_cache::KeyCache;
 use crate::js::{Env, JsResult, JsValue, Pending, RawRef};
 use crate::runtime::{self, DepthGuard};
 use std::cell::{Cell, RefCell};
@@ -92,7 +93,7 @@ pub struct VmState {
     pub export_ids: Vec<u16>,
     pub required_version: String,
     /// Property names already converted to guest keys (see keys.rs).
-    pub keys: RefCell<crate::keys::KeyCache>,
+    pub keys: RefCell<KeyCache>,
     /// Reused UTF-8 buffer for strings going into the guest.
     pub string_buf: RefCell<Vec<u8>>,
 }
@@ -117,6 +118,44 @@ pub struct PendingPromise {
 }
 
 impl VmState {
+    /// The state of a VM about to be restored on this thread (see
+    /// restore.rs): `engine` holds its snapshot, not yet restored.
+    pub fn new(engine: Engine, imports: Vec<Import>, export_ids: Vec<u16>, required_version: String) -> Rc<VmState> {
+        let state = Rc::new(VmState {
+            engine,
+            handles: RefCell::new(HandleTable::new()),
+            imports,
+            breakpoint: Cell::new(std::ptr::null_mut()),
+            status: Cell::new(Status::Live),
+            fatal: Cell::new(0),
+            thread: runtime::thread_token(),
+            active: Cell::new(0),
+            host_exception: RefCell::new(None),
+            core: Cell::new(std::ptr::null_mut()),
+            pending_promises: RefCell::new(Vec::new()),
+            async_rejections: RefCell::new(Vec::new()),
+            pressure_mark: Cell::new(PRESSURE_MARK),
+            force_gc_floor: Cell::new(FORCE_GC_MIN_HOST_VALUES),
+            collector: Cell::new(std::ptr::null_mut()),
+            reported_memory: Cell::new(0),
+            swept_at: Cell::new(0),
+            ops_since_sweep_check: Cell::new(0),
+            serial: next_serial(),
+            scope_log: RefCell::new(Vec::new()),
+            scope_marks: RefCell::new(Vec::new()),
+            scope_compact_at: Cell::new(SCOPE_LOG_MIN),
+            breakpoint_error: RefCell::new(None),
+            export_ids,
+            required_version,
+            keys: RefCell::new(KeyCache::default()),
+            string_buf: RefCell::new(Vec::new()),
+        });
+        // The Rc keeps the state at a fixed address for as long as the
+        // engine (which it owns) lives: the engine's callbacks find it so.
+        state.engine.set_host(Rc::as_ptr(&state) as *const c_void);
+        state
+    }
+
     /// The engine, for entries that cannot fail or run guest code (see
     /// engine_op and engine_call for the others).
     pub fn engine(&self) -> &Engine {
@@ -153,7 +192,7 @@ impl VmState {
             self.status.set(Status::Poisoned(code));
         }
         if let Some(env) = crate::js::current_env() {
-            crate::promises::reject_pending(env, self);
+            self.reject_pending_promises(env);
         }
     }
 
@@ -282,6 +321,34 @@ impl VmState {
         }
     }
 
+    /// Rejects every pending Promise of a VM that failed (a fatal error) or was
+    /// disposed: its guest promises can never settle now. May run in the middle
+    /// of an operation; a pending JavaScript exception is kept.
+    pub fn reject_pending_promises(&self, env: Env) {
+        if self.pending_promises.borrow().is_empty() {
+            return;
+        }
+        let status = self.status();
+        if status == Status::Live {
+            return;
+        }
+        let pending = std::mem::take(&mut *self.pending_promises.borrow_mut());
+        let saved = if env.is_exception_pending() { Some(env.take_exception()) } else { None };
+        let scope = env.open_scope();
+        for p in pending {
+            let promise = env.ref_value(p.promise);
+            env.delete_ref(p.promise);
+            let Some(promise) = promise else { continue };
+            if let Some(reason) = rejection(env, status) {
+                runtime::settle_promise(env, promise, false, reason);
+            }
+        }
+        env.close_scope(scope);
+        if let Some(e) = saved {
+            env.throw(e);
+        }
+    }
+
     pub fn dispose(&self, env: Env) {
         if self.status.get() != Status::Disposed {
             if self.active.get() > 0 && !self.is_engine_freed() {
@@ -290,7 +357,7 @@ impl VmState {
                 self.engine.stop_after(0);
             }
             self.status.set(Status::Disposed);
-            crate::promises::reject_pending(env, self);
+            self.reject_pending_promises(env);
             if let Some((r, _)) = self.host_exception.borrow_mut().take() {
                 env.delete_ref(r);
             }
@@ -540,7 +607,11 @@ impl Drop for VmState {
                 env.delete_ref(self.breakpoint.get());
                 env.delete_ref(self.collector.get());
                 env.delete_ref(self.core.get());
-                crate::pressure::unaccount(env, self);
+                // Withdraw what this VM reported to V8 (pressure::account).
+                let reported = self.reported_memory.replace(0);
+                if reported != 0 {
+                    env.adjust_external_memory(-reported);
+                }
                 // The weak references to host values (each slot's); the
                 // values themselves need nothing (see membrane::attach).
                 if let Ok(mut h) = self.handles.try_borrow_mut() {
@@ -572,8 +643,11 @@ pub enum CallFailure {
     Thrown(Pending),
 }
 
-/// Zero bytes kept after the snapshot copy (see restore).
-const SNAPSHOT_PADDING: usize = 64;
+/// Guest heap size above which the host first relieves pressure, and
+/// host-held values needed before it first forces a JavaScript collection
+/// (see pressure.rs, which moves both).
+pub const PRESSURE_MARK: u16 = 0xC000;
+pub const FORCE_GC_MIN_HOST_VALUES: usize = 64;
 
 /// Smallest scope log that is compacted (see VmState::note_made).
 const SCOPE_LOG_MIN: usize = 1024;
@@ -593,118 +667,19 @@ fn next_serial() -> u32 {
     })
 }
 
-thread_local! {
-    /// Import ids the snapshot asked for that the host did not provide,
-    /// collected by `resolve_import` during a restore.
-    static RESOLVE: RefCell<(Vec<u16>, Vec<u16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-unsafe extern "C" fn resolve_import(
-    id: u16,
-    _context: *mut c_void,
-    out: *mut Option<engine::HostFunction>,
-) -> i32 {
-    let provided = RESOLVE.with(|r| {
-        let mut r = r.borrow_mut();
-        if r.0.contains(&id) {
-            true
-        } else {
-            r.1.push(id);
-            false
+/// Why a pending Promise of a VM that cannot go on rejects.
+fn rejection(env: Env, status: Status) -> Option<JsValue> {
+    let made = match status {
+        Status::Poisoned(code) => {
+            errors::unusable_error(env, code, Some("the VM failed while this promise was pending; it can never settle now"))
         }
-    });
-    // SAFETY: the engine passes a valid out-pointer.
-    unsafe { *out = Some(crate::calls::host_function_trampoline) };
-    if provided {
-        0
-    } else {
-        errors::E_UNRESOLVED_IMPORT
-    }
-}
-
-/// Restores a VM from validated snapshot bytes. `imports` are (id, function,
-/// is_async) already checked by the caller.
-pub fn restore(
-    env: Env,
-    bytes: Vec<u8>,
-    imports: Vec<(u16, JsValue, bool)>,
-    info: crate::snapshot::SnapshotInfo,
-) -> JsResult<Rc<VmState>> {
-    let missing: Vec<u16> = info.import_ids.iter().copied().filter(|id| !imports.iter().any(|(i, _, _)| i == id)).collect();
-    if !missing.is_empty() {
-        // Worded as the WebAssembly runtime words it (the first missing id);
-        // `detail` lists them all.
-        let list = missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-        return Err(errors::throw_with_message(
-            env,
-            errors::E_UNRESOLVED_IMPORT,
-            &format!("Import {} is required by the VM but not provided by the host", missing[0]),
-            Some(&format!("missing import ids: {list}")),
-        ));
-    }
-    let mut import_refs = Vec::with_capacity(imports.len());
-    for (id, f, is_async) in &imports {
-        import_refs.push(Import { id: *id, function: env.new_ref(*f, 0)?, is_async: *is_async });
-    }
-    // The engine reads a word or two past the end of a crafted snapshot's
-    // ROM before a check can stop it; zeroed padding keeps those reads in
-    // memory this VM owns. The engine is told the real length.
-    let snapshot_len = bytes.len();
-    let mut bytes = bytes;
-    bytes.extend_from_slice(&[0u8; SNAPSHOT_PADDING]);
-    let engine = Engine::new(bytes.into_boxed_slice(), snapshot_len);
-    let state = Rc::new(VmState {
-        engine,
-        handles: RefCell::new(HandleTable::new()),
-        imports: import_refs,
-        breakpoint: Cell::new(std::ptr::null_mut()),
-        status: Cell::new(Status::Live),
-        fatal: Cell::new(0),
-        thread: runtime::thread_token(),
-        active: Cell::new(0),
-        host_exception: RefCell::new(None),
-        core: Cell::new(std::ptr::null_mut()),
-        pending_promises: RefCell::new(Vec::new()),
-        async_rejections: RefCell::new(Vec::new()),
-        pressure_mark: Cell::new(crate::pressure::PRESSURE_MARK),
-        force_gc_floor: Cell::new(crate::pressure::FORCE_GC_MIN_HOST_VALUES),
-        collector: Cell::new(std::ptr::null_mut()),
-        reported_memory: Cell::new(0),
-        swept_at: Cell::new(0),
-        ops_since_sweep_check: Cell::new(0),
-        serial: next_serial(),
-        scope_log: RefCell::new(Vec::new()),
-        scope_marks: RefCell::new(Vec::new()),
-        scope_compact_at: Cell::new(SCOPE_LOG_MIN),
-        breakpoint_error: RefCell::new(None),
-        export_ids: info.export_ids,
-        required_version: info.required_version,
-        keys: RefCell::new(crate::keys::KeyCache::default()),
-        string_buf: RefCell::new(Vec::new()),
-    });
-    // The Rc keeps the state at a fixed address for as long as the engine
-    // (which it owns) lives.
-    state.engine.set_host(Rc::as_ptr(&state) as *const c_void);
-    RESOLVE.with(|r| {
-        let mut r = r.borrow_mut();
-        r.0 = imports.iter().map(|(i, _, _)| *i).collect();
-        r.1.clear();
-    });
-    match state.engine.restore(resolve_import) {
-        Ok(()) => Ok(state),
-        Err(Failure::Error(e)) => {
-            let detail = if e == errors::E_UNRESOLVED_IMPORT {
-                let missing = RESOLVE.with(|r| r.borrow().1.clone());
-                Some(format!("missing import id {:?}", missing))
-            } else if e == errors::E_INVALID_BYTECODE {
-                // The verifier (c/verifier.c) rejected the snapshot: why.
-                Some(engine::verify_detail())
-            } else {
-                None
-            };
-            Err(errors::throw(env, e, detail.as_deref()))
+        _ => env.string(b"Microvium VM was disposed before this promise settled").and_then(|m| env.error(m)),
+    };
+    match made {
+        Ok(e) => Some(e),
+        Err(_) => {
+            let _ = env.take_exception();
+            None
         }
-        Err(Failure::Fatal { code, .. }) => Err(errors::throw_fatal(env, code, Some("while restoring the snapshot"))),
-        Err(Failure::Unusable(_)) => Err(env.throw_error("Microvium: restore failed")),
     }
 }
