@@ -4,15 +4,30 @@
 // `crate::X::` anywhere in the code, `use crate::{X, Y::...}`), and whether
 // it has a cycle. Comments and string literals are ignored.
 //
-//   node scripts/module-graph.js          edges, then "no cycle" or a cycle
-//   node scripts/module-graph.js --check  only fails (exit 1) on a cycle
+//   node scripts/module-graph.js          edges, then what is wrong, if anything
+//   node scripts/module-graph.js --check  only what is wrong (exit 1 if so)
 //
-// The intended layers (lower never imports higher) are in src/lib.rs.
+// Wrong: a cycle, or a module importing one of a higher layer (LAYERS, as
+// src/lib.rs describes them). A module not in LAYERS is held to the cycle
+// check only, and named, so that it gets a layer.
 
 const fs = require('node:fs');
 const path = require('node:path');
 
 const srcDir = path.join(__dirname, '..', 'src');
+
+/** src/'s layers, lowest first; a module may import its own layer and
+ *  lower ones. lib.rs, the crate root, declares them all. */
+const LAYERS = [
+  ['js', 'engine', 'errors', 'runtime', 'number_format'],
+  ['handles', 'snapshot', 'key_cache'],
+  ['vm'],
+  ['roots', 'keys'],
+  ['membrane'],
+  ['calls', 'pressure'],
+  ['restore'],
+  ['api'],
+];
 
 /** The code of a Rust file without comments and string/char literals. */
 function stripRust(text) {
@@ -128,19 +143,52 @@ function cyclicModules({ modules, edges }) {
   return modules.filter((m) => reach(m).has(m));
 }
 
-module.exports = { graph, findCycle, cyclicModules, stripRust, references };
+function layerOf(m) {
+  const i = LAYERS.findIndex((l) => l.includes(m));
+  return i < 0 ? null : i;
+}
+
+/** Imports from a lower layer to a higher one, as "from -> to". */
+function layerViolations({ modules, edges }) {
+  const out = [];
+  for (const m of modules) {
+    const from = layerOf(m);
+    if (from === null) continue;
+    for (const t of edges.get(m)) {
+      const to = layerOf(t);
+      if (to !== null && to > from) out.push(`${m} -> ${t}`);
+    }
+  }
+  return out;
+}
+
+/** Modules of src/ that no layer lists (the crate root aside). */
+function unlayered({ modules }) {
+  return modules.filter((m) => m !== 'lib' && layerOf(m) === null);
+}
+
+module.exports = { graph, findCycle, cyclicModules, layerViolations, unlayered, stripRust, references, LAYERS };
 
 if (require.main === module) {
   const g = graph();
-  const check = process.argv.includes('--check');
-  if (!check) {
+  if (!process.argv.includes('--check')) {
     for (const m of g.modules) console.log(`${m} -> ${g.edges.get(m).join(', ') || '(nothing)'}`);
   }
+  let wrong = false;
   const cycle = findCycle(g);
   if (cycle) {
     console.log(`cycle: ${cycle.join(' -> ')}`);
     console.log(`modules on a cycle: ${cyclicModules(g).join(', ')}`);
-    process.exit(1);
+    wrong = true;
+  } else {
+    console.log('no cycle');
   }
-  console.log('no cycle');
+  const violations = layerViolations(g);
+  if (violations.length) {
+    console.log(`imports of a higher layer: ${violations.join('; ')}`);
+    wrong = true;
+  }
+  const loose = unlayered(g);
+  if (loose.length) console.log(`in no layer (cycle check only): ${loose.join(', ')}`);
+  process.exit(wrong ? 1 : 0);
 }
