@@ -34,7 +34,7 @@ function awaitHost(core, slot, ok, value) {
 // Host Promises for guest promises. The native side holds them weakly, so
 // that a pending one nobody holds is collected with its VM; their resolving
 // functions live here, in a WeakMap keyed by the Promise, alive exactly as
-// long as it is (see src/promises.rs). Captured at load, so that later
+// long as it is (see src/membrane.rs, the part on promises). Captured at load, so that later
 // changes to the globals do not change how promises settle.
 const NativePromise = Promise;
 const promiseThen = Promise.prototype.then;

@@ -1,7 +1,8 @@
 'use strict';
 // The VM class: argument checking and the public surface. The engine, the
 // handles and the value conversions are native (src/); this file only
-// shapes them into the API of API.md.
+// shapes them into the public API (declared in index.d.ts, described in the
+// README's "API" section).
 
 const native = require('./native');
 const { isAsyncImport, ASYNC_IMPORT } = require('./async');

@@ -457,8 +457,8 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     let args = &ci.args()[2.min(ci.args().len())..];
-    if args.len() > 126 {
-        return Err(errors::throw(env, errors::E_TOO_MANY_ARGUMENTS, Some(&format!("{} arguments given; a call into the guest carries at most 126", args.len()))));
+    if args.len() > calls::MAX_GUEST_ARGS {
+        return Err(calls::too_many_args(env, args.len()));
     }
     let mut rooted = Vec::with_capacity(args.len());
     for a in args {
@@ -722,12 +722,8 @@ fn call_args_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let slot = slot_arg(env, ci, &vm, 1)?;
     let list = arg(env, ci, 3);
     let n = env.array_length(list)?;
-    if n > 126 {
-        return Err(errors::throw(
-            env,
-            errors::E_TOO_MANY_ARGUMENTS,
-            Some(&format!("{n} arguments given; a call into the guest carries at most 126")),
-        ));
+    if n as usize > calls::MAX_GUEST_ARGS {
+        return Err(calls::too_many_args(env, n as usize));
     }
     let mut args = Vec::with_capacity(n as usize);
     for i in 0..n {

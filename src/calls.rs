@@ -15,6 +15,19 @@ use crate::membrane::{to_guest, to_host};
 use crate::membrane::settle_promises;
 use crate::pressure::relieve_pressure;
 
+/// Most arguments a call into the guest carries (the engine counts them,
+/// with `this`, in a byte, and its stack frame limits them further).
+pub const MAX_GUEST_ARGS: usize = 126;
+
+/// The error of a call into the guest with `n` arguments, too many.
+pub fn too_many_args(env: Env, n: usize) -> Pending {
+    errors::throw(
+        env,
+        errors::E_TOO_MANY_ARGUMENTS,
+        Some(&format!("{n} arguments given; a call into the guest carries at most {MAX_GUEST_ARGS}")),
+    )
+}
+
 /// Turns a failed engine call into a pending JS exception: an uncaught guest
 /// exception becomes the thrown value (or the original host exception).
 pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Value) -> Pending {
@@ -33,14 +46,11 @@ pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Va
     }
 }
 
-/// Calls the guest function rooted in `func_slot` with host arguments.
+/// Calls the guest function `func` (the caller roots it; read from its
+/// slot just before) with host arguments, and `this` if given.
 pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
-    if args.len() > 126 {
-        return Err(errors::throw(
-            env,
-            errors::E_TOO_MANY_ARGUMENTS,
-            Some(&format!("{} arguments given; a call into the guest carries at most 126", args.len())),
-        ));
+    if args.len() > MAX_GUEST_ARGS {
+        return Err(too_many_args(env, args.len()));
     }
     let f = Rooted::new(vm, func);
     let this_rooted = match this {
@@ -48,7 +58,7 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>
         None => None,
     };
     // The argument slots (no heap allocation on the call path).
-    let mut slots = [0 as Slot; 127];
+    let mut slots = [0 as Slot; MAX_GUEST_ARGS + 1];
     for (i, a) in args.iter().enumerate() {
         slots[i] = to_guest(env, vm, *a)?.slot;
     }
@@ -60,7 +70,7 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>
 pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, args: &[Slot]) -> JsResult<JsValue> {
     // Copy the argument values only now: nothing allocates between here and
     // the engine pushing them on its stack.
-    let mut argv: [Value; 127] = [engine::UNDEFINED; 127];
+    let mut argv: [Value; MAX_GUEST_ARGS + 1] = [engine::UNDEFINED; MAX_GUEST_ARGS + 1];
     let h = vm.handles.borrow();
     for (i, a) in args.iter().enumerate() {
         argv[i] = h.get(*a);
@@ -142,7 +152,7 @@ pub unsafe extern "C" fn host_function_trampoline(
         if let Some(fatal) = vm.fatal_return() {
             return fatal;
         }
-        if relieved.is_err() && code == 0 {
+        if relieved.is_err() && code == errors::E_SUCCESS {
             errors::E_HOST_ERROR
         } else {
             code
@@ -222,7 +232,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
             let _ = env.take_exception();
             vm.handles.borrow_mut().release(slot);
         }
-        return 0;
+        return errors::E_SUCCESS;
     }
     let returned = match call {
         Ok(r) => r,
@@ -235,7 +245,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
         Ok(r) => {
             // SAFETY: result points to the engine's GC-reachable result slot.
             unsafe { *result = r.get() };
-            0
+            errors::E_SUCCESS
         }
         Err(_) => {
             // A promise from an import not marked async: the guest gets the

@@ -153,3 +153,55 @@ pub fn pinned_cost(value: engine::Value, len: usize) -> usize {
     if in_ram { 2 + ((len + 2) & !1) + 6 } else { 0 }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_found_by_name_and_id_until_evicted() {
+        let mut c = KeyCache::default();
+        let (a, evicted) = c.insert(b"alpha", 100, 1);
+        assert!(evicted.is_empty());
+        let (b, _) = c.insert(b"beta", 100, 2);
+        assert_ne!(a, b);
+        assert_eq!(c.lookup(b"alpha"), Some((1, a)));
+        assert_eq!(c.by_id(b), Some(2));
+        assert_eq!((c.len(), c.pinned_bytes()), (2, 200));
+        // Filling the budget evicts; the clock spares entries used since the
+        // hand last passed (alpha and beta, just looked up), once.
+        let mut out = Vec::new();
+        for i in 0..BUDGET / 100 {
+            let (_, e) = c.insert(format!("n{i}").as_bytes(), 100, 10 + i as Slot);
+            out.extend(e);
+        }
+        assert!(c.pinned_bytes() <= BUDGET);
+        assert_eq!(out, [10, 11], "the unused entries go first");
+        for i in 0..BUDGET / 100 {
+            let (_, e) = c.insert(format!("m{i}").as_bytes(), 100, 100 + i as Slot);
+            out.extend(e);
+        }
+        assert!(out.contains(&1) && out.contains(&2), "{out:?}");
+        // An evicted entry's id never matches again, even if its index is
+        // reused.
+        assert_eq!(c.by_id(a), None);
+        assert_eq!(c.lookup(b"alpha"), None);
+    }
+
+    #[test]
+    fn names_in_rom_cost_nothing_and_long_names_are_not_cached() {
+        assert_eq!(pinned_cost(0x0003, 10), 0, "odd values are in ROM");
+        // A header, the byte and its terminator, and the intern-table cell.
+        assert_eq!(pinned_cost(0x0100, 1), 2 + 2 + 6);
+        assert!(KeyCache::admits(pinned_cost(0x0100, 100)));
+        assert!(!KeyCache::admits(pinned_cost(0x0100, 400)));
+        // At most MAX_ENTRIES entries, even of names that pin nothing.
+        let mut c = KeyCache::default();
+        for i in 0..MAX_ENTRIES + 10 {
+            c.insert(format!("k{i}").as_bytes(), 0, i as Slot);
+        }
+        assert_eq!(c.len(), MAX_ENTRIES);
+        assert_eq!(c.clear().len(), MAX_ENTRIES);
+        assert_eq!((c.len(), c.pinned_bytes()), (0, 0));
+    }
+}

@@ -1,21 +1,33 @@
 //! @microvium/runtime: a Node.js native addon that runs Microvium snapshots.
 //!
-//! Layout:
-//! - `engine`: FFI to the engine and its C glue (c/engine.c, c/engine.h).
-//! - `snapshot`: validation of snapshot bytes before the engine sees them.
-//! - `vm`: one VM's state and lifetime (live, poisoned, disposed).
-//! - `handles`: GC roots for guest values the host holds.
-//! - `membrane`: how values cross between host and guest.
-//! - `roots`: temporary GC roots for conversions and calls.
-//! - `keys`: property names into the guest.
-//! - `calls`: calls both ways, host functions, exceptions.
-//! - `promises`: guest promises as host Promises.
-//! - `pressure`: relieving guest heap pressure from host-held values.
-//! - `api`: the native functions the JS layer (lib/) calls.
-//! - `errors`: engine error codes and MicroviumError.
-//! - `js`: safe wrappers over the raw Node-API calls.
-//! - `runtime`: per-thread state (env, JS helpers, nesting depth).
-//! - `number_format`: JavaScript number-to-string for the engine.
+//! Layout, in layers: a module imports only modules of its own layer or
+//! lower ones (checked by scripts/module-graph.js, run by
+//! __test__/structure.test.js). Each language boundary is one module: raw
+//! Node-API calls are only in `js`, raw calls of the C glue only in `engine`.
+//!
+//! 1. Boundaries and per-thread state:
+//!    - `js`: safe wrappers over the raw Node-API calls (native functions'
+//!      entry and panic boundary, wraps, references, scopes).
+//!    - `engine`: FFI to the C glue (c/engine.h) and `Engine`, its one safe
+//!      wrapper, which owns a VM's glue context and snapshot bytes.
+//!    - `errors`: engine error numbers, `Failure`, MicroviumError.
+//!    - `runtime`: per-thread state (JS helpers, nesting depth).
+//!    - `number_format`: JavaScript number-to-string for the engine.
+//! 2. Data below the VM:
+//!    - `handles`: GC roots (handle slots) and guest-value identity.
+//!    - `snapshot`: validation of snapshot bytes before the engine sees them.
+//!    - `key_cache`: the property-key cache's data.
+//! 3. `vm`: one VM's state and lifetime (live, poisoned, disposed).
+//! 4. Working with a VM's guest values:
+//!    - `roots`: temporary GC roots for conversions and calls.
+//!    - `keys`: property names into the guest.
+//! 5. `membrane`: how values cross between host and guest, guest promises
+//!    as host Promises included.
+//! 6. Across the boundary:
+//!    - `calls`: calls both ways, host functions, exceptions.
+//!    - `pressure`: relieving guest heap pressure from host-held values.
+//! 7. `restore`: a VM from snapshot bytes.
+//! 8. `api`: the native functions the JS layer (lib/) calls.
 
 mod api;
 mod calls;

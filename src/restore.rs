@@ -42,7 +42,7 @@ unsafe extern "C" fn resolve_import(
     // SAFETY: the engine passes a valid out-pointer.
     unsafe { *out = Some(host_function_trampoline) };
     if provided {
-        0
+        errors::E_SUCCESS
     } else {
         errors::E_UNRESOLVED_IMPORT
     }

@@ -51,7 +51,7 @@ pub struct VmState {
     host_exception: RefCell<Option<(RawRef, Slot)>>,
     pub core: Cell<RawRef>,
     /// Host Promises of guest promises, to settle when the guest ones do
-    /// (see promises.rs).
+    /// (see membrane.rs, the part on promises).
     pub pending_promises: RefCell<Vec<PendingPromise>>,
     /// Rejections passed to guests awaiting async imports: the original
     /// value (in a holder object) and the slot of its guest copy, so that a
@@ -59,7 +59,7 @@ pub struct VmState {
     /// The most recent few only.
     async_rejections: RefCell<Vec<(RawRef, Slot)>>,
     /// Guest heap size above which the host relieves pressure (see
-    /// relieve_pressure in membrane.rs).
+    /// relieve_pressure in pressure.rs).
     pub pressure_mark: Cell<u16>,
     /// Host-held values needed before relieve_pressure forces another
     /// JavaScript collection (only with a collector, see `collector`).
@@ -113,7 +113,7 @@ pub struct PendingPromise {
     pub slot: Slot,
     pub generation: u32,
     /// Weak: a pending Promise nobody holds must not keep its VM alive (nor
-    /// the VM it); see promises.rs.
+    /// the VM it); see membrane.rs, the part on promises.
     pub promise: RawRef,
 }
 
