@@ -79,3 +79,13 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
     e.set_named(target, "kinds", kinds).map_err(|_| Error::from_reason("cannot export kinds"))?;
     Ok(())
 }
+
+/// The engine version this addon was built with (also exported as the
+/// `engineVersion` string, which lib/ uses). Kept because napi-rs's CLI
+/// writes the loader (binding.js) only for a crate with at least one
+/// `#[napi]` item: without one, `npm run build` on a fresh checkout leaves
+/// no binding.js and the package cannot load.
+#[napi]
+pub fn get_engine_version() -> String {
+    snapshot::ENGINE_VERSION.to_string()
+}
