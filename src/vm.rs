@@ -309,9 +309,12 @@ impl VmState {
         if self.status.get() != Status::Live || self.is_engine_freed() {
             return Err(Failure::Unusable(self.unusable().unwrap_or(Unusable::EngineFreed)));
         }
-        self.active.set(self.active.get() + 1);
-        let result = f(&self.engine);
-        self.active.set(self.active.get() - 1);
+        let result = {
+            // Counted off even if `f` panics (a bug, caught at the native
+            // function's entry), so that a disposed VM is still freed.
+            let _active = Active::enter(&self.active);
+            f(&self.engine)
+        };
         match result {
             Err(Failure::Fatal { code, .. }) => {
                 self.poison(code);
@@ -632,6 +635,22 @@ impl Drop for VmState {
                 }
             }
         }
+    }
+}
+
+/// An engine entry in progress on a VM (see VmState::active).
+struct Active<'a>(&'a Cell<u32>);
+
+impl<'a> Active<'a> {
+    fn enter(count: &'a Cell<u32>) -> Self {
+        count.set(count.get() + 1);
+        Active(count)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 
