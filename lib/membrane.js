@@ -389,9 +389,14 @@ class MicroviumUint8Array {
 // A guest function is a plain closure (V8 memory only; a native function per
 // guest function would hold native memory until the event loop turns).
 // `core.call` and `core.callThis` are the VM's own callers (see makeCaller in
-// src/api.rs); passing `core` keeps the VM alive as long as the function. A
-// plain call (`this` undefined) takes the shorter path.
+// src/api.rs), made when the VM's first function reaches the host (an idle
+// VM does without them); passing `core` keeps the VM alive as long as the
+// function. A plain call (`this` undefined) takes the shorter path.
 function makeFunction(core, slot) {
+  if (core.call === undefined) {
+    core.call = native.makeCaller(core, false);
+    core.callThis = native.makeCaller(core, true);
+  }
   const { call, callThis } = core;
   return function (...args) {
     // A long spread would overflow the stack before the native side could

@@ -194,7 +194,7 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         let is_async = env.get_bool(env.get_element(asyncs, i)?)?;
         imports.push((id, env.get_element(fns, i)?, is_async));
     }
-    let state = vm::restore(env, bytes, imports, info)?;
+    let state = vm::restore(env, &bytes, imports, info)?;
     membrane::wrap_core(env, core, state)?;
     Ok(env.undefined())
 }

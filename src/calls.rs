@@ -34,6 +34,9 @@ pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Va
 }
 
 /// Calls the guest function rooted in `func_slot` with host arguments.
+/// Calls with at most this many arguments keep them on the native stack.
+const INLINE_ARGS: usize = 8;
+
 pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
     if args.len() > 126 {
         return Err(errors::throw(
@@ -47,12 +50,19 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>
         Some(t) => Some(to_guest(env, vm, t)?),
         None => None,
     };
-    // The argument slots (no heap allocation on the call path).
-    let mut slots = [0 as Slot; 127];
+    // The argument slots (no heap allocation for the usual few arguments).
+    let mut inline = [0 as Slot; INLINE_ARGS];
+    let mut spilled;
+    let slots: &mut [Slot] = if args.len() <= INLINE_ARGS {
+        &mut inline[..args.len()]
+    } else {
+        spilled = vec![0 as Slot; args.len()];
+        &mut spilled
+    };
     for (i, a) in args.iter().enumerate() {
         slots[i] = to_guest(env, vm, *a)?.slot;
     }
-    invoke(env, vm, &f, this_rooted.as_ref(), &slots[..args.len()])
+    invoke(env, vm, &f, this_rooted.as_ref(), slots)
 }
 
 /// Calls a rooted guest function with arguments rooted in `args` (slots)
@@ -61,7 +71,14 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
     let ctx = vm.ctx();
     // Copy the argument values only now: nothing allocates between here and
     // the engine pushing them on its stack.
-    let mut argv: [Value; 127] = [engine::UNDEFINED; 127];
+    let mut inline = [engine::UNDEFINED; INLINE_ARGS];
+    let mut spilled;
+    let argv: &mut [Value] = if args.len() <= INLINE_ARGS {
+        &mut inline[..args.len()]
+    } else {
+        spilled = vec![engine::UNDEFINED; args.len()];
+        &mut spilled
+    };
     let h = vm.handles.borrow();
     for (i, a) in args.iter().enumerate() {
         argv[i] = h.get(*a);
@@ -73,7 +90,7 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
     let this_ptr = this_value.as_ref().map(|t| t as *const Value).unwrap_or(std::ptr::null());
     let outcome = vm.engine_call(env, || {
         // SAFETY: argv holds args.len() values; result and this are locals.
-        unsafe { engine::glue_call(ctx, func, this_ptr, &mut result, argv.as_mut_ptr(), args.len() as u8) }
+        unsafe { engine::glue_call(ctx, func, this_ptr, &mut result, argv.as_mut_ptr(), argv.len() as u8) }
     });
     let converted = match outcome {
         Ok(()) if vm.status() == Status::Live => to_host(env, vm, result),
@@ -187,18 +204,25 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
         let _ = env.throw_error(&format!("Microvium import {id} is no longer available"));
         return throw_into_guest(env, vm, result);
     };
-    let mut host_args = Vec::with_capacity(argc as usize);
-    for i in 0..argc as usize {
+    let undefined = env.undefined();
+    let mut inline = [undefined; INLINE_ARGS];
+    let mut spilled;
+    let host_args: &mut [JsValue] = if argc as usize <= INLINE_ARGS {
+        &mut inline[..argc as usize]
+    } else {
+        spilled = vec![undefined; argc as usize];
+        &mut spilled
+    };
+    for (i, slot) in host_args.iter_mut().enumerate() {
         // SAFETY: the engine passes argc values at args; reading them does
         // not allocate, and they are re-read for each argument.
         let v = unsafe { *args.add(i) };
         match to_host(env, vm, v) {
-            Ok(h) => host_args.push(h),
+            Ok(h) => *slot = h,
             Err(_) => return throw_into_guest(env, vm, result),
         }
     }
-    let undefined = env.undefined();
-    let call = env.call(func, undefined, &host_args);
+    let call = env.call(func, undefined, host_args);
     if let Some(slot) = async_callback {
         if vm.status() != Status::Live {
             // The host function disposed the VM or hit a fatal error of it
