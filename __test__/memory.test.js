@@ -206,6 +206,25 @@ describe('vm.release(value)', () => {
     assert.equal(fromB.i, 1, 'the value of the other VM is untouched');
   });
 
+  test('a function released while its arguments convert still runs, not whatever takes its slot', () => {
+    const vm = Microvium.restore(compile(`
+      vmExport(1, (tag) => (o, n) => tag + ':' + o.x + ':' + n);
+    `), {});
+    const f = vm.exports[1]('first');
+    let other;
+    const arg = {
+      get x() {
+        vm.release(f);
+        // Made now, it may take the slot that f had.
+        other = vm.exports[1]('second');
+        return 'x';
+      },
+    };
+    assert.equal(f(arg, 7), 'first:x:7');
+    assert.equal(other({ x: 'y' }, 8), 'second:y:8');
+    assert.throws(() => f({ x: 1 }, 1), (e) => RELEASED.test(e.message));
+  });
+
   test('the guest can collect a released value at once (no JavaScript collection needed)', () => {
     const vm = Microvium.restore(compile(SRC), {});
     vm.runGC(true);

@@ -398,10 +398,22 @@ function makeFunction(core, slot) {
     core.callThis = native.makeCaller(core, true);
   }
   const { call, callThis } = core;
-  return function (...args) {
+  // `arguments`, not a rest parameter: the usual calls (up to three
+  // arguments, no `this`) then allocate no array, and `length` stays 0.
+  return function () {
+    const n = arguments.length;
+    if (this === undefined) {
+      switch (n) {
+        case 0: return call(core, slot);
+        case 1: return call(core, slot, arguments[0]);
+        case 2: return call(core, slot, arguments[0], arguments[1]);
+        case 3: return call(core, slot, arguments[0], arguments[1], arguments[2]);
+      }
+    }
+    const args = Array.prototype.slice.call(arguments);
     // A long spread would overflow the stack before the native side could
     // report MVM_E_TOO_MANY_ARGUMENTS.
-    if (args.length > 126) return native.callArgs(core, slot, this, args);
+    if (n > 126) return native.callArgs(core, slot, this, args);
     return this === undefined ? call(core, slot, ...args) : callThis(core, slot, this, ...args);
   };
 }

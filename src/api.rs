@@ -241,7 +241,7 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         }
     };
     let flag = Rooted::new(&vm, if ok { engine::TRUE } else { engine::FALSE });
-    calls::invoke(env, &vm, &callback, None, &[flag.slot, value.slot])?;
+    calls::invoke(env, &vm, callback.slot, None, &[flag.slot.into(), value.slot.into()])?;
     Ok(env.undefined())
 }
 
@@ -452,7 +452,7 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     }
     let mut rooted = Vec::with_capacity(args.len());
     for a in args {
-        rooted.push(to_guest(env, &vm, *a)?.slot);
+        rooted.push(calls::Arg::Rooted(to_guest(env, &vm, *a)?.slot));
     }
     let instance = { let v = vm.handles.borrow().get(slot); Rooted::new(&vm, v) };
     let ctor = Rooted::new(&vm, engine::UNDEFINED);
@@ -462,7 +462,7 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     // SAFETY: rooted slot pointers.
     vm.engine_op(|| unsafe { engine::glue_construct(ctx, ip, cp, sp) })
         .map_err(|f| membrane::throw_failure(env, &vm, f))?;
-    calls::invoke(env, &vm, &ctor, Some(&instance), &rooted)?;
+    calls::invoke(env, &vm, ctor.slot, Some(&instance), &rooted)?;
     to_host(env, &vm, instance.get())
 }
 
@@ -748,10 +748,9 @@ unsafe extern "C" fn caller_callback(raw_env: sys::napi_env, info: sys::napi_cal
         vm.check_usable(env)?;
         let slot = slot_arg(env, ci, &vm, 1)?;
         let _scope = TempScope::new(&vm);
-        let func = vm.handles.borrow().get(slot);
         let (this, first) = if with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
         let args = &ci.args()[first.min(ci.args().len())..];
-        calls::call_guest(env, &vm, func, this, args)
+        calls::call_guest(env, &vm, slot, this, args)
     })
 }
 
@@ -774,9 +773,8 @@ fn call_args_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         args.push(env.get_element(list, i)?);
     }
     let _scope = TempScope::new(&vm);
-    let func = vm.handles.borrow().get(slot);
     let this = guest_this(env, &vm, arg(env, ci, 2))?;
-    calls::call_guest(env, &vm, func, this, &args)
+    calls::call_guest(env, &vm, slot, this, &args)
 }
 
 /// Checks that `v` may be released through this VM; the slot, or None when

@@ -11,7 +11,7 @@ use crate::vm::{CallFailure, Status, VmState};
 use std::ffi::c_void;
 use std::rc::Rc;
 use crate::roots::{Rooted, TempScope};
-use crate::membrane::{to_guest, to_host, throw_failure};
+use crate::membrane::{self, to_guest, to_host, throw_failure};
 use crate::promises::settle_promises;
 use crate::pressure::relieve_pressure;
 
@@ -33,11 +33,26 @@ pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Va
     }
 }
 
-/// Calls the guest function rooted in `func_slot` with host arguments.
 /// Calls with at most this many arguments keep them on the native stack.
 const INLINE_ARGS: usize = 8;
 
-pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
+/// An argument of a call into the guest: rooted in a handle slot, or a value
+/// that is not a pointer (a small integer, a boolean, undefined...), which
+/// the collector never moves and so needs no root.
+#[derive(Clone, Copy)]
+pub enum Arg {
+    Rooted(Slot),
+    Immediate(Value),
+}
+
+impl From<Slot> for Arg {
+    fn from(s: Slot) -> Self {
+        Arg::Rooted(s)
+    }
+}
+
+/// Calls the guest function rooted in `func_slot` with host arguments.
+pub fn call_guest(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
     if args.len() > 126 {
         return Err(errors::throw(
             env,
@@ -45,29 +60,50 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>
             Some(&format!("{} arguments given; a call into the guest carries at most 126", args.len())),
         ));
     }
-    let f = Rooted::new(vm, func);
+    // Converting anything but a number may run host code (a getter, say)
+    // that releases the function's slot: from then on the function is
+    // rooted in a temporary of its own.
+    let mut func_slot = func_slot;
+    let mut protected = false;
+    let mut protect = |func_slot: &mut Slot| {
+        if !protected {
+            protected = true;
+            let f = vm.handles.borrow().get(*func_slot);
+            *func_slot = Rooted::new(vm, f).slot;
+        }
+    };
     let this_rooted = match this {
-        Some(t) => Some(to_guest(env, vm, t)?),
+        Some(t) => {
+            protect(&mut func_slot);
+            Some(to_guest(env, vm, t)?)
+        }
         None => None,
     };
-    // The argument slots (no heap allocation for the usual few arguments).
-    let mut inline = [0 as Slot; INLINE_ARGS];
+    // No heap allocation for the usual few arguments, and no root for the
+    // small integers among them.
+    let mut inline = [Arg::Immediate(engine::UNDEFINED); INLINE_ARGS];
     let mut spilled;
-    let slots: &mut [Slot] = if args.len() <= INLINE_ARGS {
+    let converted: &mut [Arg] = if args.len() <= INLINE_ARGS {
         &mut inline[..args.len()]
     } else {
-        spilled = vec![0 as Slot; args.len()];
+        spilled = vec![Arg::Immediate(engine::UNDEFINED); args.len()];
         &mut spilled
     };
     for (i, a) in args.iter().enumerate() {
-        slots[i] = to_guest(env, vm, *a)?.slot;
+        converted[i] = match env.try_f64(*a).and_then(membrane::small_int_to_guest) {
+            Some(v) => Arg::Immediate(v),
+            None => {
+                protect(&mut func_slot);
+                Arg::Rooted(to_guest(env, vm, *a)?.slot)
+            }
+        };
     }
-    invoke(env, vm, &f, this_rooted.as_ref(), slots)
+    invoke(env, vm, func_slot, this_rooted.as_ref(), converted)
 }
 
-/// Calls a rooted guest function with arguments rooted in `args` (slots)
+/// Calls the guest function rooted in `func_slot` with arguments `args`
 /// and converts the result.
-pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, args: &[Slot]) -> JsResult<JsValue> {
+pub fn invoke(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Rooted>, args: &[Arg]) -> JsResult<JsValue> {
     let ctx = vm.ctx();
     // Copy the argument values only now: nothing allocates between here and
     // the engine pushing them on its stack.
@@ -81,9 +117,12 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
     };
     let h = vm.handles.borrow();
     for (i, a) in args.iter().enumerate() {
-        argv[i] = h.get(*a);
+        argv[i] = match *a {
+            Arg::Rooted(slot) => h.get(slot),
+            Arg::Immediate(v) => v,
+        };
     }
-    let func = h.get(f.slot);
+    let func = h.get(func_slot);
     let this_value = this.map(|t| h.get(t.slot));
     drop(h);
     let mut result = engine::UNDEFINED;

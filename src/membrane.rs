@@ -323,6 +323,16 @@ fn fail(env: Env, vm: &VmState, f: Failure) -> Pending {
     throw_failure(env, vm, f)
 }
 
+/// A number the engine encodes in the value itself (an int14), or None.
+pub fn small_int_to_guest(d: f64) -> Option<Value> {
+    let as_int = d as i32;
+    if as_int as f64 == d && !(as_int == 0 && d.is_sign_negative()) {
+        engine::int14_encode(as_int)
+    } else {
+        None
+    }
+}
+
 fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {
     let ctx = vm.ctx();
     // An int32 survives the round trip through i32 (a saturating cast in
