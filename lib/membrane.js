@@ -147,33 +147,48 @@ function checkPlainDescriptor(descriptor, key) {
   }
 }
 
+// Names the get trap never reads straight from the guest.
+const SPECIAL_READ = new Set([...PROTOCOL, '__proto__']);
+
+// Everything else the get trap reads: symbols, arrays' properties, and
+// the names of SPECIAL_READ.
+function otherGet(target, key) {
+  if (typeof key === 'symbol') {
+    if (key === TARGET) return target;
+    if (key === Symbol.iterator && Array.isArray(target)) return Array.prototype[Symbol.iterator];
+    return key === Symbol.toStringTag ? undefined : fallback(target, key);
+  }
+  const core = target[CORE];
+  const slot = target[SLOT];
+  if (key === 'then' && !Array.isArray(target)) return thenOf(core, slot);
+  if (key === '__proto__' && !Array.isArray(target)) return objectHandler.getPrototypeOf(target);
+  if (Array.isArray(target)) {
+    // Guest arrays have only indexes and length; everything else (map,
+    // forEach, toJSON...) comes from the reported Array.prototype.
+    if (key === 'length') return native.length(core, slot);
+    if (!INDEX.test(key)) return Array.prototype[key];
+    return native.get(core, slot, key);
+  }
+  // What is left is a protocol name (toString, valueOf, toJSON) of an object.
+  const v = protocolRead(core, slot, key);
+  if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
+  return v;
+}
+
 const objectHandler = {
   get(target, key) {
-    if (typeof key === 'symbol') {
-      if (key === TARGET) return target;
-      if (key === Symbol.iterator && Array.isArray(target)) return Array.prototype[Symbol.iterator];
-      return key === Symbol.toStringTag ? undefined : fallback(target, key);
-    }
-    const core = target[CORE];
-    const slot = target[SLOT];
-    if (key === 'then' && !Array.isArray(target)) return thenOf(core, slot);
-    if (key === '__proto__' && !Array.isArray(target)) return objectHandler.getPrototypeOf(target);
-    if (Array.isArray(target)) {
-      // Guest arrays have only indexes and length; everything else (map,
-      // forEach, toJSON...) comes from the reported Array.prototype.
-      if (key === 'length') return native.length(core, slot);
-      if (!INDEX.test(key)) return Array.prototype[key];
-      return native.get(core, slot, key);
-    }
-    let v;
-    if (PROTOCOL.has(key)) {
-      v = protocolRead(core, slot, key);
-    } else {
+    if (typeof key === 'string' && !SPECIAL_READ.has(key) && !Array.isArray(target)) {
+      // The hot path: a named property of a guest object, read by key id
+      // through the VM's own reader (see makeReader in src/api.rs).
+      const core = target[CORE];
       const id = keyId(core, key, false);
-      v = id >= 0 ? native.getk(core, slot, id, key) : id === NOT_INTERNED ? undefined : native.get(core, slot, key);
+      let v;
+      if (id >= 0) v = (core.getk || (core.getk = native.makeReader(core)))(core, target[SLOT], id, key);
+      else if (id !== NOT_INTERNED) v = native.get(core, target[SLOT], key);
+      if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
+      return v;
     }
-    if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
-    return v;
+    return otherGet(target, key);
   },
   set(target, key, value) {
     if (typeof key === 'symbol') {

@@ -92,6 +92,7 @@ native! {
     faultNetSelfTest => fault_net_self_test_impl,
     callArgs => call_args_impl,
     makeCaller => make_caller_impl,
+    makeReader => make_reader_impl,
     release => release_impl,
     pin => pin_impl,
     scopeEnter => scope_enter_impl,
@@ -332,6 +333,10 @@ fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 /// keys.rs).
 fn getk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    read_by_key_id(env, ci, vm)
+}
+
+fn read_by_key_id(env: Env, ci: &CallInfo, vm: Rc<VmState>) -> JsResult<JsValue> {
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     match keys::key_by_id(env, &vm, ci, 3, false)? {
@@ -751,6 +756,30 @@ unsafe extern "C" fn caller_callback(raw_env: sys::napi_env, info: sys::napi_cal
         let (this, first) = if with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
         let args = &ci.args()[first.min(ci.args().len())..];
         calls::call_guest(env, &vm, slot, this, args)
+    })
+}
+
+/// makeReader(core) -> getk for this VM, `(core, slot, keyId, name)`,
+/// which finds the VM through its callback data (as makeCaller's callers
+/// do) instead of unwrapping `core`: the read through a held proxy is the
+/// membrane's hot path.
+fn make_reader_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    env.function("getk", Some(reader_callback), Rc::as_ptr(&vm) as *mut std::ffi::c_void)
+}
+
+unsafe extern "C" fn reader_callback(raw_env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    entry(raw_env, info, |env, ci| {
+        // SAFETY: as in caller_callback: the data is the VmState of the core
+        // that holds this function and that every call passes as its first
+        // argument; the count taken here keeps it alive for the call.
+        let vm = unsafe {
+            let p = ci.data as *const VmState;
+            Rc::increment_strong_count(p);
+            Rc::from_raw(p)
+        };
+        vm.check_usable(env)?;
+        read_by_key_id(env, ci, vm)
     })
 }
 
