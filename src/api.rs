@@ -92,6 +92,7 @@ native! {
     faultNetSelfTest => fault_net_self_test_impl,
     callArgs => call_args_impl,
     makeCaller => make_caller_impl,
+    makeReader => make_reader_impl,
     release => release_impl,
     pin => pin_impl,
     scopeEnter => scope_enter_impl,
@@ -194,7 +195,7 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         let is_async = env.get_bool(env.get_element(asyncs, i)?)?;
         imports.push((id, env.get_element(fns, i)?, is_async));
     }
-    let state = vm::restore(env, bytes, imports, info)?;
+    let state = vm::restore(env, &bytes, imports, info)?;
     membrane::wrap_core(env, core, state)?;
     Ok(env.undefined())
 }
@@ -241,7 +242,7 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         }
     };
     let flag = Rooted::new(&vm, if ok { engine::TRUE } else { engine::FALSE });
-    calls::invoke(env, &vm, &callback, None, &[flag.slot, value.slot])?;
+    calls::invoke(env, &vm, callback.slot, None, &[flag.slot.into(), value.slot.into()])?;
     Ok(env.undefined())
 }
 
@@ -332,6 +333,10 @@ fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 /// keys.rs).
 fn getk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    read_by_key_id(env, ci, vm)
+}
+
+fn read_by_key_id(env: Env, ci: &CallInfo, vm: Rc<VmState>) -> JsResult<JsValue> {
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     match keys::key_by_id(env, &vm, ci, 3, false)? {
@@ -452,7 +457,7 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     }
     let mut rooted = Vec::with_capacity(args.len());
     for a in args {
-        rooted.push(to_guest(env, &vm, *a)?.slot);
+        rooted.push(calls::Arg::Rooted(to_guest(env, &vm, *a)?.slot));
     }
     let instance = { let v = vm.handles.borrow().get(slot); Rooted::new(&vm, v) };
     let ctor = Rooted::new(&vm, engine::UNDEFINED);
@@ -462,7 +467,7 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     // SAFETY: rooted slot pointers.
     vm.engine_op(|| unsafe { engine::glue_construct(ctx, ip, cp, sp) })
         .map_err(|f| membrane::throw_failure(env, &vm, f))?;
-    calls::invoke(env, &vm, &ctor, Some(&instance), &rooted)?;
+    calls::invoke(env, &vm, ctor.slot, Some(&instance), &rooted)?;
     to_host(env, &vm, instance.get())
 }
 
@@ -748,10 +753,33 @@ unsafe extern "C" fn caller_callback(raw_env: sys::napi_env, info: sys::napi_cal
         vm.check_usable(env)?;
         let slot = slot_arg(env, ci, &vm, 1)?;
         let _scope = TempScope::new(&vm);
-        let func = vm.handles.borrow().get(slot);
         let (this, first) = if with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
         let args = &ci.args()[first.min(ci.args().len())..];
-        calls::call_guest(env, &vm, func, this, args)
+        calls::call_guest(env, &vm, slot, this, args)
+    })
+}
+
+/// makeReader(core) -> getk for this VM, `(core, slot, keyId, name)`,
+/// which finds the VM through its callback data (as makeCaller's callers
+/// do) instead of unwrapping `core`: the read through a held proxy is the
+/// membrane's hot path.
+fn make_reader_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    env.function("getk", Some(reader_callback), Rc::as_ptr(&vm) as *mut std::ffi::c_void)
+}
+
+unsafe extern "C" fn reader_callback(raw_env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    entry(raw_env, info, |env, ci| {
+        // SAFETY: as in caller_callback: the data is the VmState of the core
+        // that holds this function and that every call passes as its first
+        // argument; the count taken here keeps it alive for the call.
+        let vm = unsafe {
+            let p = ci.data as *const VmState;
+            Rc::increment_strong_count(p);
+            Rc::from_raw(p)
+        };
+        vm.check_usable(env)?;
+        read_by_key_id(env, ci, vm)
     })
 }
 
@@ -774,9 +802,8 @@ fn call_args_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         args.push(env.get_element(list, i)?);
     }
     let _scope = TempScope::new(&vm);
-    let func = vm.handles.borrow().get(slot);
     let this = guest_this(env, &vm, arg(env, ci, 2))?;
-    calls::call_guest(env, &vm, func, this, &args)
+    calls::call_guest(env, &vm, slot, this, &args)
 }
 
 /// Checks that `v` may be released through this VM; the slot, or None when

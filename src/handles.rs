@@ -32,7 +32,20 @@ use crate::engine::{self, GlueContext, RawHandle, Value};
 use crate::js::RawRef;
 use std::collections::HashMap;
 
-const CHUNK: usize = 256;
+/// Slots in the first chunk; each later chunk doubles the table (chunk k,
+/// k >= 1, holds FIRST_CHUNK << (k - 1) slots). A VM that holds a few
+/// values pays for a few slots, not hundreds (thousands of small VMs in one
+/// process), and the table still grows in O(log n) chunks.
+const FIRST_CHUNK: usize = 16;
+
+/// The chunk holding slot `s`, and the slot's index in it.
+fn chunk_of(s: usize) -> (usize, usize) {
+    if s < FIRST_CHUNK {
+        return (0, s);
+    }
+    let k = (usize::BITS - (s / FIRST_CHUNK).leading_zeros()) as usize;
+    (k, s - (FIRST_CHUNK << (k - 1)))
+}
 
 pub type Slot = u32;
 
@@ -110,7 +123,7 @@ impl std::hash::Hasher for ValueHasher {
 type ValueMap = HashMap<Value, Slot, std::hash::BuildHasherDefault<ValueHasher>>;
 
 pub struct HandleTable {
-    chunks: Vec<Box<[RawHandle; CHUNK]>>,
+    chunks: Vec<Box<[RawHandle]>>,
     meta: Vec<SlotMeta>,
     free: Vec<Slot>,
     by_value: ValueMap,
@@ -169,10 +182,9 @@ impl HandleTable {
     }
 
     fn grow(&mut self, ctx: *mut GlueContext) {
-        let mut chunk: Box<[RawHandle; CHUNK]> = Box::new(std::array::from_fn(|_| RawHandle {
-            value: engine::UNDEFINED,
-            next: std::ptr::null_mut(),
-        }));
+        let size = if self.chunks.is_empty() { FIRST_CHUNK } else { self.meta.len() };
+        let mut chunk: Box<[RawHandle]> =
+            (0..size).map(|_| RawHandle { value: engine::UNDEFINED, next: std::ptr::null_mut() }).collect();
         let base = self.meta.len() as Slot;
         for h in chunk.iter_mut() {
             // SAFETY: the chunk is boxed, so each handle keeps its address
@@ -181,7 +193,7 @@ impl HandleTable {
             unsafe { engine::glue_handle_init(ctx, h) };
         }
         self.chunks.push(chunk);
-        for i in (0..CHUNK as Slot).rev() {
+        for i in (0..size as Slot).rev() {
             self.free.push(base + i);
             self.meta.push(SlotMeta { host: std::ptr::null_mut(), generation: 0, in_use: false, pinned: false });
         }
@@ -253,13 +265,15 @@ impl HandleTable {
     #[inline]
     pub fn ptr(&mut self, slot: Slot) -> &mut Value {
         let s = slot as usize;
-        &mut self.chunks[s / CHUNK][s % CHUNK].value
+        let (c, i) = chunk_of(s);
+        &mut self.chunks[c][i].value
     }
 
     #[inline]
     pub fn get(&self, slot: Slot) -> Value {
         let s = slot as usize;
-        self.chunks[s / CHUNK][s % CHUNK].value
+        let (c, i) = chunk_of(s);
+        self.chunks[c][i].value
     }
 
     /// A raw pointer to the slot's value, for engine calls that take
@@ -364,5 +378,28 @@ impl HandleTable {
     /// Slots currently backing a host value.
     pub fn host_held(&self) -> usize {
         self.held
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::{chunk_of, FIRST_CHUNK};
+
+    #[test]
+    fn every_slot_has_one_place_in_doubling_chunks() {
+        // Walk the slots in order: each chunk is filled from index 0 to its
+        // size, then the next chunk (twice as large, after the first) starts.
+        let mut expected = (0usize, 0usize);
+        let mut size = FIRST_CHUNK;
+        for s in 0..(FIRST_CHUNK << 12) {
+            assert_eq!(chunk_of(s), expected, "slot {s}");
+            expected.1 += 1;
+            if expected.1 == size {
+                if expected.0 > 0 {
+                    size *= 2;
+                }
+                expected = (expected.0 + 1, 0);
+            }
+        }
     }
 }

@@ -323,21 +323,34 @@ fn fail(env: Env, vm: &VmState, f: Failure) -> Pending {
     throw_failure(env, vm, f)
 }
 
+/// A number the engine encodes in the value itself (an int14), or None.
+pub fn small_int_to_guest(d: f64) -> Option<Value> {
+    let as_int = d as i32;
+    if as_int as f64 == d && !(as_int == 0 && d.is_sign_negative()) {
+        engine::int14_encode(as_int)
+    } else {
+        None
+    }
+}
+
 fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {
     let ctx = vm.ctx();
-    if d.fract() == 0.0 && (-8192.0..8192.0).contains(&d) && !(d == 0.0 && d.is_sign_negative()) {
-        // Small integers are encoded in the value itself: no allocation.
-        return Ok(Rooted::new(vm, engine::int14_encode(d as i32).expect("in range")));
+    // An int32 survives the round trip through i32 (a saturating cast in
+    // Rust: NaN, fractions and out-of-range numbers do not); -0 is not one.
+    // Compared this way, not with fract(), which is a libm call here.
+    let as_int = d as i32;
+    let is_int32 = as_int as f64 == d && !(as_int == 0 && d.is_sign_negative());
+    if is_int32 {
+        if let Some(x) = engine::int14_encode(as_int) {
+            // Small integers are encoded in the value itself: no allocation.
+            return Ok(Rooted::new(vm, x));
+        }
     }
     let r = Rooted::new(vm, engine::UNDEFINED);
     let mut out = engine::UNDEFINED;
-    if d.fract() == 0.0 && d.abs() <= 2147483647.0 && !(d == 0.0 && d.is_sign_negative()) {
-        if let Some(x) = engine::int14_encode(d as i32) {
-            r.set(x);
-            return Ok(r);
-        }
+    if is_int32 {
         // SAFETY: ctx is live; out is a local written by the engine.
-        vm.engine_op(|| unsafe { engine::glue_new_int32(ctx, d as i32, &mut out) })
+        vm.engine_op(|| unsafe { engine::glue_new_int32(ctx, as_int, &mut out) })
             .map_err(|f| fail(env, vm, f))?;
     } else {
         // SAFETY: as above.

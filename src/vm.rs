@@ -28,7 +28,7 @@ pub enum Status {
 pub struct VmState {
     ctx: *mut GlueContext,
     /// The engine reads bytecode in place, so the bytes live as long as it.
-    _snapshot: Box<[u8]>,
+    _snapshot: Rc<[u8]>,
     pub handles: RefCell<HandleTable>,
     /// Import id → weak reference to the host function. The functions are
     /// held strongly by the JavaScript core object, so a weak reference here
@@ -619,7 +619,7 @@ unsafe extern "C" fn resolve_import(
 /// is_async) already checked by the caller.
 pub fn restore(
     env: Env,
-    bytes: Vec<u8>,
+    bytes: &[u8],
     imports: Vec<(u16, JsValue, bool)>,
     info: crate::snapshot::SnapshotInfo,
 ) -> JsResult<Rc<VmState>> {
@@ -643,9 +643,7 @@ pub fn restore(
     // ROM before a check can stop it; zeroed padding keeps those reads in
     // memory this VM owns. The engine is told the real length.
     let snapshot_len = bytes.len();
-    let mut bytes = bytes;
-    bytes.extend_from_slice(&[0u8; SNAPSHOT_PADDING]);
-    let snapshot = bytes.into_boxed_slice();
+    let snapshot = crate::snapshot::shared_copy(bytes, SNAPSHOT_PADDING);
     let ctx = Box::into_raw(Box::new(GlueContext {
         vm: std::ptr::null_mut(),
         host: std::ptr::null(),
