@@ -93,10 +93,8 @@ class VM {
     // The core is what the native side attaches the engine to. It holds the
     // host functions strongly (the native side only weakly), so a VM whose
     // imports close over it can still be garbage collected.
-    const core = { imports: fns, breakpointHit, gc };
+    const core = { imports: fns, breakpointHit, gc, call: undefined, callThis: undefined, getk: undefined };
     native.restore(core, bytes, ids, fns, fns.map(isAsyncImport));
-    core.call = native.makeCaller(core, false);
-    core.callThis = native.makeCaller(core, true);
     if (breakpointHit) native.setBreakpointCallback(core, breakpointHit);
     if (gc) native.setCollector(core, gc);
     this.#core = core;

@@ -64,6 +64,7 @@ native! {
     faultNetSelfTest => fault_net_self_test_impl,
     callArgs => call_args_impl,
     makeCaller => make_caller_impl,
+    makeReader => make_reader_impl,
     release => release_impl,
     pin => pin_impl,
     scopeEnter => scope_enter_impl,
@@ -159,7 +160,7 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         let is_async = env.get_bool(env.get_element(asyncs, i)?)?;
         imports.push((id, env.get_element(fns, i)?, is_async));
     }
-    let state = restore::restore(env, bytes, imports, info)?;
+    let state = restore::restore(env, &bytes, imports, info)?;
     membrane::wrap_core(env, core, state)?;
     Ok(env.undefined())
 }
@@ -206,7 +207,7 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         }
     };
     let flag = Rooted::new(&vm, if ok { engine::TRUE } else { engine::FALSE });
-    calls::invoke(env, &vm, &callback, None, &[flag.slot, value.slot])?;
+    calls::invoke(env, &vm, callback.slot, None, &[flag.slot.into(), value.slot.into()])?;
     Ok(env.undefined())
 }
 
@@ -284,6 +285,10 @@ fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 /// keys.rs).
 fn getk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    read_by_key_id(env, ci, vm)
+}
+
+fn read_by_key_id(env: Env, ci: &CallInfo, vm: Rc<VmState>) -> JsResult<JsValue> {
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     match keys::key_by_id(env, &vm, ci, 3, false)? {
@@ -462,14 +467,14 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     }
     let mut rooted = Vec::with_capacity(args.len());
     for a in args {
-        rooted.push(to_guest(env, &vm, *a)?.slot);
+        rooted.push(calls::Arg::Rooted(to_guest(env, &vm, *a)?.slot));
     }
     let instance = { let v = vm.handles.borrow().get(slot); Rooted::new(&vm, v) };
     let ctor = Rooted::new(&vm, engine::UNDEFINED);
     let scratch = Rooted::new(&vm, engine::UNDEFINED);
     vm.engine_op(|e| e.construct(instance.root(), ctor.root(), scratch.root()))
         .map_err(|f| errors::throw_failure(env, f))?;
-    calls::invoke(env, &vm, &ctor, Some(&instance), &rooted)?;
+    calls::invoke(env, &vm, ctor.slot, Some(&instance), &rooted)?;
     to_host(env, &vm, instance.get())
 }
 
@@ -709,10 +714,29 @@ fn caller(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
     vm.check_usable(env)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
     let _scope = TempScope::new(&vm);
-    let func = vm.handles.borrow().get(slot);
     let (this, first) = if data.with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
     let args = &ci.args()[first.min(ci.args().len())..];
-    calls::call_guest(env, &vm, func, this, args)
+    calls::call_guest(env, &vm, slot, this, args)
+}
+
+/// makeReader(core) -> getk for this VM, `(core, slot, keyId, name)`,
+/// which finds the VM through its function data (as makeCaller's callers
+/// do) instead of unwrapping `core`: the read through a held proxy is the
+/// membrane's hot path. Made when the VM's first object is read.
+fn make_reader_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    env.function_with_data("getk", reader, Reader { vm: Rc::downgrade(&vm) })
+}
+
+/// What makeReader's function carries (held weakly, as Caller's VM).
+struct Reader {
+    vm: std::rc::Weak<VmState>,
+}
+
+fn reader(env: Env, ci: &CallInfo, data: &Reader) -> JsResult<JsValue> {
+    let vm = data.vm.upgrade().ok_or_else(|| env.throw_error("Microvium VM is not usable"))?;
+    vm.check_usable(env)?;
+    read_by_key_id(env, ci, vm)
 }
 
 /// callArgs(core, id, this, args: array): a call with the arguments in an
@@ -730,9 +754,8 @@ fn call_args_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         args.push(env.get_element(list, i)?);
     }
     let _scope = TempScope::new(&vm);
-    let func = vm.handles.borrow().get(slot);
     let this = guest_this(env, &vm, arg(env, ci, 2))?;
-    calls::call_guest(env, &vm, func, this, &args)
+    calls::call_guest(env, &vm, slot, this, &args)
 }
 
 /// Checks that `v` may be released through this VM; the slot, or None when

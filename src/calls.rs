@@ -11,7 +11,7 @@ use crate::vm::{CallFailure, Status, VmState};
 use std::ffi::c_void;
 use std::rc::Rc;
 use crate::roots::{Rooted, TempScope};
-use crate::membrane::{to_guest, to_host};
+use crate::membrane::{self, to_guest, to_host};
 use crate::membrane::settle_promises;
 use crate::pressure::relieve_pressure;
 
@@ -46,40 +46,95 @@ pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Va
     }
 }
 
-/// Calls the guest function `func` (the caller roots it; read from its
-/// slot just before) with host arguments, and `this` if given.
-pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
+/// Calls with at most this many arguments keep them on the native stack.
+const INLINE_ARGS: usize = 8;
+
+/// An argument of a call into the guest: rooted in a handle slot, or a value
+/// that is not a pointer (a small integer, a boolean, undefined...), which
+/// the collector never moves and so needs no root.
+#[derive(Clone, Copy)]
+pub enum Arg {
+    Rooted(Slot),
+    Immediate(Value),
+}
+
+impl From<Slot> for Arg {
+    fn from(s: Slot) -> Self {
+        Arg::Rooted(s)
+    }
+}
+
+/// Calls the guest function rooted in `func_slot` with host arguments.
+pub fn call_guest(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
     if args.len() > MAX_GUEST_ARGS {
         return Err(too_many_args(env, args.len()));
     }
-    let f = Rooted::new(vm, func);
+    // Converting anything but a number may run host code (a getter, say)
+    // that releases the function's slot: from then on the function is
+    // rooted in a temporary of its own.
+    let mut func_slot = func_slot;
+    let mut protected = false;
+    let mut protect = |func_slot: &mut Slot| {
+        if !protected {
+            protected = true;
+            let f = vm.handles.borrow().get(*func_slot);
+            *func_slot = Rooted::new(vm, f).slot;
+        }
+    };
     let this_rooted = match this {
-        Some(t) => Some(to_guest(env, vm, t)?),
+        Some(t) => {
+            protect(&mut func_slot);
+            Some(to_guest(env, vm, t)?)
+        }
         None => None,
     };
-    // The argument slots (no heap allocation on the call path).
-    let mut slots = [0 as Slot; MAX_GUEST_ARGS + 1];
+    // No heap allocation for the usual few arguments, and no root for the
+    // small integers among them.
+    let mut inline = [Arg::Immediate(engine::UNDEFINED); INLINE_ARGS];
+    let mut spilled;
+    let converted: &mut [Arg] = if args.len() <= INLINE_ARGS {
+        &mut inline[..args.len()]
+    } else {
+        spilled = vec![Arg::Immediate(engine::UNDEFINED); args.len()];
+        &mut spilled
+    };
     for (i, a) in args.iter().enumerate() {
-        slots[i] = to_guest(env, vm, *a)?.slot;
+        converted[i] = match env.try_f64(*a).and_then(membrane::small_int_to_guest) {
+            Some(v) => Arg::Immediate(v),
+            None => {
+                protect(&mut func_slot);
+                Arg::Rooted(to_guest(env, vm, *a)?.slot)
+            }
+        };
     }
-    invoke(env, vm, &f, this_rooted.as_ref(), &slots[..args.len()])
+    invoke(env, vm, func_slot, this_rooted.as_ref(), converted)
 }
 
-/// Calls a rooted guest function with arguments rooted in `args` (slots)
+/// Calls the guest function rooted in `func_slot` with arguments `args`
 /// and converts the result.
-pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, args: &[Slot]) -> JsResult<JsValue> {
+pub fn invoke(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Rooted>, args: &[Arg]) -> JsResult<JsValue> {
     // Copy the argument values only now: nothing allocates between here and
     // the engine pushing them on its stack.
-    let mut argv: [Value; MAX_GUEST_ARGS + 1] = [engine::UNDEFINED; MAX_GUEST_ARGS + 1];
+    let mut inline = [engine::UNDEFINED; INLINE_ARGS];
+    let mut spilled;
+    let argv: &mut [Value] = if args.len() <= INLINE_ARGS {
+        &mut inline[..args.len()]
+    } else {
+        spilled = vec![engine::UNDEFINED; args.len()];
+        &mut spilled
+    };
     let h = vm.handles.borrow();
     for (i, a) in args.iter().enumerate() {
-        argv[i] = h.get(*a);
+        argv[i] = match *a {
+            Arg::Rooted(slot) => h.get(slot),
+            Arg::Immediate(v) => v,
+        };
     }
-    let func = h.get(f.slot);
+    let func = h.get(func_slot);
     let this_value = this.map(|t| h.get(t.slot));
     drop(h);
     let mut result = engine::UNDEFINED;
-    let outcome = vm.engine_call(env, |e| e.call(func, this_value, &mut argv[..args.len()], &mut result));
+    let outcome = vm.engine_call(env, |e| e.call(func, this_value, argv, &mut result));
     let converted = match outcome {
         Ok(()) if vm.status() == Status::Live => to_host(env, vm, result),
         outcome => {
@@ -191,18 +246,25 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
         let _ = env.throw_error(&format!("Microvium import {id} is no longer available"));
         return throw_into_guest(env, vm, result);
     };
-    let mut host_args = Vec::with_capacity(argc as usize);
-    for i in 0..argc as usize {
+    let undefined = env.undefined();
+    let mut inline = [undefined; INLINE_ARGS];
+    let mut spilled;
+    let host_args: &mut [JsValue] = if argc as usize <= INLINE_ARGS {
+        &mut inline[..argc as usize]
+    } else {
+        spilled = vec![undefined; argc as usize];
+        &mut spilled
+    };
+    for (i, slot) in host_args.iter_mut().enumerate() {
         // SAFETY: the engine passes argc values at args; reading them does
         // not allocate, and they are re-read for each argument.
         let v = unsafe { *args.add(i) };
         match to_host(env, vm, v) {
-            Ok(h) => host_args.push(h),
+            Ok(h) => *slot = h,
             Err(_) => return throw_into_guest(env, vm, result),
         }
     }
-    let undefined = env.undefined();
-    let call = env.call(func, undefined, &host_args);
+    let call = env.call(func, undefined, host_args);
     if let Some(slot) = async_callback {
         if vm.status() != Status::Live {
             // The host function disposed the VM or hit a fatal error of it

@@ -271,14 +271,16 @@ pub enum ByteWrite {
 /// (the engine reads bytecode in place, so they live as long as it).
 pub struct Engine {
     ctx: *mut GlueContext,
-    snapshot: Box<[u8]>,
+    /// Shared with the other engines of this thread restored from the same
+    /// bytes (see snapshot::shared_copy): the engine only reads them.
+    snapshot: std::rc::Rc<[u8]>,
     /// The snapshot's length; `snapshot` may hold padding after it.
     snapshot_len: usize,
 }
 
 impl Engine {
     /// An engine that will run `snapshot[..len]` once restored.
-    pub fn new(snapshot: Box<[u8]>, len: usize) -> Engine {
+    pub fn new(snapshot: std::rc::Rc<[u8]>, len: usize) -> Engine {
         assert!(len <= snapshot.len());
         let ctx = Box::into_raw(Box::new(GlueContext {
             vm: std::ptr::null_mut(),

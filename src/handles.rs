@@ -32,7 +32,20 @@ use crate::engine::{self, Engine, RawHandle, Value};
 use crate::js::RawRef;
 use std::collections::HashMap;
 
-const CHUNK: usize = 256;
+/// Slots in the first chunk; each later chunk doubles the table (chunk k,
+/// k >= 1, holds FIRST_CHUNK << (k - 1) slots). A VM that holds a few
+/// values pays for a few slots, not hundreds (thousands of small VMs in one
+/// process), and the table still grows in O(log n) chunks.
+const FIRST_CHUNK: usize = 16;
+
+/// The chunk holding slot `s`, and the slot's index in it.
+fn chunk_of(s: usize) -> (usize, usize) {
+    if s < FIRST_CHUNK {
+        return (0, s);
+    }
+    let k = (usize::BITS - (s / FIRST_CHUNK).leading_zeros()) as usize;
+    (k, s - (FIRST_CHUNK << (k - 1)))
+}
 
 pub type Slot = u32;
 
@@ -110,7 +123,7 @@ impl std::hash::Hasher for ValueHasher {
 type ValueMap = HashMap<Value, Slot, std::hash::BuildHasherDefault<ValueHasher>>;
 
 pub struct HandleTable {
-    chunks: Vec<Box<[RawHandle; CHUNK]>>,
+    chunks: Vec<Box<[RawHandle]>>,
     meta: Vec<SlotMeta>,
     free: Vec<Slot>,
     by_value: ValueMap,
@@ -169,10 +182,9 @@ impl HandleTable {
     }
 
     fn grow(&mut self, engine: &Engine) {
-        let mut chunk: Box<[RawHandle; CHUNK]> = Box::new(std::array::from_fn(|_| RawHandle {
-            value: engine::UNDEFINED,
-            next: std::ptr::null_mut(),
-        }));
+        let size = if self.chunks.is_empty() { FIRST_CHUNK } else { self.meta.len() };
+        let mut chunk: Box<[RawHandle]> =
+            (0..size).map(|_| RawHandle { value: engine::UNDEFINED, next: std::ptr::null_mut() }).collect();
         let base = self.meta.len() as Slot;
         // SAFETY: the chunk is boxed and never freed before the table, so
         // each handle keeps its address for the life of the table, which
@@ -180,7 +192,7 @@ impl HandleTable {
         // none is registered twice.
         unsafe { engine.register_handles(&mut chunk[..]) };
         self.chunks.push(chunk);
-        for i in (0..CHUNK as Slot).rev() {
+        for i in (0..size as Slot).rev() {
             self.free.push(base + i);
             self.meta.push(SlotMeta { host: std::ptr::null_mut(), generation: 0, in_use: false, pinned: false });
         }
@@ -252,13 +264,15 @@ impl HandleTable {
     #[inline]
     pub fn ptr(&mut self, slot: Slot) -> &mut Value {
         let s = slot as usize;
-        &mut self.chunks[s / CHUNK][s % CHUNK].value
+        let (c, i) = chunk_of(s);
+        &mut self.chunks[c][i].value
     }
 
     #[inline]
     pub fn get(&self, slot: Slot) -> Value {
         let s = slot as usize;
-        self.chunks[s / CHUNK][s % CHUNK].value
+        let (c, i) = chunk_of(s);
+        self.chunks[c][i].value
     }
 
     /// A raw pointer to the slot's value, for engine calls that take
@@ -374,7 +388,7 @@ mod tests {
     /// An engine that is not restored: the table's bookkeeping needs none
     /// (the glue links handles into a live engine's roots only).
     fn no_engine() -> Engine {
-        Engine::new(Box::new([]), 0)
+        Engine::new(std::rc::Rc::from(Vec::new()), 0)
     }
 
     /// A reference value to stand for a host value's weak reference; the
@@ -404,7 +418,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!((t.get(a), t.get(b)), (0x0100, 0x0200));
         assert_eq!(t.live(), 2);
-        assert_eq!(t.capacity(), CHUNK, "one chunk so far");
+        assert_eq!(t.capacity(), FIRST_CHUNK, "one chunk so far");
         assert!(t.release(a).is_null());
         assert!(!t.is_live(a));
         assert_eq!(t.get(a), engine::UNDEFINED, "a released slot roots nothing");
@@ -416,12 +430,12 @@ mod tests {
         let c = t.alloc(&e, 0x0300);
         assert_eq!(c, a);
         assert_eq!(t.get(c), 0x0300);
-        // Past a chunk, the table grows by one and keeps the old slots.
-        let more: Vec<Slot> = (0..CHUNK).map(|i| t.alloc(&e, 4 * i as Value)).collect();
-        assert_eq!(t.capacity(), 2 * CHUNK);
+        // Past a chunk, the table grows by a chunk and keeps the old slots.
+        let more: Vec<Slot> = (0..FIRST_CHUNK).map(|i| t.alloc(&e, 4 * i as Value)).collect();
+        assert_eq!(t.capacity(), 2 * FIRST_CHUNK);
         assert_eq!(t.get(b), 0x0200);
         assert!(more.iter().enumerate().all(|(i, &s)| t.get(s) == 4 * i as Value));
-        assert_eq!(t.live(), CHUNK + 2);
+        assert_eq!(t.live(), FIRST_CHUNK + 2);
     }
 
     #[test]
@@ -463,7 +477,7 @@ mod tests {
         t.release(s);
         assert_eq!(t.meta_ref(s).generation, RETIRE_GENERATION);
         // Never handed out again, so its generation never wraps.
-        for _ in 0..2 * CHUNK {
+        for _ in 0..64 * FIRST_CHUNK {
             assert_ne!(t.alloc(&e, 0x0200), s);
         }
     }
@@ -531,5 +545,28 @@ mod tests {
         let plain = t.alloc(&e, 0x0300);
         assert_eq!(t.find(0x0300, 2), None);
         assert!(t.is_live(plain));
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::{chunk_of, FIRST_CHUNK};
+
+    #[test]
+    fn every_slot_has_one_place_in_doubling_chunks() {
+        // Walk the slots in order: each chunk is filled from index 0 to its
+        // size, then the next chunk (twice as large, after the first) starts.
+        let mut expected = (0usize, 0usize);
+        let mut size = FIRST_CHUNK;
+        for s in 0..(FIRST_CHUNK << 12) {
+            assert_eq!(chunk_of(s), expected, "slot {s}");
+            expected.1 += 1;
+            if expected.1 == size {
+                if expected.0 > 0 {
+                    size *= 2;
+                }
+                expected = (expected.0 + 1, 0);
+            }
+        }
     }
 }

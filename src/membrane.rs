@@ -270,18 +270,31 @@ fn fail(env: Env, f: Failure) -> Pending {
     throw_failure(env, f)
 }
 
+/// A number the engine encodes in the value itself (an int14), or None.
+pub fn small_int_to_guest(d: f64) -> Option<Value> {
+    let as_int = d as i32;
+    if as_int as f64 == d && !(as_int == 0 && d.is_sign_negative()) {
+        engine::int14_encode(as_int)
+    } else {
+        None
+    }
+}
+
 fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {
-    if d.fract() == 0.0 && (-8192.0..8192.0).contains(&d) && !(d == 0.0 && d.is_sign_negative()) {
-        // Small integers are encoded in the value itself: no allocation.
-        return Ok(Rooted::new(vm, engine::int14_encode(d as i32).expect("in range")));
+    // An int32 survives the round trip through i32 (a saturating cast in
+    // Rust: NaN, fractions and out-of-range numbers do not); -0 is not one.
+    // Compared this way, not with fract(), which is a libm call here.
+    let as_int = d as i32;
+    let is_int32 = as_int as f64 == d && !(as_int == 0 && d.is_sign_negative());
+    if is_int32 {
+        if let Some(x) = engine::int14_encode(as_int) {
+            // Small integers are encoded in the value itself: no allocation.
+            return Ok(Rooted::new(vm, x));
+        }
     }
     let r = Rooted::new(vm, engine::UNDEFINED);
-    let out = if d.fract() == 0.0 && d.abs() <= 2147483647.0 && !(d == 0.0 && d.is_sign_negative()) {
-        if let Some(x) = engine::int14_encode(d as i32) {
-            r.set(x);
-            return Ok(r);
-        }
-        vm.engine_op(|e| e.new_int32(d as i32)).map_err(|f| fail(env, f))?
+    let out = if is_int32 {
+        vm.engine_op(|e| e.new_int32(as_int)).map_err(|f| fail(env, f))?
     } else {
         vm.engine_op(|e| e.new_number(d)).map_err(|f| fail(env, f))?
     };

@@ -52,7 +52,7 @@ unsafe extern "C" fn resolve_import(
 /// is_async) already checked by the caller.
 pub fn restore(
     env: Env,
-    bytes: Vec<u8>,
+    bytes: &[u8],
     imports: Vec<(u16, JsValue, bool)>,
     info: SnapshotInfo,
 ) -> JsResult<Rc<VmState>> {
@@ -75,10 +75,7 @@ pub fn restore(
     // The engine reads a word or two past the end of a crafted snapshot's
     // ROM before a check can stop it; zeroed padding keeps those reads in
     // memory this VM owns. The engine is told the real length.
-    let snapshot_len = bytes.len();
-    let mut bytes = bytes;
-    bytes.extend_from_slice(&[0u8; SNAPSHOT_PADDING]);
-    let engine = Engine::new(bytes.into_boxed_slice(), snapshot_len);
+    let engine = Engine::new(crate::snapshot::shared_copy(bytes, SNAPSHOT_PADDING), bytes.len());
     let state = VmState::new(engine, import_refs, info.export_ids, info.required_version);
     RESOLVE.with(|r| {
         let mut r = r.borrow_mut();

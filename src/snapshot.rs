@@ -54,6 +54,56 @@ pub fn validate(b: &[u8]) -> Result<SnapshotInfo, Invalid> {
 // the host's error names map (src/errors.rs).
 const _: () = assert!(crate::errors::E_BYTECODE_CRC_FAIL == 27);
 
+/// Snapshot bytes as the engine reads them, shared by the VMs of this
+/// thread restored from the same bytes.
+///
+/// The engine reads its bytecode and ROM in place for the VM's whole life,
+/// and never writes them (a write to a buffer in ROM is the non-fatal
+/// MVM_E_ATTEMPT_TO_WRITE_TO_ROM), so one copy serves every VM made from
+/// it: a server that restores thousands of small VMs from one snapshot
+/// keeps one copy, not thousands. `padding` zero bytes follow the snapshot
+/// (see vm::restore).
+pub fn shared_copy(bytes: &[u8], padding: usize) -> std::rc::Rc<[u8]> {
+    use std::rc::Rc;
+    let key = (bytes.len(), u16_at(bytes, 6));
+    SHARED.with(|shared| {
+        let mut shared = shared.borrow_mut();
+        let same = |c: &Rc<[u8]>| c.len() == bytes.len() + padding && &c[..bytes.len()] == bytes;
+        if let Some(copy) = shared.map.get(&key).and_then(|list| list.iter().filter_map(|w| w.upgrade()).find(same)) {
+            return copy;
+        }
+        let mut v = Vec::with_capacity(bytes.len() + padding);
+        v.extend_from_slice(bytes);
+        v.resize(bytes.len() + padding, 0);
+        let copy: Rc<[u8]> = v.into();
+        shared.map.entry(key).or_default().push(Rc::downgrade(&copy));
+        // Copies of snapshots no VM uses any more leave dead entries: drop
+        // them whenever the table has doubled since the last time.
+        shared.inserted += 1;
+        if shared.inserted >= shared.purge_at {
+            shared.map.retain(|_, list| {
+                list.retain(|w| w.strong_count() > 0);
+                !list.is_empty()
+            });
+            shared.inserted = 0;
+            shared.purge_at = (shared.map.values().map(Vec::len).sum::<usize>() * 2).max(64);
+        }
+        copy
+    })
+}
+
+/// Keyed by length and checksum; equal keys are compared byte for byte.
+#[derive(Default)]
+struct SharedSnapshots {
+    map: std::collections::HashMap<(usize, u16), Vec<std::rc::Weak<[u8]>>>,
+    inserted: usize,
+    purge_at: usize,
+}
+
+thread_local! {
+    static SHARED: std::cell::RefCell<SharedSnapshots> = std::cell::RefCell::new(SharedSnapshots::default());
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
