@@ -160,8 +160,11 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         let is_async = env.get_bool(env.get_element(asyncs, i)?)?;
         imports.push((id, env.get_element(fns, i)?, is_async));
     }
+    // VMs dropped since the last collection give their memory back first.
+    crate::pressure::reclaim_collected(env);
     let state = restore::restore(env, &bytes, imports, info)?;
-    membrane::wrap_core(env, core, state)?;
+    membrane::wrap_core(env, core, state.clone())?;
+    crate::pressure::track(&state);
     Ok(env.undefined())
 }
 

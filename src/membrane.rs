@@ -486,17 +486,19 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
 // does (checked after every outermost engine call), or, rejected, when its
 // VM hits a fatal error or is disposed first.
 //
-// Lifetime. A pending Promise must not keep its VM alive, nor the VM the
-// Promise: a VM dropped without `dispose()` while one of its promises is
-// pending would otherwise never be freed (the two would hold each other
-// through native references the JavaScript collector cannot see). So:
-// - the Promise holds nothing of its VM (like every host value, it carries
-//   only an integer wrap, see membrane::attach);
-// - the VM holds the Promise weakly (`PendingPromise::promise`), and its
-//   resolving functions are kept in a WeakMap keyed by the Promise in the JS
-//   layer (lib/async.js), alive exactly as long as the Promise is.
-// A Promise that nobody holds is collected with or without its VM. A
-// Promise the host holds, whose VM is collected, stays pending: only guest
+// Lifetime. A pending Promise lives as long as its guest could settle it:
+// the VM's core object holds it (core.pending, lib/async.js) until it
+// settles, so `await vm.exports[1]()`, which holds no reference to the
+// Promise, resumes even when a collection runs while the guest awaits an
+// async import. Those are JavaScript references only, so V8 sees the whole
+// cycle (core -> Promise -> its reactions -> whatever they hold, the VM
+// perhaps) and a VM dropped with pending promises is still collected: the
+// native side holds the Promise weakly (`PendingPromise::promise`), and the
+// Promise itself holds nothing of its VM (like every host value, it carries
+// only an integer wrap, see membrane::attach). A guest promise that never
+// settles stays in memory as long as its VM, as a JavaScript promise does
+// while its resolving functions are held.
+// A Promise the host holds, whose VM is collected, stays pending: only guest
 // code could settle it, and nothing can run this VM's guest code any more.
 // It is not rejected then: the moment would be the collector's choice, and
 // a `.then` derived from it without a rejection handler would turn that
@@ -507,7 +509,9 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
 /// unhandled-rejection warning.
 pub fn make_promise(env: Env, vm: &Rc<VmState>, slot: Slot, generation: u32) -> JsResult<JsValue> {
     let new_promise = runtime::helper(env, Helper::NewPromise)?;
-    let promise = env.call(new_promise, env.undefined(), &[])?;
+    // Held by the core while pending (see lib/async.js).
+    let core = env.ref_value(vm.core.get()).unwrap_or_else(|| env.undefined());
+    let promise = env.call(new_promise, env.undefined(), &[core])?;
     let weak = env.new_ref(promise, 0)?;
     if let Err(p) = wrap_promise(env, vm, promise, slot, generation) {
         env.delete_ref(weak);
@@ -598,7 +602,7 @@ fn settle_settled(env: Env, vm: &Rc<VmState>) {
                 Err(_) => (false, env.take_exception()),
             },
         };
-        runtime::settle_promise(env, promise, ok, host);
+        runtime::settle_promise(env, promise, ok, host, env.ref_value(vm.core.get()));
     }
     vm.pending_promises.borrow_mut().extend(still);
     if vm.status() != Status::Live {

@@ -181,3 +181,52 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     account(env, vm);
     Ok(())
 }
+
+thread_local! {
+    /// Every VM of this thread not yet disposed, and the collection count at
+    /// the last look (see reclaim_collected).
+    static TRACKED: std::cell::RefCell<(Vec<std::rc::Weak<VmState>>, u32)> =
+        const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
+/// Tracks a new VM, whose engine reclaim_collected frees as soon as V8 has
+/// collected its core object.
+pub fn track(vm: &Rc<VmState>) {
+    TRACKED.with(|t| t.borrow_mut().0.push(Rc::downgrade(vm)));
+}
+
+/// Frees the engines of VMs whose core object V8 has collected: a dropped
+/// VM's guest heap goes at the next restore after a collection, not when
+/// its finalizer runs, which Node defers until the event loop turns (a
+/// synchronous loop that makes and drops VMs would keep them all). Nothing
+/// can use such a VM: every host value of it holds its core. Its pending
+/// promises stay pending (see VmState::free_unreachable). Looks once after
+/// each V8 collection; cheap otherwise.
+pub fn reclaim_collected(env: Env) {
+    let seen = collections_seen(env);
+    let candidates = TRACKED.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.1 == seen {
+            return Vec::new();
+        }
+        t.1 = seen;
+        let mut dead = Vec::new();
+        t.0.retain(|w| match w.upgrade() {
+            None => false,
+            Some(vm) if vm.status() == Status::Disposed => false,
+            Some(vm) => {
+                let collected = env.ref_value(vm.core.get()).is_none();
+                if collected && vm.is_idle() {
+                    dead.push(vm);
+                    false
+                } else {
+                    true
+                }
+            }
+        });
+        dead
+    });
+    for vm in candidates {
+        vm.free_unreachable();
+    }
+}

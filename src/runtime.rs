@@ -29,10 +29,11 @@ pub enum Helper {
     MathPow = 5,
     /// `Object.prototype`, to recognise plain objects without a JS call.
     ObjectPrototype = 6,
-    /// `() => Promise`: a new pending Promise, its rejection marked handled,
-    /// that only SettlePromise settles (see membrane.rs).
+    /// `(core) => Promise`: a new pending Promise, its rejection marked
+    /// handled, held by the core until SettlePromise settles it (see
+    /// membrane.rs).
     NewPromise = 7,
-    /// `(promise, ok, value) => void`: settles a Promise of NewPromise.
+    /// `(promise, ok, value, core) => void`: settles a Promise of NewPromise.
     SettlePromise = 8,
 }
 
@@ -88,9 +89,12 @@ pub fn helper(env: Env, which: Helper) -> JsResult<JsValue> {
 
 /// Settles a Promise of the NewPromise helper (see membrane::make_promise;
 /// a no-op if it is settled already).
-pub fn settle_promise(env: Env, promise: JsValue, ok: bool, value: JsValue) {
+/// `core` is the VM's core object, if it is still alive (its `pending` set
+/// holds the Promise until now).
+pub fn settle_promise(env: Env, promise: JsValue, ok: bool, value: JsValue, core: Option<JsValue>) {
+    let core = core.unwrap_or_else(|| env.undefined());
     let done = helper(env, Helper::SettlePromise)
-        .and_then(|f| env.call(f, env.undefined(), &[promise, env.boolean(ok), value]));
+        .and_then(|f| env.call(f, env.undefined(), &[promise, env.boolean(ok), value, core]));
     if done.is_err() {
         let _ = env.take_exception();
     }

@@ -343,7 +343,7 @@ impl VmState {
             env.delete_ref(p.promise);
             let Some(promise) = promise else { continue };
             if let Some(reason) = rejection(env, status) {
-                runtime::settle_promise(env, promise, false, reason);
+                runtime::settle_promise(env, promise, false, reason, env.ref_value(self.core.get()));
             }
         }
         env.close_scope(scope);
@@ -366,6 +366,17 @@ impl VmState {
             }
         }
         self.free_engine_if_idle_and_finished();
+    }
+
+    /// The VM's core object was collected (see pressure::reclaim_collected):
+    /// nothing can call into it again, so its engine goes now; the finalizer
+    /// Node runs later frees the rest. Unlike dispose(), pending promises
+    /// stay pending (see membrane.rs on promise lifetime).
+    pub fn free_unreachable(&self) {
+        if self.status.get() != Status::Disposed && self.active.get() == 0 {
+            self.status.set(Status::Disposed);
+            self.free_engine_if_idle_and_finished();
+        }
     }
 
     /// Frees the engine once the VM is disposed and no engine call is on
