@@ -206,6 +206,25 @@ describe('vm.release(value)', () => {
     assert.equal(fromB.i, 1, 'the value of the other VM is untouched');
   });
 
+  test('a function released while its arguments convert still runs, not whatever takes its slot', () => {
+    const vm = Microvium.restore(compile(`
+      vmExport(1, (tag) => (o, n) => tag + ':' + o.x + ':' + n);
+    `), {});
+    const f = vm.exports[1]('first');
+    let other;
+    const arg = {
+      get x() {
+        vm.release(f);
+        // Made now, it may take the slot that f had.
+        other = vm.exports[1]('second');
+        return 'x';
+      },
+    };
+    assert.equal(f(arg, 7), 'first:x:7');
+    assert.equal(other({ x: 'y' }, 8), 'second:y:8');
+    assert.throws(() => f({ x: 1 }, 1), (e) => RELEASED.test(e.message));
+  });
+
   test('the guest can collect a released value at once (no JavaScript collection needed)', () => {
     const vm = Microvium.restore(compile(SRC), {});
     vm.runGC(true);
@@ -404,4 +423,54 @@ test('each VM reports its native memory to V8 (napi_adjust_external_memory), and
   vm.dispose();
   // What stays (until the VM is collected) is the handle table's bookkeeping.
   assert.ok(reported() < small, `reported ${small} B when new, ${reported()} B after dispose`);
+});
+
+describe('VMs restored from the same snapshot', () => {
+  // The VMs of a thread restored from equal bytes share one copy of the
+  // snapshot (the engine only reads it); each keeps its own heap.
+  const SHARED = `
+    let count = 0;
+    const buf = Microvium.newUint8Array(4);
+    const rom = 'constant text';
+    vmExport(1, () => { count = count + 1; buf[0] = count; return count; });
+    vmExport(2, () => buf);
+    vmExport(3, () => rom + ' ' + count);
+  `;
+
+  test('stay isolated from each other, and from later changes to the bytes they came from', () => {
+    const bytes = compile(SHARED);
+    const original = Uint8Array.from(bytes);
+    const a = Microvium.restore(bytes, {});
+    const b = Microvium.restore(Uint8Array.from(bytes), {});
+    for (let i = 0; i < 5; i++) a.exports[1]();
+    assert.equal(b.exports[1](), 1);
+    assert.equal(a.exports[2]().slice()[0], 5);
+    assert.equal(b.exports[2]().slice()[0], 1);
+    // Overwriting the caller's buffer changes no VM, existing or new.
+    bytes.fill(0);
+    const c = Microvium.restore(original, {});
+    assert.equal(a.exports[3](), 'constant text 5');
+    assert.equal(c.exports[3](), 'constant text 0');
+    a.dispose();
+    // A VM outliving the one whose copy it shares.
+    assert.equal(b.exports[3](), 'constant text 1');
+    b.dispose();
+    c.dispose();
+  });
+
+  test('thousands of idle VMs from one snapshot cost a few kB each', () => {
+    // A snapshot of about 10 kB: a VM holding its own copy would cost that.
+    const pad = Array.from({ length: 1500 }, (_, i) => JSON.stringify('text ' + i)).join(',');
+    const big = SHARED + `const pad = [${pad}]; vmExport(4, (i) => pad[i]);`;
+    const out = child(`
+      const bytes = compile(${JSON.stringify(big)});
+      const vms = [Microvium.restore(bytes, {})];
+      const before = process.memoryUsage().rss;
+      for (let i = 0; i < 5000; i++) vms.push(Microvium.restore(bytes, {}));
+      const after = process.memoryUsage().rss;
+      console.log(JSON.stringify({ perVm: (after - before) / 5000, snapshot: bytes.length }));
+    `);
+    assert.ok(out.snapshot > 8000, `snapshot of ${out.snapshot} bytes`);
+    assert.ok(out.perVm < out.snapshot / 2, `${Math.round(out.perVm)} bytes per VM for a ${out.snapshot}-byte snapshot`);
+  });
 });

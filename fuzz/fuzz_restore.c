@@ -13,7 +13,7 @@
  *      project's real validation, c/verifier.c) before the engine.
  *   2. glue_restore with every import id the import table lists resolved to
  *      one host function that returns its first argument (any other id is
- *      MVM_E_UNRESOLVED_IMPORT, as in src/vm.rs). Even ids act as async host
+ *      MVM_E_UNRESOLVED_IMPORT, as in src/restore.rs). Even ids act as async host
  *      functions: glue_async_start, and the promise is settled after the
  *      call through the engine's callback (every third one rejected).
  *   3. Every export in the export table is resolved and inspected the way

@@ -147,33 +147,48 @@ function checkPlainDescriptor(descriptor, key) {
   }
 }
 
+// Names the get trap never reads straight from the guest.
+const SPECIAL_READ = new Set([...PROTOCOL, '__proto__']);
+
+// Everything else the get trap reads: symbols, arrays' properties, and
+// the names of SPECIAL_READ.
+function otherGet(target, key) {
+  if (typeof key === 'symbol') {
+    if (key === TARGET) return target;
+    if (key === Symbol.iterator && Array.isArray(target)) return Array.prototype[Symbol.iterator];
+    return key === Symbol.toStringTag ? undefined : fallback(target, key);
+  }
+  const core = target[CORE];
+  const slot = target[SLOT];
+  if (key === 'then' && !Array.isArray(target)) return thenOf(core, slot);
+  if (key === '__proto__' && !Array.isArray(target)) return objectHandler.getPrototypeOf(target);
+  if (Array.isArray(target)) {
+    // Guest arrays have only indexes and length; everything else (map,
+    // forEach, toJSON...) comes from the reported Array.prototype.
+    if (key === 'length') return native.length(core, slot);
+    if (!INDEX.test(key)) return Array.prototype[key];
+    return native.get(core, slot, key);
+  }
+  // What is left is a protocol name (toString, valueOf, toJSON) of an object.
+  const v = protocolRead(core, slot, key);
+  if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
+  return v;
+}
+
 const objectHandler = {
   get(target, key) {
-    if (typeof key === 'symbol') {
-      if (key === TARGET) return target;
-      if (key === Symbol.iterator && Array.isArray(target)) return Array.prototype[Symbol.iterator];
-      return key === Symbol.toStringTag ? undefined : fallback(target, key);
-    }
-    const core = target[CORE];
-    const slot = target[SLOT];
-    if (key === 'then' && !Array.isArray(target)) return thenOf(core, slot);
-    if (key === '__proto__' && !Array.isArray(target)) return objectHandler.getPrototypeOf(target);
-    if (Array.isArray(target)) {
-      // Guest arrays have only indexes and length; everything else (map,
-      // forEach, toJSON...) comes from the reported Array.prototype.
-      if (key === 'length') return native.length(core, slot);
-      if (!INDEX.test(key)) return Array.prototype[key];
-      return native.get(core, slot, key);
-    }
-    let v;
-    if (PROTOCOL.has(key)) {
-      v = protocolRead(core, slot, key);
-    } else {
+    if (typeof key === 'string' && !SPECIAL_READ.has(key) && !Array.isArray(target)) {
+      // The hot path: a named property of a guest object, read by key id
+      // through the VM's own reader (see makeReader in src/api.rs).
+      const core = target[CORE];
       const id = keyId(core, key, false);
-      v = id >= 0 ? native.getk(core, slot, id, key) : id === NOT_INTERNED ? undefined : native.get(core, slot, key);
+      let v;
+      if (id >= 0) v = (core.getk || (core.getk = native.makeReader(core)))(core, target[SLOT], id, key);
+      else if (id !== NOT_INTERNED) v = native.get(core, target[SLOT], key);
+      if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
+      return v;
     }
-    if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
-    return v;
+    return otherGet(target, key);
   },
   set(target, key, value) {
     if (typeof key === 'symbol') {
@@ -389,14 +404,31 @@ class MicroviumUint8Array {
 // A guest function is a plain closure (V8 memory only; a native function per
 // guest function would hold native memory until the event loop turns).
 // `core.call` and `core.callThis` are the VM's own callers (see makeCaller in
-// src/api.rs); passing `core` keeps the VM alive as long as the function. A
-// plain call (`this` undefined) takes the shorter path.
+// src/api.rs), made when the VM's first function reaches the host (an idle
+// VM does without them); passing `core` keeps the VM alive as long as the
+// function. A plain call (`this` undefined) takes the shorter path.
 function makeFunction(core, slot) {
+  if (core.call === undefined) {
+    core.call = native.makeCaller(core, false);
+    core.callThis = native.makeCaller(core, true);
+  }
   const { call, callThis } = core;
-  return function (...args) {
+  // `arguments`, not a rest parameter: the usual calls (up to three
+  // arguments, no `this`) then allocate no array, and `length` stays 0.
+  return function () {
+    const n = arguments.length;
+    if (this === undefined) {
+      switch (n) {
+        case 0: return call(core, slot);
+        case 1: return call(core, slot, arguments[0]);
+        case 2: return call(core, slot, arguments[0], arguments[1]);
+        case 3: return call(core, slot, arguments[0], arguments[1], arguments[2]);
+      }
+    }
+    const args = Array.prototype.slice.call(arguments);
     // A long spread would overflow the stack before the native side could
     // report MVM_E_TOO_MANY_ARGUMENTS.
-    if (args.length > 126) return native.callArgs(core, slot, this, args);
+    if (n > 126) return native.callArgs(core, slot, this, args);
     return this === undefined ? call(core, slot, ...args) : callThis(core, slot, this, ...args);
   };
 }

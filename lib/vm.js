@@ -1,7 +1,8 @@
 'use strict';
 // The VM class: argument checking and the public surface. The engine, the
 // handles and the value conversions are native (src/); this file only
-// shapes them into the API of API.md.
+// shapes them into the public API (declared in index.d.ts, described in the
+// README's "API" section).
 
 const util = require('node:util');
 const native = require('./native');
@@ -121,10 +122,11 @@ class VM {
     // host functions strongly (the native side only weakly), so a VM whose
     // imports close over it can still be garbage collected; and the
     // interrupt flag, whose memory the engine reads as long as it can run.
-    const core = { imports: fns, breakpointHit, gc, interrupt: limits && limits.interrupt };
+    const core = {
+      imports: fns, breakpointHit, gc, interrupt: limits && limits.interrupt,
+      call: undefined, callThis: undefined, getk: undefined,
+    };
     native.restore(core, bytes, ids, fns, fns.map(isAsyncImport), limits);
-    core.call = native.makeCaller(core, false);
-    core.callThis = native.makeCaller(core, true);
     if (breakpointHit) native.setBreakpointCallback(core, breakpointHit);
     if (gc) native.setCollector(core, gc);
     this.#core = core;

@@ -2,54 +2,26 @@
 //! object first; guest values are addressed by their handle slot, which the
 //! JS layer got from the proxy factory.
 
-use crate::engine::{self, kind, Value};
+use crate::engine::{self, kind, ByteWrite, Value};
 use crate::errors;
 use crate::handles;
-use crate::js::{CallInfo, Env, JsResult, JsValue, Pending, Type};
+use crate::js::{self, Body, CallInfo, Env, JsResult, JsValue, Type};
 use crate::calls;
+use crate::key_cache;
 use crate::keys::{self, property_key};
 use crate::membrane::{self, to_guest, to_host};
 use crate::roots::{Rooted, TempScope};
 use crate::runtime;
+use crate::restore;
 use crate::snapshot;
-use crate::vm::{self, VmState, Wrapped};
-use napi::sys;
+use crate::vm::{self, VmState};
 use std::rc::Rc;
 
-type Body = fn(Env, &CallInfo) -> JsResult<JsValue>;
-
-/// Common entry of every native function: records the env, catches panics
-/// (a panic must never unwind into Node), maps errors to a pending exception.
-pub(crate) fn entry(raw_env: sys::napi_env, info: sys::napi_callback_info, body: Body) -> sys::napi_value {
-    runtime::set_env(raw_env);
-    let env = Env(raw_env);
-    let outcome = std::panic::catch_unwind(|| -> JsResult<JsValue> {
-        let ci = env.call_info(info)?;
-        body(env, &ci)
-    });
-    match outcome {
-        Ok(Ok(v)) => v,
-        Ok(Err(Pending)) => std::ptr::null_mut(),
-        Err(_) => {
-            if !env.is_exception_pending() {
-                env.throw_error("@microvium/runtime: internal error (panic)");
-            }
-            std::ptr::null_mut()
-        }
-    }
-}
-
+/// The native functions, named as the JS layer calls them.
 macro_rules! native {
     ($($name:ident => $body:path),* $(,)?) => {
-        $(
-            // Named as the JS layer calls them.
-            #[allow(non_snake_case)]
-            unsafe extern "C" fn $name(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-                entry(env, info, $body)
-            }
-        )*
-        pub const FUNCTIONS: &[(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value)] = &[
-            $((stringify!($name), $name)),*
+        pub const FUNCTIONS: &[(&str, Body)] = &[
+            $((stringify!($name), $body)),*
         ];
     };
 }
@@ -63,13 +35,13 @@ native! {
     requiredEngineVersion => required_version_impl,
     get => get_impl,
     set => set_impl,
-    keyId => keys::key_id_impl,
+    keyId => key_id_impl,
     getk => getk_impl,
     setk => setk_impl,
-    has => keys::has_impl,
-    getOwn => keys::get_own_impl,
-    keyCacheStats => keys::stats_impl,
-    clearKeyCache => keys::clear_impl,
+    has => has_impl,
+    getOwn => get_own_impl,
+    keyCacheStats => key_cache_stats_impl,
+    clearKeyCache => clear_key_cache_impl,
     ownKeys => own_keys_impl,
     length => length_impl,
     proto => proto_impl,
@@ -82,6 +54,8 @@ native! {
     memoryStats => memory_stats_impl,
     stopAfter => stop_after_impl,
     remaining => remaining_impl,
+    setTimeLimit => set_time_limit_impl,
+    getTimeLimit => get_time_limit_impl,
     setBreakpoint => set_breakpoint_impl,
     removeBreakpoint => remove_breakpoint_impl,
     setBreakpointCallback => set_breakpoint_callback_impl,
@@ -92,6 +66,7 @@ native! {
     faultNetSelfTest => fault_net_self_test_impl,
     callArgs => call_args_impl,
     makeCaller => make_caller_impl,
+    makeReader => make_reader_impl,
     release => release_impl,
     pin => pin_impl,
     scopeEnter => scope_enter_impl,
@@ -114,10 +89,7 @@ pub(crate) fn core(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
 
 /// The VM behind a core object, in any state.
 pub(crate) fn core_any(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
-    match membrane::unwrap_core(env, arg(env, ci, 0)) {
-        Some(Wrapped::Core(vm)) => Ok(vm.clone()),
-        _ => Err(env.throw_type_error("Microvium: expected a VM")),
-    }
+    membrane::unwrap_core(env, arg(env, ci, 0)).ok_or_else(|| env.throw_type_error("Microvium: expected a VM"))
 }
 
 /// The slot of a host value's id (see handles::host_id), checked current:
@@ -149,13 +121,10 @@ fn int_arg(env: Env, ci: &CallInfo, i: usize) -> JsResult<f64> {
 /// if so, that it turns a fault in engine code into a fatal-error code
 /// (returned) instead of ending the process. Not part of the public API.
 fn fault_net_self_test_impl(env: Env, _ci: &CallInfo) -> JsResult<JsValue> {
-    // SAFETY: reads the process's SIGSEGV disposition.
-    if !unsafe { engine::glue_fault_net_installed() } {
-        return Ok(env.null());
-    }
-    // SAFETY: the read faults inside a boundary with the net installed,
-    // which longjmps back to the boundary in the same C function.
-    Ok(env.int32(unsafe { engine::glue_fault_net_self_test() }))
+    Ok(match engine::fault_net_self_test() {
+        None => env.null(),
+        Some(code) => env.int32(code),
+    })
 }
 
 fn init_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
@@ -169,8 +138,7 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let core = arg(env, ci, 0);
     let bytes = env
         .uint8_bytes(arg(env, ci, 1))
-        .ok_or_else(|| env.throw_type_error("Microvium snapshot must be a Uint8Array"))?
-        .to_vec();
+        .ok_or_else(|| env.throw_type_error("Microvium snapshot must be a Uint8Array"))?;
     let info = match snapshot::validate(&bytes) {
         Ok(i) => i,
         Err(snapshot::Invalid(errno, detail)) if errno == errors::E_WRONG_BYTECODE_VERSION => {
@@ -194,10 +162,12 @@ fn restore_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         let is_async = env.get_bool(env.get_element(asyncs, i)?)?;
         imports.push((id, env.get_element(fns, i)?, is_async));
     }
-    let limits = crate::limits::RestoreLimits::stage(env, arg(env, ci, 5), &bytes)?; // limits: opts.maxHeapSize, opts.interrupt
-    let state = vm::restore(env, bytes, imports, info)?;
-    limits.finish(&state); // limits
-    membrane::wrap_core(env, core, state)?;
+    // VMs dropped since the last collection give their memory back first.
+    crate::pressure::reclaim_collected(env);
+    let limits = crate::limits::RestoreLimits::parse(env, arg(env, ci, 5), &bytes)?;
+    let state = restore::restore(env, &bytes, imports, info, &limits)?;
+    membrane::wrap_core(env, core, state.clone())?;
+    crate::pressure::track(&state);
     Ok(env.undefined())
 }
 
@@ -243,7 +213,7 @@ fn resume_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
         }
     };
     let flag = Rooted::new(&vm, if ok { engine::TRUE } else { engine::FALSE });
-    calls::invoke(env, &vm, &callback, None, &[flag.slot, value.slot])?;
+    calls::invoke(env, &vm, callback.slot, None, &[flag.slot.into(), value.slot.into()])?;
     Ok(env.undefined())
 }
 
@@ -262,11 +232,7 @@ fn get_export_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     if !(0.0..=65535.0).contains(&id) || id.fract() != 0.0 || !vm.export_ids.contains(&(id as u16)) {
         return Ok(env.undefined());
     }
-    let mut out = engine::UNDEFINED;
-    let ctx = vm.ctx();
-    // SAFETY: ctx is live; out is a local.
-    vm.engine_op(|| unsafe { engine::glue_resolve_export(ctx, id as u16, &mut out) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+    let out = vm.engine_op(|e| e.resolve_export(id as u16)).map_err(|f| errors::throw_failure(env, f))?;
     to_host(env, &vm, out)
 }
 
@@ -275,16 +241,11 @@ fn required_version_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     env.string(vm.required_version.as_bytes())
 }
 
-/// Reads property `key` of the guest value in `slot` into a rooted result.
 /// Reads property `key` (a rooted guest key) of the guest value in `slot`.
 fn get_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>) -> JsResult<Rooted<'a>> {
     let obj = { let v = vm.handles.borrow().get(slot); Rooted::new(vm, v) };
     let out = Rooted::new(vm, engine::UNDEFINED);
-    let ctx = vm.ctx();
-    let (o, kp, r) = (obj.raw(), key.raw(), out.raw());
-    // SAFETY: rooted slot pointers, taken after the last allocation of a slot.
-    vm.engine_op(|| unsafe { engine::glue_get_property(ctx, o, kp, r) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+    vm.engine_op(|e| e.get_property(obj.root(), key.root(), out.root())).map_err(|f| errors::throw_failure(env, f))?;
     Ok(out)
 }
 
@@ -301,11 +262,7 @@ fn write_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: Rooted<'a>,
     // Convert the value first: if it cannot cross, nothing changes.
     let value = to_guest(env, vm, value)?;
     let obj = { let v = vm.handles.borrow().get(slot); Rooted::new(vm, v) };
-    let ctx = vm.ctx();
-    let (o, kp, x) = (obj.raw(), key.raw(), value.raw());
-    // SAFETY: rooted slot pointers.
-    vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
+    vm.engine_op(|e| e.set_property(obj.root(), key.root(), value.root())).map_err(|f| errors::throw_failure(env, f))?;
     Ok(env.boolean(true))
 }
 
@@ -334,6 +291,10 @@ fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 /// keys.rs).
 fn getk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
+    read_by_key_id(env, ci, vm)
+}
+
+fn read_by_key_id(env: Env, ci: &CallInfo, vm: Rc<VmState>) -> JsResult<JsValue> {
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     match keys::key_by_id(env, &vm, ci, 3, false)? {
@@ -351,16 +312,92 @@ fn setk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     write_property(env, &vm, slot, key, arg(env, ci, 3))
 }
 
+/// keyId's answers besides an id.
+const UNCACHED: f64 = -1.0;
+const NOT_INTERNED: f64 = -2.0;
+
+fn id_value(env: Env, id: Option<u64>) -> JsValue {
+    env.double(id.map(|i| i as f64).unwrap_or(UNCACHED))
+}
+
+
+/// keyId(core, name, forWrite): the id of a name for getk/setk; -1 if it
+/// has none (indexes, `length`, names too long to cache): ask by name;
+/// -2 for a read of a name the guest has never interned (absent everywhere
+/// for now; not to be remembered). With forWrite the name is interned.
+fn key_id_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let key = arg(env, ci, 1);
+    if env.type_of(key)? != Type::String {
+        return Ok(env.double(UNCACHED));
+    }
+    let write = env.type_of(arg(env, ci, 2))? == Type::Boolean && env.get_bool(arg(env, ci, 2))?;
+    if write {
+        let (_, id) = keys::write_key(env, &vm, key)?;
+        return Ok(id_value(env, id));
+    }
+    match keys::read_key(env, &vm, key)? {
+        Some((_, id)) => Ok(id_value(env, id)),
+        None => Ok(env.double(NOT_INTERNED)),
+    }
+}
+
+
+/// has(core, slot, key): whether the guest value has that own property,
+/// found directly (not through the list of all its keys).
+fn has_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    Ok(env.boolean(keys::own_property(env, &vm, slot, arg(env, ci, 2))?.is_some()))
+}
+
+/// getOwn(core, slot, key, absent): the value of an own property of an
+/// object or class, or `absent` if it has none.
+fn get_own_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let _scope = TempScope::new(&vm);
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let value = vm.handles.borrow().get(slot);
+    let (kd, _) = vm.engine().kind(value);
+    if kd != kind::OBJECT && kd != kind::PROMISE && kd != kind::CLASS {
+        return Err(env.throw_type_error("Microvium: getOwn expects an object or class"));
+    }
+    match keys::own_property(env, &vm, slot, arg(env, ci, 2))? {
+        Some(v) if v.get() == engine::DELETED => Ok(env.undefined()),
+        Some(v) => to_host(env, &vm, v.get()),
+        None => Ok(arg(env, ci, 3)),
+    }
+}
+
+/// clearKeyCache(core): keys::clear_cache, for the tests.
+fn clear_key_cache_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    keys::clear_cache(env, &vm);
+    Ok(env.undefined())
+}
+
+/// keyCacheStats(core): { entries, pinnedBytes, budget }, for the tests.
+fn key_cache_stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core_any(env, ci)?;
+    let (n, pinned) = {
+        let c = vm.keys.borrow();
+        (c.len(), c.pinned_bytes())
+    };
+    let o = env.object()?;
+    env.set_named(o, "entries", env.double(n as f64))?;
+    env.set_named(o, "pinnedBytes", env.double(pinned as f64))?;
+    env.set_named(o, "budget", env.double(key_cache::BUDGET as f64))?;
+    Ok(o)
+}
+
 /// Own keys of a guest object as a host array of strings.
 fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
-    let ctx = vm.ctx();
     let value = vm.handles.borrow().get(slot);
-    let mut extra = 0;
-    // SAFETY: ctx is live.
-    let k = unsafe { engine::glue_kind(ctx, value, &mut extra) };
+    let (k, _) = vm.engine().kind(value);
     if k == kind::ARRAY || k == kind::FIXED_ARRAY || k == kind::UINT8_ARRAY {
-        // SAFETY: as above.
-        let n = if k == kind::UINT8_ARRAY { uint8_len(vm, value) } else { unsafe { engine::glue_array_length(ctx, value) }.max(0) as usize };
+        let n = if k == kind::UINT8_ARRAY { uint8_len(vm, value) } else { vm.engine().array_length(value).max(0) as usize };
         let a = env.array(n)?;
         for i in 0..n {
             env.set_element(a, i as u32, env.string(i.to_string().as_bytes())?)?;
@@ -371,21 +408,16 @@ fn keys_of(env: Env, vm: &Rc<VmState>, slot: u32) -> JsResult<JsValue> {
         return env.array(0);
     }
     let keys = Rooted::new(vm, value);
-    let kp = keys.raw();
-    // SAFETY: rooted slot pointer.
-    vm.engine_op(|| unsafe { engine::glue_object_keys(ctx, kp) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
-    // SAFETY: keys now holds a fixed-length array.
-    let n = unsafe { engine::glue_array_length(ctx, keys.get()) }.max(0) as u32;
+    vm.engine_op(|e| e.object_keys(keys.root())).map_err(|f| errors::throw_failure(env, f))?;
+    // keys now holds a fixed-length array.
+    let n = vm.engine().array_length(keys.get()).max(0) as u32;
     let mut names = Vec::with_capacity(n as usize);
     for i in 0..n {
         let _iteration = TempScope::new(vm);
         let idx = Rooted::new(vm, engine::int14_encode(i as i32).unwrap_or(engine::UNDEFINED));
         let out = Rooted::new(vm, engine::UNDEFINED);
-        let (kp, ip, op) = (keys.raw(), idx.raw(), out.raw());
-        // SAFETY: rooted slot pointers.
-        vm.engine_op(|| unsafe { engine::glue_get_property(ctx, kp, ip, op) })
-            .map_err(|f| membrane::throw_failure(env, vm, f))?;
+        vm.engine_op(|e| e.get_property(keys.root(), idx.root(), out.root()))
+            .map_err(|f| errors::throw_failure(env, f))?;
         names.push(keys::host_key(env, vm, out.get())?);
     }
     // In JavaScript's order: array indexes ascending, then the rest as created.
@@ -405,27 +437,15 @@ fn own_keys_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 }
 
 fn uint8_len(vm: &VmState, value: Value) -> usize {
-    let mut data = std::ptr::null_mut();
-    let mut size = 0usize;
-    let mut writable = false;
-    // SAFETY: value is a Uint8Array of this engine; nothing is written.
-    unsafe { engine::glue_uint8array_bytes(vm.ctx(), value, &mut data, &mut size, &mut writable) };
-    size
+    vm.engine().uint8array_len(value).unwrap_or(0)
 }
 
 fn length_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
     let value = vm.handles.borrow().get(slot);
-    let mut extra = 0;
-    // SAFETY: ctx is live.
-    let k = unsafe { engine::glue_kind(vm.ctx(), value, &mut extra) };
-    let n = if k == kind::UINT8_ARRAY {
-        uint8_len(&vm, value) as i32
-    } else {
-        // SAFETY: ctx is live.
-        unsafe { engine::glue_array_length(vm.ctx(), value) }
-    };
+    let (k, _) = vm.engine().kind(value);
+    let n = if k == kind::UINT8_ARRAY { uint8_len(&vm, value) as i32 } else { vm.engine().array_length(value) };
     Ok(env.int32(n))
 }
 
@@ -435,8 +455,7 @@ fn proto_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
     let value = vm.handles.borrow().get(slot);
-    // SAFETY: ctx is live.
-    let p = unsafe { engine::glue_object_proto(vm.ctx(), value) };
+    let p = vm.engine().object_proto(value);
     if p == engine::NULL || p == engine::UNDEFINED {
         return Ok(env.null());
     }
@@ -449,51 +468,27 @@ fn construct_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;
     let args = &ci.args()[2.min(ci.args().len())..];
-    if args.len() > 126 {
-        return Err(errors::throw(env, errors::E_TOO_MANY_ARGUMENTS, Some(&format!("{} arguments given; a call into the guest carries at most 126", args.len()))));
+    if args.len() > calls::MAX_GUEST_ARGS {
+        return Err(calls::too_many_args(env, args.len()));
     }
     let mut rooted = Vec::with_capacity(args.len());
     for a in args {
-        rooted.push(to_guest(env, &vm, *a)?.slot);
+        rooted.push(calls::Arg::Rooted(to_guest(env, &vm, *a)?.slot));
     }
     let instance = { let v = vm.handles.borrow().get(slot); Rooted::new(&vm, v) };
     let ctor = Rooted::new(&vm, engine::UNDEFINED);
     let scratch = Rooted::new(&vm, engine::UNDEFINED);
-    let ctx = vm.ctx();
-    let (ip, cp, sp) = (instance.raw(), ctor.raw(), scratch.raw());
-    // SAFETY: rooted slot pointers.
-    vm.engine_op(|| unsafe { engine::glue_construct(ctx, ip, cp, sp) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
-    calls::invoke(env, &vm, &ctor, Some(&instance), &rooted)?;
+    vm.engine_op(|e| e.construct(instance.root(), ctor.root(), scratch.root()))
+        .map_err(|f| errors::throw_failure(env, f))?;
+    calls::invoke(env, &vm, ctor.slot, Some(&instance), &rooted)?;
     to_host(env, &vm, instance.get())
-}
-
-/// The bytes of the guest Uint8Array in `slot`, and whether they may be
-/// written (they may not when the compiler put the array in the snapshot's
-/// read-only section).
-fn u8_bytes<'a>(env: Env, vm: &VmState, slot: u32) -> JsResult<(&'a mut [u8], bool)> {
-    let value = vm.handles.borrow().get(slot);
-    let mut data = std::ptr::null_mut();
-    let mut size = 0usize;
-    let mut writable = false;
-    // SAFETY: ctx is live.
-    let code = unsafe { engine::glue_uint8array_bytes(vm.ctx(), value, &mut data, &mut size, &mut writable) };
-    if code != 0 {
-        return Err(errors::throw(env, code, None));
-    }
-    if size == 0 {
-        return Ok((&mut [], writable));
-    }
-    // SAFETY: the engine reports `size` bytes at `data` inside its heap or
-    // snapshot; callers use the slice before anything can allocate in the
-    // guest, and write only when `writable`.
-    Ok((unsafe { std::slice::from_raw_parts_mut(data, size) }, writable))
 }
 
 fn u8_length_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
-    Ok(env.int32(u8_bytes(env, &vm, slot)?.0.len() as i32))
+    let len = vm.engine().uint8array_len(vm.handles.borrow().get(slot)).map_err(|code| errors::throw(env, code, None))?;
+    Ok(env.int32(len as i32))
 }
 
 /// u8Slice(core, slot, begin, end): a copy, with begin/end already
@@ -501,10 +496,10 @@ fn u8_length_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
 fn u8_slice_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
-    let (bytes, _) = u8_bytes(env, &vm, slot)?;
-    let begin = (int_arg(env, ci, 2)? as usize).min(bytes.len());
-    let end = (int_arg(env, ci, 3)? as usize).clamp(begin, bytes.len());
-    let copy = bytes[begin..end].to_vec();
+    let value = vm.handles.borrow().get(slot);
+    let begin = int_arg(env, ci, 2)? as usize;
+    let end = int_arg(env, ci, 3)? as usize;
+    let copy = vm.engine().uint8array_read(value, begin, end).map_err(|code| errors::throw(env, code, None))?;
     env.uint8array_from(&copy)
 }
 
@@ -514,36 +509,27 @@ fn u8_set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let slot = slot_arg(env, ci, &vm, 1)?;
     let source = env
         .uint8_bytes(arg(env, ci, 2))
-        .ok_or_else(|| env.throw_type_error("Microvium: expected a Uint8Array"))?
-        .to_vec();
+        .ok_or_else(|| env.throw_type_error("Microvium: expected a Uint8Array"))?;
     let offset = int_arg(env, ci, 3)? as usize;
-    let (bytes, writable) = u8_bytes(env, &vm, slot)?;
-    if !writable {
-        return Err(errors::throw(env, errors::E_ATTEMPT_TO_WRITE_TO_ROM, Some("this Uint8Array is in the snapshot's read-only memory")));
+    let value = vm.handles.borrow().get(slot);
+    match vm.engine().uint8array_write(value, offset, &source).map_err(|code| errors::throw(env, code, None))? {
+        ByteWrite::Done => Ok(env.undefined()),
+        // The compiler put the array in the snapshot's read-only section.
+        ByteWrite::ReadOnly => Err(errors::throw(
+            env,
+            errors::E_ATTEMPT_TO_WRITE_TO_ROM,
+            Some("this Uint8Array is in the snapshot's read-only memory"),
+        )),
+        ByteWrite::OutOfBounds => Err(env.throw_range_error("offset is out of bounds")),
     }
-    if offset > bytes.len() || source.len() > bytes.len() - offset {
-        return Err(env.throw_range_error("offset is out of bounds"));
-    }
-    bytes[offset..offset + source.len()].copy_from_slice(&source);
-    Ok(env.undefined())
 }
 
 fn create_snapshot_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    let mut data = std::ptr::null_mut();
-    let mut size = 0usize;
-    let ctx = vm.ctx();
-    // SAFETY: ctx is live; out-pointers to locals.
-    vm.engine_op(|| unsafe { engine::glue_create_snapshot(ctx, &mut data, &mut size) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
-    if data.is_null() {
-        return Err(env.throw_error("Microvium: snapshot creation failed"));
+    match vm.engine_op(|e| e.create_snapshot()).map_err(|f| errors::throw_failure(env, f))? {
+        Some(copy) => env.uint8array_from(&copy),
+        None => Err(env.throw_error("Microvium: snapshot creation failed")),
     }
-    // SAFETY: the engine malloc'd `size` bytes at `data`; freed right after.
-    let copy = unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec();
-    // SAFETY: data came from the engine's malloc.
-    unsafe { engine::glue_free_snapshot(vm.ctx(), data) };
-    env.uint8array_from(&copy)
 }
 
 fn run_gc_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
@@ -551,18 +537,13 @@ fn run_gc_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let squeeze = env.type_of(arg(env, ci, 1))? == Type::Boolean && env.get_bool(arg(env, ci, 1))?;
     // Guest values whose host values V8 has collected go first.
     crate::pressure::sweep(env, &vm);
-    let ctx = vm.ctx();
-    // SAFETY: ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, squeeze) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+    vm.engine_op(|e| e.run_gc(squeeze)).map_err(|f| errors::throw_failure(env, f))?;
     Ok(env.undefined())
 }
 
 fn memory_stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    let mut s = engine::MemoryStats::default();
-    // SAFETY: ctx is live; s is a local of the mirrored layout.
-    unsafe { engine::glue_get_memory_stats(vm.ctx(), &mut s) };
+    let s = vm.engine().memory_stats();
     let o = env.object()?;
     for (name, v) in [
         ("totalSize", s.total_size),
@@ -580,7 +561,8 @@ fn memory_stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     ] {
         env.set_named(o, name, env.double(v as f64))?;
     }
-    crate::limits::add_memory_stats(env, &vm, o)?; // limits: maxHeapSize
+    // This VM's guest heap cap (opts.maxHeapSize, else the engine's).
+    env.set_named(o, "maxHeapSize", env.double(crate::limits::heap_cap(vm.engine()) as f64))?;
     Ok(o)
 }
 
@@ -588,15 +570,30 @@ fn stop_after_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let n = int_arg(env, ci, 1)?;
     let n = if n < 0.0 { -1 } else { n.min(i32::MAX as f64) as i32 };
-    // SAFETY: ctx is live.
-    unsafe { engine::glue_stop_after(vm.ctx(), n) };
+    vm.engine().stop_after(n);
     Ok(env.undefined())
 }
 
 fn remaining_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    // SAFETY: ctx is live.
-    Ok(env.int32(unsafe { engine::glue_instructions_remaining(vm.ctx()) }))
+    Ok(env.int32(vm.engine().instructions_remaining()))
+}
+
+/// setTimeLimit(core, ms): ms a finite number >= 0, or -1 for none (lib/vm.js
+/// checks the argument and words the errors); see limits.rs.
+fn set_time_limit_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    let ms = int_arg(env, ci, 1)?;
+    if !crate::limits::valid_time_limit(ms) {
+        return Err(env.throw_range_error("vm.setTimeLimit(ms): ms must be a finite number >= 0, or -1 for no limit"));
+    }
+    vm.engine().set_time_limit_ms(ms);
+    Ok(env.undefined())
+}
+
+fn get_time_limit_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    Ok(env.double(vm.engine().time_limit_ms()))
 }
 
 fn address_arg(env: Env, ci: &CallInfo) -> JsResult<u16> {
@@ -610,25 +607,22 @@ fn address_arg(env: Env, ci: &CallInfo) -> JsResult<u16> {
 fn set_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let a = address_arg(env, ci)?;
-    let ctx = vm.ctx();
-    // SAFETY: ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_set_breakpoint(ctx, a) })
-        .map_err(|f| membrane::throw_failure(env, &vm, f))?;
+    vm.engine_op(|e| e.set_breakpoint(a)).map_err(|f| errors::throw_failure(env, f))?;
     Ok(env.undefined())
 }
 
 fn remove_breakpoint_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let a = address_arg(env, ci)?;
-    // SAFETY: ctx is live.
-    unsafe { engine::glue_remove_breakpoint(vm.ctx(), a) };
+    vm.engine().remove_breakpoint(a);
     Ok(env.undefined())
 }
 
 unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, address: u16) -> std::os::raw::c_int {
-    // SAFETY: as in host_function_trampoline.
-    let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
-    let Some(env) = runtime::current_env() else { return 0 };
+    // SAFETY: raw_vm is the instance calling; its host data is the VmState
+    // (see restore), which the active call keeps alive.
+    let vm_ptr = unsafe { engine::host_of(raw_vm) } as *const VmState;
+    let Some(env) = js::current_env() else { return 0 };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: the active call holds the state alive.
         let vm = unsafe { &*vm_ptr };
@@ -642,8 +636,7 @@ unsafe extern "C" fn breakpoint_trampoline(raw_vm: *mut std::ffi::c_void, addres
             let e = env.take_exception();
             vm.set_breakpoint_error(env, e);
             if vm.fatal_return().is_none() {
-                // SAFETY: ctx is live during the call.
-                unsafe { engine::glue_stop_after(vm.ctx(), 0) };
+                vm.engine().stop_after(0);
             }
         }
         env.close_scope(scope);
@@ -663,19 +656,16 @@ fn set_breakpoint_callback_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     if env.type_of(cb)? == Type::Function {
         // Weak: the JS layer holds the callback strongly on the core object.
         vm.breakpoint.set(env.new_ref(cb, 0)?);
-        // SAFETY: ctx is live.
-        unsafe { engine::glue_set_breakpoint_callback(vm.ctx(), Some(breakpoint_trampoline)) };
+        vm.engine().set_breakpoint_callback(Some(breakpoint_trampoline));
     } else {
-        // SAFETY: ctx is live.
-        unsafe { engine::glue_set_breakpoint_callback(vm.ctx(), None) };
+        vm.engine().set_breakpoint_callback(None);
     }
     Ok(env.undefined())
 }
 
 fn current_address_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    // SAFETY: ctx is live.
-    Ok(env.int32(unsafe { engine::glue_current_address(vm.ctx()) } as i32))
+    Ok(env.int32(vm.engine().current_address() as i32))
 }
 
 fn dispose_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
@@ -730,32 +720,48 @@ fn guest_this(env: Env, vm: &VmState, this: JsValue) -> JsResult<Option<JsValue>
 fn make_caller_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
     let with_this = env.get_bool(arg(env, ci, 1))?;
-    // VmState is aligned to 8: the low bit says which caller this is.
-    const _: () = assert!(std::mem::align_of::<VmState>() >= 2);
-    let data = Rc::as_ptr(&vm) as usize | with_this as usize;
-    env.function("call", Some(caller_callback), data as *mut std::ffi::c_void)
+    env.function_with_data("call", caller, Caller { vm: Rc::downgrade(&vm), with_this })
 }
 
-unsafe extern "C" fn caller_callback(raw_env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    entry(raw_env, info, |env, ci| {
-        let with_this = ci.data as usize & 1 == 1;
-        // SAFETY: the data is the VmState of the core that every caller
-        // passes as its first argument (see make_caller_impl); that core's
-        // wrap owns an Rc of it, so it is alive. The count taken here keeps
-        // it alive for this call even if the call disposes of every owner.
-        let vm = unsafe {
-            let p = (ci.data as usize & !1) as *const VmState;
-            Rc::increment_strong_count(p);
-            Rc::from_raw(p)
-        };
-        vm.check_usable(env)?;
-        let slot = slot_arg(env, ci, &vm, 1)?;
-        let _scope = TempScope::new(&vm);
-        let func = vm.handles.borrow().get(slot);
-        let (this, first) = if with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
-        let args = &ci.args()[first.min(ci.args().len())..];
-        calls::call_guest(env, &vm, func, this, args)
-    })
+/// What a function of makeCaller carries. The VM is held weakly: the core
+/// owns the VM, and the JS layer keeps the callers on the core, so a strong
+/// reference here would change nothing but the moment the VM is freed.
+struct Caller {
+    vm: std::rc::Weak<VmState>,
+    with_this: bool,
+}
+
+fn caller(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
+    // Every caller passes the core (which owns the VM) as its first
+    // argument, so the VM is alive; the Rc taken here keeps it alive for
+    // this call even if the call disposes of every other owner.
+    let vm = data.vm.upgrade().ok_or_else(|| env.throw_error("Microvium VM is not usable"))?;
+    vm.check_usable(env)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let _scope = TempScope::new(&vm);
+    let (this, first) = if data.with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
+    let args = &ci.args()[first.min(ci.args().len())..];
+    calls::call_guest(env, &vm, slot, this, args)
+}
+
+/// makeReader(core) -> getk for this VM, `(core, slot, keyId, name)`,
+/// which finds the VM through its function data (as makeCaller's callers
+/// do) instead of unwrapping `core`: the read through a held proxy is the
+/// membrane's hot path. Made when the VM's first object is read.
+fn make_reader_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
+    let vm = core(env, ci)?;
+    env.function_with_data("getk", reader, Reader { vm: Rc::downgrade(&vm) })
+}
+
+/// What makeReader's function carries (held weakly, as Caller's VM).
+struct Reader {
+    vm: std::rc::Weak<VmState>,
+}
+
+fn reader(env: Env, ci: &CallInfo, data: &Reader) -> JsResult<JsValue> {
+    let vm = data.vm.upgrade().ok_or_else(|| env.throw_error("Microvium VM is not usable"))?;
+    vm.check_usable(env)?;
+    read_by_key_id(env, ci, vm)
 }
 
 /// callArgs(core, id, this, args: array): a call with the arguments in an
@@ -765,21 +771,16 @@ fn call_args_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let slot = slot_arg(env, ci, &vm, 1)?;
     let list = arg(env, ci, 3);
     let n = env.array_length(list)?;
-    if n > 126 {
-        return Err(errors::throw(
-            env,
-            errors::E_TOO_MANY_ARGUMENTS,
-            Some(&format!("{n} arguments given; a call into the guest carries at most 126")),
-        ));
+    if n as usize > calls::MAX_GUEST_ARGS {
+        return Err(calls::too_many_args(env, n as usize));
     }
     let mut args = Vec::with_capacity(n as usize);
     for i in 0..n {
         args.push(env.get_element(list, i)?);
     }
     let _scope = TempScope::new(&vm);
-    let func = vm.handles.borrow().get(slot);
     let this = guest_this(env, &vm, arg(env, ci, 2))?;
-    calls::call_guest(env, &vm, func, this, &args)
+    calls::call_guest(env, &vm, slot, this, &args)
 }
 
 /// Checks that `v` may be released through this VM; the slot, or None when

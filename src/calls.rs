@@ -2,8 +2,8 @@
 //! JS-layer closures that reach it through api.rs `call`), guest to host
 //! (the imports' trampoline, sync and async), and exceptions both ways.
 
-use crate::engine::{self, Failure, Value};
-use crate::errors;
+use crate::engine::{self, Value};
+use crate::errors::{self, throw_failure, Failure};
 use crate::handles::Slot;
 use crate::js::{Env, JsResult, JsValue, Pending};
 use crate::runtime::{self, Helper};
@@ -11,16 +11,29 @@ use crate::vm::{CallFailure, Status, VmState};
 use std::ffi::c_void;
 use std::rc::Rc;
 use crate::roots::{Rooted, TempScope};
-use crate::membrane::{to_guest, to_host, throw_failure};
-use crate::promises::settle_promises;
+use crate::membrane::{self, to_guest, to_host};
+use crate::membrane::settle_promises;
 use crate::pressure::relieve_pressure;
+
+/// Most arguments a call into the guest carries (the engine counts them,
+/// with `this`, in a byte, and its stack frame limits them further).
+pub const MAX_GUEST_ARGS: usize = 126;
+
+/// The error of a call into the guest with `n` arguments, too many.
+pub fn too_many_args(env: Env, n: usize) -> Pending {
+    errors::throw(
+        env,
+        errors::E_TOO_MANY_ARGUMENTS,
+        Some(&format!("{n} arguments given; a call into the guest carries at most {MAX_GUEST_ARGS}")),
+    )
+}
 
 /// Turns a failed engine call into a pending JS exception: an uncaught guest
 /// exception becomes the thrown value (or the original host exception).
 pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Value) -> Pending {
     match failure {
         CallFailure::Thrown(p) => p,
-        CallFailure::Engine(Failure::Error(engine::E_UNCAUGHT_EXCEPTION)) => {
+        CallFailure::Engine(Failure::Error(errors::E_UNCAUGHT_EXCEPTION)) => {
             if let Some(original) = vm.original_host_exception(env, result) {
                 return env.throw(original);
             }
@@ -29,65 +42,112 @@ pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Va
                 Err(p) => p,
             }
         }
-        CallFailure::Engine(f) => throw_failure(env, vm, f),
+        CallFailure::Engine(f) => throw_failure(env, f),
+    }
+}
+
+/// Calls with at most this many arguments keep them on the native stack.
+const INLINE_ARGS: usize = 8;
+
+/// An argument of a call into the guest: rooted in a handle slot, or a value
+/// that is not a pointer (a small integer, a boolean, undefined...), which
+/// the collector never moves and so needs no root.
+#[derive(Clone, Copy)]
+pub enum Arg {
+    Rooted(Slot),
+    Immediate(Value),
+}
+
+impl From<Slot> for Arg {
+    fn from(s: Slot) -> Self {
+        Arg::Rooted(s)
     }
 }
 
 /// Calls the guest function rooted in `func_slot` with host arguments.
-pub fn call_guest(env: Env, vm: &Rc<VmState>, func: Value, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
-    if args.len() > 126 {
-        return Err(errors::throw(
-            env,
-            errors::E_TOO_MANY_ARGUMENTS,
-            Some(&format!("{} arguments given; a call into the guest carries at most 126", args.len())),
-        ));
+pub fn call_guest(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
+    if args.len() > MAX_GUEST_ARGS {
+        return Err(too_many_args(env, args.len()));
     }
-    let f = Rooted::new(vm, func);
+    // Converting anything but a number may run host code (a getter, say)
+    // that releases the function's slot: from then on the function is
+    // rooted in a temporary of its own.
+    let mut func_slot = func_slot;
+    let mut protected = false;
+    let mut protect = |func_slot: &mut Slot| {
+        if !protected {
+            protected = true;
+            let f = vm.handles.borrow().get(*func_slot);
+            *func_slot = Rooted::new(vm, f).slot;
+        }
+    };
     let this_rooted = match this {
-        Some(t) => Some(to_guest(env, vm, t)?),
+        Some(t) => {
+            protect(&mut func_slot);
+            Some(to_guest(env, vm, t)?)
+        }
         None => None,
     };
-    // The argument slots (no heap allocation on the call path).
-    let mut slots = [0 as Slot; 127];
+    // No heap allocation for the usual few arguments, and no root for the
+    // small integers among them.
+    let mut inline = [Arg::Immediate(engine::UNDEFINED); INLINE_ARGS];
+    let mut spilled;
+    let converted: &mut [Arg] = if args.len() <= INLINE_ARGS {
+        &mut inline[..args.len()]
+    } else {
+        spilled = vec![Arg::Immediate(engine::UNDEFINED); args.len()];
+        &mut spilled
+    };
     for (i, a) in args.iter().enumerate() {
-        slots[i] = to_guest(env, vm, *a)?.slot;
+        converted[i] = match env.try_f64(*a).and_then(membrane::small_int_to_guest) {
+            Some(v) => Arg::Immediate(v),
+            None => {
+                protect(&mut func_slot);
+                Arg::Rooted(to_guest(env, vm, *a)?.slot)
+            }
+        };
     }
-    invoke(env, vm, &f, this_rooted.as_ref(), &slots[..args.len()])
+    invoke(env, vm, func_slot, this_rooted.as_ref(), converted)
 }
 
-/// Calls a rooted guest function with arguments rooted in `args` (slots)
+/// Calls the guest function rooted in `func_slot` with arguments `args`
 /// and converts the result.
-pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, args: &[Slot]) -> JsResult<JsValue> {
-    let ctx = vm.ctx();
+pub fn invoke(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Rooted>, args: &[Arg]) -> JsResult<JsValue> {
     // Copy the argument values only now: nothing allocates between here and
     // the engine pushing them on its stack.
-    let mut argv: [Value; 127] = [engine::UNDEFINED; 127];
+    let mut inline = [engine::UNDEFINED; INLINE_ARGS];
+    let mut spilled;
+    let argv: &mut [Value] = if args.len() <= INLINE_ARGS {
+        &mut inline[..args.len()]
+    } else {
+        spilled = vec![engine::UNDEFINED; args.len()];
+        &mut spilled
+    };
     let h = vm.handles.borrow();
     for (i, a) in args.iter().enumerate() {
-        argv[i] = h.get(*a);
+        argv[i] = match *a {
+            Arg::Rooted(slot) => h.get(slot),
+            Arg::Immediate(v) => v,
+        };
     }
-    let func = h.get(f.slot);
+    let func = h.get(func_slot);
     let this_value = this.map(|t| h.get(t.slot));
     drop(h);
     let mut result = engine::UNDEFINED;
-    let this_ptr = this_value.as_ref().map(|t| t as *const Value).unwrap_or(std::ptr::null());
-    let outcome = vm.engine_call(env, || {
-        // SAFETY: argv holds args.len() values; result and this are locals.
-        unsafe { engine::glue_call(ctx, func, this_ptr, &mut result, argv.as_mut_ptr(), args.len() as u8) }
-    });
+    let outcome = vm.engine_call(env, |e| e.call(func, this_value, argv, &mut result));
     let converted = match outcome {
         Ok(()) if vm.status() == Status::Live => to_host(env, vm, result),
         outcome => {
             // A call that returned normally from a VM that failed or was
             // disposed meanwhile has no result to give.
-            let failure = outcome.err().unwrap_or(CallFailure::Engine(Failure::Unusable));
+            let failure = outcome.err().unwrap_or(CallFailure::Engine(Failure::Unusable(vm.unusable().unwrap_or(errors::Unusable::EngineFreed))));
             if let Some(e) = vm.take_breakpoint_error(env) {
                 Err(env.throw(e))
             } else if let (Status::Poisoned(code), CallFailure::Engine(_)) = (vm.status(), &failure) {
                 // A fatal error during the call (perhaps in a nested call the
                 // host caught): the VM is unusable.
-                Err(throw_failure(env, vm, Failure::Fatal(code)))
-            } else if vm.status() == Status::Disposed && !matches!(failure, CallFailure::Engine(Failure::Fatal(_))) {
+                Err(throw_failure(env, vm.fatal_failure(code)))
+            } else if vm.status() == Status::Disposed && !matches!(failure, CallFailure::Engine(Failure::Fatal { .. })) {
                 // Disposed during the call: the result cannot be read.
                 Err(env.throw_error("Microvium VM was disposed during the call"))
             } else {
@@ -99,8 +159,8 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, f: &Rooted, this: Option<&Rooted>, arg
     settle_promises(env, vm);
     // A fatal error in the collection that relieves heap pressure is this
     // call's failure: the VM is unusable from here on.
-    if let Err(f @ Failure::Fatal(_)) = relieve_pressure(env, vm) {
-        return Err(throw_failure(env, vm, f));
+    if let Err(f @ Failure::Fatal { .. }) = relieve_pressure(env, vm) {
+        return Err(throw_failure(env, f));
     }
     converted
 }
@@ -113,10 +173,10 @@ pub unsafe extern "C" fn host_function_trampoline(
     args: *mut Value,
     argc: u8,
 ) -> i32 {
-    // SAFETY: the context of every VM is its GlueContext, whose host field
-    // points to the VmState that an active call keeps alive.
-    let vm_ptr = unsafe { (*engine::glue_get_context(raw_vm)).host as *const VmState };
-    let Some(env) = runtime::current_env() else { return errors::E_HOST_ERROR };
+    // SAFETY: raw_vm is the instance calling; its host data is the VmState
+    // (see restore), which the active call keeps alive.
+    let vm_ptr = unsafe { engine::host_of(raw_vm) } as *const VmState;
+    let Some(env) = crate::js::current_env() else { return errors::E_HOST_ERROR };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: see above. Rc::increment_strong_count keeps it alive for
         // this call even if the host function drops every other owner.
@@ -147,7 +207,7 @@ pub unsafe extern "C" fn host_function_trampoline(
         if let Some(fatal) = vm.fatal_return() {
             return fatal;
         }
-        if relieved.is_err() && code == 0 {
+        if relieved.is_err() && code == errors::E_SUCCESS {
             errors::E_HOST_ERROR
         } else {
             code
@@ -160,16 +220,15 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
     // The async protocol must start before anything else touches the engine.
     let mut async_callback = None;
     if vm.import(id).map(|i| i.is_async).unwrap_or(false) {
-        let mut callback = engine::UNDEFINED;
         // SAFETY: called first thing in the host function, as the engine
         // requires; result is the engine's result slot.
-        let code = vm.engine_op(|| unsafe { engine::glue_async_start(vm.ctx(), result, &mut callback) });
-        match code {
-            Ok(()) => {
+        let started = vm.engine_op(|e| unsafe { e.async_start(result) });
+        match started {
+            Ok(callback) => {
                 // Rooted until `resume` releases it.
-                async_callback = Some(vm.handles.borrow_mut().alloc(vm.ctx(), callback));
+                async_callback = Some(vm.handles.borrow_mut().alloc(vm.engine(), callback));
             }
-            Err(Failure::Fatal(_)) | Err(Failure::Unusable) => return errors::E_HOST_ERROR,
+            Err(Failure::Fatal { .. }) | Err(Failure::Unusable(_)) => return errors::E_HOST_ERROR,
             // No await points in the script (MVM_E_ASYNC_WITHOUT_AWAIT): the
             // engine has no promise to give the guest, and the host's promise
             // cannot be passed in (its rejection would then go unhandled and
@@ -187,18 +246,25 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
         let _ = env.throw_error(&format!("Microvium import {id} is no longer available"));
         return throw_into_guest(env, vm, result);
     };
-    let mut host_args = Vec::with_capacity(argc as usize);
-    for i in 0..argc as usize {
+    let undefined = env.undefined();
+    let mut inline = [undefined; INLINE_ARGS];
+    let mut spilled;
+    let host_args: &mut [JsValue] = if argc as usize <= INLINE_ARGS {
+        &mut inline[..argc as usize]
+    } else {
+        spilled = vec![undefined; argc as usize];
+        &mut spilled
+    };
+    for (i, slot) in host_args.iter_mut().enumerate() {
         // SAFETY: the engine passes argc values at args; reading them does
         // not allocate, and they are re-read for each argument.
         let v = unsafe { *args.add(i) };
         match to_host(env, vm, v) {
-            Ok(h) => host_args.push(h),
+            Ok(h) => *slot = h,
             Err(_) => return throw_into_guest(env, vm, result),
         }
     }
-    let undefined = env.undefined();
-    let call = env.call(func, undefined, &host_args);
+    let call = env.call(func, undefined, host_args);
     if let Some(slot) = async_callback {
         if vm.status() != Status::Live {
             // The host function disposed the VM or hit a fatal error of it
@@ -209,7 +275,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
             vm.handles.borrow_mut().release(slot);
             if let Ok(returned) = call {
                 if env.is_promise(returned) {
-                    let _ = crate::promises::mark_handled(env, returned);
+                    let _ = crate::membrane::mark_handled(env, returned);
                 }
             }
             return errors::E_HOST_ERROR;
@@ -228,7 +294,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
             let _ = env.take_exception();
             vm.handles.borrow_mut().release(slot);
         }
-        return 0;
+        return errors::E_SUCCESS;
     }
     let returned = match call {
         Ok(r) => r,
@@ -241,7 +307,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
         Ok(r) => {
             // SAFETY: result points to the engine's GC-reachable result slot.
             unsafe { *result = r.get() };
-            0
+            errors::E_SUCCESS
         }
         Err(_) => {
             // A promise from an import not marked async: the guest gets the
@@ -249,7 +315,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
             // also end the process as an unhandled one.
             if env.is_promise(returned) {
                 let pending = env.take_exception();
-                let _ = crate::promises::mark_handled(env, returned);
+                let _ = crate::membrane::mark_handled(env, returned);
                 env.throw(pending);
             }
             throw_into_guest(env, vm, result)
@@ -273,9 +339,9 @@ fn throw_into_guest(env: Env, vm: &Rc<VmState>, result: *mut Value) -> i32 {
     // SAFETY: as in host_call.
     unsafe { *result = value };
     // Keep the copy rooted in the stash so it can be matched later.
-    let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
+    let slot = vm.handles.borrow_mut().alloc(vm.engine(), value);
     vm.stash_host_exception(env, exception, slot);
-    engine::E_UNCAUGHT_EXCEPTION
+    errors::E_UNCAUGHT_EXCEPTION
 }
 
 /// The guest copy of a host exception, for the guest to catch. If it cannot

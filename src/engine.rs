@@ -1,9 +1,19 @@
-//! The engine binding: FFI declarations for c/engine.c and thin wrappers.
+//! The engine binding: the FFI declarations of the C glue (c/engine.c,
+//! c/engine.h) and `Engine`, the safe wrapper every other module goes
+//! through: the only caller of the `glue_*` functions.
 //!
-//! Every engine entry goes through a `glue_*` function, which sets up the
-//! fatal-error boundary in C. Functions here return `EngineResult`, where a
-//! fatal error is distinguished from an ordinary engine error code.
+//! Every engine entry is a `glue_*` function, which runs the engine inside
+//! the fatal-error boundary in C (c/boundary.c). A failed entry is a
+//! `Failure` (src/errors.rs), which tells a fatal error (the engine can no
+//! longer be used) from an ordinary engine error number.
+//!
+//! What the types cannot check, and the callers promise instead: a `Value`
+//! passed in by value is one this engine gave out, still rooted (or read
+//! from a root since its last allocation). The glue trusts such values as
+//! the engine trusts its own; its boundary and fault net turn one that is
+//! wrong into a fatal error of the VM rather than a fault of the process.
 
+use crate::errors::{Failure, E_SUCCESS};
 use std::os::raw::{c_char, c_int, c_void};
 
 pub type Value = u16;
@@ -91,63 +101,61 @@ pub type BreakpointCallback = unsafe extern "C" fn(vm: *mut c_void, address: u16
 // build.rs from c/engine.h (their one source).
 include!(concat!(env!("OUT_DIR"), "/glue_constants.rs"));
 
-pub const E_SUCCESS: c_int = 0;
-pub const E_UNCAUGHT_EXCEPTION: c_int = 44;
 
 extern "C" {
-    pub fn glue_restore(ctx: *mut GlueContext, bytes: *const u8, size: usize, resolve: ResolveImport) -> c_int;
+    fn glue_restore(ctx: *mut GlueContext, bytes: *const u8, size: usize, resolve: ResolveImport) -> c_int;
     /// The `detail` of the last restore on this thread that the verifier
     /// rejected (a NUL-terminated string owned by C).
-    pub fn glue_verify_detail() -> *const c_char;
+    fn glue_verify_detail() -> *const c_char;
     /// The snapshot header checks (c/verifier.c): 0 or an error number, with
     /// a NUL-terminated description in `detail`.
-    pub fn glue_check_header(bytes: *const u8, size: usize, detail: *mut *const c_char) -> c_int;
-    pub fn glue_free_vm(ctx: *mut GlueContext, after_fatal_error: bool);
-    pub fn glue_call(ctx: *mut GlueContext, func: Value, this_value: *const Value, out: *mut Value, args: *mut Value, argc: u8) -> c_int;
-    pub fn glue_construct(ctx: *mut GlueContext, target: *mut Value, ctor: *mut Value, proto: *mut Value) -> c_int;
-    pub fn glue_new_string(ctx: *mut GlueContext, utf8: *const c_char, size: usize, out: *mut Value) -> c_int;
-    pub fn glue_new_number(ctx: *mut GlueContext, value: f64, out: *mut Value) -> c_int;
-    pub fn glue_new_int32(ctx: *mut GlueContext, value: i32, out: *mut Value) -> c_int;
-    pub fn glue_new_uint8array(ctx: *mut GlueContext, data: *const u8, size: usize, out: *mut Value) -> c_int;
-    pub fn glue_new_object(ctx: *mut GlueContext, out: *mut Value) -> c_int;
-    pub fn glue_new_array(ctx: *mut GlueContext, capacity: u16, out: *mut Value) -> c_int;
-    pub fn glue_new_host_function(ctx: *mut GlueContext, host_function_id: u16, out: *mut Value) -> c_int;
-    pub fn glue_get_property(ctx: *mut GlueContext, object: *mut Value, key: *mut Value, out: *mut Value) -> c_int;
-    pub fn glue_set_property(ctx: *mut GlueContext, object: *mut Value, key: *mut Value, value: *mut Value) -> c_int;
-    pub fn glue_object_keys(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
-    pub fn glue_run_gc(ctx: *mut GlueContext, squeeze: bool) -> c_int;
-    pub fn glue_create_snapshot(ctx: *mut GlueContext, out_data: *mut *mut c_void, out_size: *mut usize) -> c_int;
-    pub fn glue_free_snapshot(ctx: *mut GlueContext, data: *mut c_void);
-    pub fn glue_resolve_export(ctx: *mut GlueContext, id: u16, out: *mut Value) -> c_int;
-    pub fn glue_string_utf8(ctx: *mut GlueContext, value: Value, out_ptr: *mut *const c_char, out_size: *mut usize) -> c_int;
-    pub fn glue_to_float64(ctx: *mut GlueContext, value: Value) -> f64;
-    pub fn glue_uint8array_bytes(ctx: *mut GlueContext, value: Value, out_data: *mut *mut u8, out_size: *mut usize, out_writable: *mut bool) -> c_int;
-    pub fn glue_get_memory_stats(ctx: *mut GlueContext, out: *mut MemoryStats);
-    pub fn glue_stop_after(ctx: *mut GlueContext, n: i32);
-    pub fn glue_instructions_remaining(ctx: *mut GlueContext) -> i32;
-    pub fn glue_current_address(ctx: *mut GlueContext) -> u16;
-    pub fn glue_set_breakpoint(ctx: *mut GlueContext, address: u16) -> c_int;
-    pub fn glue_remove_breakpoint(ctx: *mut GlueContext, address: u16);
-    pub fn glue_set_breakpoint_callback(ctx: *mut GlueContext, cb: Option<BreakpointCallback>);
-    pub fn glue_handle_init(ctx: *mut GlueContext, handle: *mut RawHandle);
-    pub fn glue_get_context(vm: *mut c_void) -> *mut GlueContext;
-    pub fn glue_kind(ctx: *mut GlueContext, value: Value, out_extra: *mut u16) -> c_int;
-    pub fn glue_object_proto(ctx: *mut GlueContext, value: Value) -> Value;
-    pub fn glue_array_length(ctx: *mut GlueContext, value: Value) -> c_int;
-    pub fn glue_async_start(ctx: *mut GlueContext, result: *mut Value, out_callback: *mut Value) -> c_int;
-    pub fn glue_promise_state(ctx: *mut GlueContext, promise: Value, out_value: *mut Value) -> c_int;
-    pub fn glue_heap_size(ctx: *mut GlueContext) -> u16;
-    pub fn glue_limits_enter(ctx: *mut GlueContext, outermost: bool);
-    pub fn glue_limits_exit(ctx: *mut GlueContext) -> c_int;
-    pub fn glue_engine_heap_limit() -> u32;
-    pub fn glue_install_fault_net();
-    pub fn glue_fault_net_installed() -> bool;
-    pub fn glue_fault_net_self_test() -> i32;
-    pub fn glue_to_property_key(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
-    pub fn glue_find_rom_key(ctx: *mut GlueContext, name: *const c_char, size: usize, out: *mut Value, out_found: *mut bool) -> c_int;
-    pub fn glue_intern_head(ctx: *mut GlueContext) -> Value;
-    pub fn glue_intern_list(ctx: *mut GlueContext, stop: Value, out: *mut Value, cap: usize, out_count: *mut usize, out_stopped: *mut bool) -> c_int;
-    pub fn glue_own_property(ctx: *mut GlueContext, object: Value, key: Value, out: *mut Value, out_found: *mut bool) -> c_int;
+    fn glue_check_header(bytes: *const u8, size: usize, detail: *mut *const c_char) -> c_int;
+    fn glue_free_vm(ctx: *mut GlueContext, after_fatal_error: bool);
+    fn glue_call(ctx: *mut GlueContext, func: Value, this_value: *const Value, out: *mut Value, args: *mut Value, argc: u8) -> c_int;
+    fn glue_construct(ctx: *mut GlueContext, target: *mut Value, ctor: *mut Value, proto: *mut Value) -> c_int;
+    fn glue_new_string(ctx: *mut GlueContext, utf8: *const c_char, size: usize, out: *mut Value) -> c_int;
+    fn glue_new_number(ctx: *mut GlueContext, value: f64, out: *mut Value) -> c_int;
+    fn glue_new_int32(ctx: *mut GlueContext, value: i32, out: *mut Value) -> c_int;
+    fn glue_new_uint8array(ctx: *mut GlueContext, data: *const u8, size: usize, out: *mut Value) -> c_int;
+    fn glue_new_object(ctx: *mut GlueContext, out: *mut Value) -> c_int;
+    fn glue_new_array(ctx: *mut GlueContext, capacity: u16, out: *mut Value) -> c_int;
+    fn glue_new_host_function(ctx: *mut GlueContext, host_function_id: u16, out: *mut Value) -> c_int;
+    fn glue_get_property(ctx: *mut GlueContext, object: *mut Value, key: *mut Value, out: *mut Value) -> c_int;
+    fn glue_set_property(ctx: *mut GlueContext, object: *mut Value, key: *mut Value, value: *mut Value) -> c_int;
+    fn glue_object_keys(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
+    fn glue_run_gc(ctx: *mut GlueContext, squeeze: bool) -> c_int;
+    fn glue_create_snapshot(ctx: *mut GlueContext, out_data: *mut *mut c_void, out_size: *mut usize) -> c_int;
+    fn glue_free_snapshot(ctx: *mut GlueContext, data: *mut c_void);
+    fn glue_resolve_export(ctx: *mut GlueContext, id: u16, out: *mut Value) -> c_int;
+    fn glue_string_utf8(ctx: *mut GlueContext, value: Value, out_ptr: *mut *const c_char, out_size: *mut usize) -> c_int;
+    fn glue_to_float64(ctx: *mut GlueContext, value: Value) -> f64;
+    fn glue_uint8array_bytes(ctx: *mut GlueContext, value: Value, out_data: *mut *mut u8, out_size: *mut usize, out_writable: *mut bool) -> c_int;
+    fn glue_get_memory_stats(ctx: *mut GlueContext, out: *mut MemoryStats);
+    fn glue_stop_after(ctx: *mut GlueContext, n: i32);
+    fn glue_instructions_remaining(ctx: *mut GlueContext) -> i32;
+    fn glue_current_address(ctx: *mut GlueContext) -> u16;
+    fn glue_set_breakpoint(ctx: *mut GlueContext, address: u16) -> c_int;
+    fn glue_remove_breakpoint(ctx: *mut GlueContext, address: u16);
+    fn glue_set_breakpoint_callback(ctx: *mut GlueContext, cb: Option<BreakpointCallback>);
+    fn glue_handle_init(ctx: *mut GlueContext, handle: *mut RawHandle);
+    fn glue_get_context(vm: *mut c_void) -> *mut GlueContext;
+    fn glue_kind(ctx: *mut GlueContext, value: Value, out_extra: *mut u16) -> c_int;
+    fn glue_object_proto(ctx: *mut GlueContext, value: Value) -> Value;
+    fn glue_array_length(ctx: *mut GlueContext, value: Value) -> c_int;
+    fn glue_async_start(ctx: *mut GlueContext, result: *mut Value, out_callback: *mut Value) -> c_int;
+    fn glue_promise_state(ctx: *mut GlueContext, promise: Value, out_value: *mut Value) -> c_int;
+    fn glue_heap_size(ctx: *mut GlueContext) -> u16;
+    fn glue_limits_enter(ctx: *mut GlueContext, outermost: bool);
+    fn glue_limits_exit(ctx: *mut GlueContext) -> c_int;
+    fn glue_engine_heap_limit() -> u32;
+    fn glue_install_fault_net();
+    fn glue_fault_net_installed() -> bool;
+    fn glue_fault_net_self_test() -> i32;
+    fn glue_to_property_key(ctx: *mut GlueContext, inout: *mut Value) -> c_int;
+    fn glue_find_rom_key(ctx: *mut GlueContext, name: *const c_char, size: usize, out: *mut Value, out_found: *mut bool) -> c_int;
+    fn glue_intern_head(ctx: *mut GlueContext) -> Value;
+    fn glue_intern_list(ctx: *mut GlueContext, stop: Value, out: *mut Value, cap: usize, out_count: *mut usize, out_stopped: *mut bool) -> c_int;
+    fn glue_own_property(ctx: *mut GlueContext, object: Value, key: Value, out: *mut Value, out_found: *mut bool) -> c_int;
 }
 
 /// Guest values that are the same in every VM (the engine's well-known
@@ -181,23 +189,12 @@ pub fn int14_encode(i: i32) -> Option<Value> {
     }
 }
 
-/// Outcome of an engine call: Ok, an engine error code, or a fatal error
-/// (the VM can no longer be used).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    Error(i32),
-    Fatal(i32),
-    /// Not attempted: the VM was disposed or poisoned (for example by a
-    /// getter or host function that ran in the middle of a conversion).
-    Unusable,
-}
-
 #[inline]
 pub fn check(code: c_int) -> Result<(), Failure> {
     if code == E_SUCCESS {
         Ok(())
     } else if code >= FATAL_BASE {
-        Err(Failure::Fatal(code - FATAL_BASE))
+        Err(Failure::Fatal { code: code - FATAL_BASE, reason: None })
     } else {
         Err(Failure::Error(code))
     }
@@ -223,6 +220,594 @@ pub fn check_header(bytes: &[u8]) -> Result<(), (i32, String)> {
     // SAFETY: see above; never null when the code is an error.
     let text = unsafe { std::ffi::CStr::from_ptr(detail) }.to_string_lossy().into_owned();
     Err((code, text))
+}
+
+
+/// Installs the process-wide fault net once (c/fault_net.c says when it acts
+/// and when it passes faults on to the handler that was there before).
+pub fn install_fault_net() {
+    // SAFETY: installs a signal handler once (pthread_once); no arguments.
+    unsafe { glue_install_fault_net() }
+}
+
+/// For the tests: None if the fault net is not installed, else the fatal
+/// error code it turned a deliberate fault in engine code into.
+pub fn fault_net_self_test() -> Option<i32> {
+    // SAFETY: reads the process's SIGSEGV disposition.
+    if !unsafe { glue_fault_net_installed() } {
+        return None;
+    }
+    // SAFETY: the read faults inside a boundary with the net installed,
+    // which longjmps back to the boundary in the same C function.
+    Some(unsafe { glue_fault_net_self_test() })
+}
+
+/// The host data (`Engine::set_host`) of the engine instance `raw_vm`, for
+/// the host-function and breakpoint callbacks, which receive only that.
+///
+/// # Safety
+/// `raw_vm` is the instance the engine passed to the callback now running.
+pub unsafe fn host_of(raw_vm: *mut c_void) -> *const c_void {
+    // SAFETY: the context of every instance is its GlueContext (see
+    // glue_restore), alive while a callback of that instance runs.
+    unsafe { (*glue_get_context(raw_vm)).host }
+}
+
+/// A guest value rooted in a handle of an engine (a slot of its VM's handle
+/// table), which the engine may read and write across allocations: what the
+/// entries that take `mvm_Value*` are given.
+#[derive(Clone, Copy)]
+pub struct Root<'a> {
+    value: *mut Value,
+    engine: *const GlueContext,
+    _handle: std::marker::PhantomData<&'a RawHandle>,
+}
+
+impl<'a> Root<'a> {
+    /// # Safety
+    /// `value` is the value field of a handle that `Engine::register_handles`
+    /// registered with `engine`, and that stays at its address, registered,
+    /// for `'a`.
+    pub unsafe fn new(engine: &Engine, value: *mut Value) -> Root<'a> {
+        Root { value, engine: engine.ctx, _handle: std::marker::PhantomData }
+    }
+}
+
+/// How a write into a guest Uint8Array went.
+pub enum ByteWrite {
+    Done,
+    /// The array is in the snapshot's read-only memory.
+    ReadOnly,
+    OutOfBounds,
+}
+
+/// The engine's own heap limit in bytes (MVM_MAX_HEAP_SIZE).
+pub fn engine_heap_limit() -> u32 {
+    // SAFETY: returns a constant.
+    unsafe { glue_engine_heap_limit() }
+}
+
+/// One engine instance: its glue context and the snapshot bytes it runs
+/// (the engine reads bytecode in place, so they live as long as it).
+pub struct Engine {
+    ctx: *mut GlueContext,
+    /// Shared with the other engines of this thread restored from the same
+    /// bytes (see snapshot::shared_copy): the engine only reads them.
+    snapshot: std::rc::Rc<[u8]>,
+    /// The snapshot's length; `snapshot` may hold padding after it.
+    snapshot_len: usize,
+}
+
+impl Engine {
+    /// An engine that will run `snapshot[..len]` once restored.
+    pub fn new(snapshot: std::rc::Rc<[u8]>, len: usize) -> Engine {
+        assert!(len <= snapshot.len());
+        let ctx = Box::into_raw(Box::new(GlueContext {
+            vm: std::ptr::null_mut(),
+            host: std::ptr::null(),
+            spare_stack: std::ptr::null_mut(),
+            gc_epoch: 0,
+            blocks: std::ptr::null_mut(),
+            poll_count: 0,
+            bytes: 0,
+            fatal_code: 0,
+            host_function: std::ptr::null_mut(),
+            breakpoint_callback: std::ptr::null_mut(),
+            checked_epoch: 0,
+            checked_bits: std::ptr::null_mut(),
+            fatal_reason: 0,
+            verified: std::ptr::null_mut(),
+            time_limit_ms: -1.0,
+            deadline_ns: 0,
+            interrupt: std::ptr::null(),
+            saved_gas: -1,
+            stop_reason: 0,
+            heap_limit: 0,
+        }));
+        Engine { ctx, snapshot, snapshot_len: len }
+    }
+
+    fn ctx(&self) -> &GlueContext {
+        // SAFETY: ctx is owned by self (a Box) and written by the engine only
+        // while this thread is inside one of its entries, never during this
+        // shared borrow's use (every read below copies a field at once).
+        unsafe { &*self.ctx }
+    }
+
+    /// Records what the callbacks get back through `host_of`.
+    pub fn set_host(&self, host: *const c_void) {
+        // SAFETY: ctx is owned by self; the engine does not run.
+        unsafe { (*self.ctx).host = host };
+    }
+
+    fn root(&self, r: Root) -> *mut Value {
+        assert!(std::ptr::eq(r.engine, self.ctx), "a root of another engine");
+        r.value
+    }
+
+    /// Restores the snapshot (once), resolving imports through `resolve`.
+    pub fn restore(&self, resolve: ResolveImport) -> Result<(), Failure> {
+        if self.is_restored() {
+            return Err(Failure::Error(crate::errors::E_INVALID_HANDLE));
+        }
+        // SAFETY: the bytes are owned by self and outlive the instance (freed
+        // in Drop, after it); ctx is valid.
+        check(unsafe { glue_restore(self.ctx, self.snapshot.as_ptr(), self.snapshot_len, resolve) })
+    }
+
+    fn is_restored(&self) -> bool {
+        !self.ctx().vm.is_null()
+    }
+
+    /// Whether the instance is gone (freed, or never restored).
+    pub fn is_freed(&self) -> bool {
+        self.ctx().vm.is_null()
+    }
+
+    /// Frees the instance (idempotent). `after_fatal_error`: its structures
+    /// are not to be trusted, so only the glue's own blocks are freed.
+    ///
+    /// # Safety
+    /// No entry of this engine is running (no engine frame is on the stack).
+    pub unsafe fn free(&self, after_fatal_error: bool) {
+        // SAFETY: per the contract; glue_free_vm clears ctx->vm.
+        unsafe { glue_free_vm(self.ctx, after_fatal_error) }
+    }
+
+    /// Changes each time the collector has run (guest values moved).
+    pub fn gc_epoch(&self) -> u32 {
+        self.ctx().gc_epoch
+    }
+
+    /// The native bytes the instance holds (guest heap, stack, bookkeeping).
+    pub fn bytes(&self) -> usize {
+        self.ctx().bytes
+    }
+
+    /// The fatal error an inspection entry (kind, to_float64...) hit, 0 if
+    /// none; cleared.
+    pub fn take_fatal_code(&self) -> i32 {
+        // SAFETY: ctx is owned by self; the engine does not run.
+        unsafe { std::mem::replace(&mut (*self.ctx).fatal_code, 0) }
+    }
+
+    /// REASON_* of the last failed check, 0 if none.
+    pub fn fatal_reason(&self) -> i32 {
+        self.ctx().fatal_reason
+    }
+
+    /// Links the handles into the engine's roots.
+    ///
+    /// # Safety
+    /// The handles stay at their addresses, and are neither freed nor
+    /// registered again, for as long as this engine lives.
+    pub unsafe fn register_handles(&self, handles: &mut [RawHandle]) {
+        for h in handles {
+            // SAFETY: per the contract.
+            unsafe { glue_handle_init(self.ctx, h) };
+        }
+    }
+
+    /// Calls `func` (with `this` if given); `out` receives the result, or
+    /// what the guest threw when the failure is MVM_E_UNCAUGHT_EXCEPTION.
+    /// Nothing may allocate between reading the values from their roots and
+    /// this call.
+    pub fn call(&self, func: Value, this: Option<Value>, args: &mut [Value], out: &mut Value) -> Result<(), Failure> {
+        let argc = u8::try_from(args.len()).expect("at most 255 arguments");
+        let this_ptr = this.as_ref().map_or(std::ptr::null(), |t| t as *const Value);
+        // SAFETY: args holds argc values; this and out are valid for the call.
+        check(unsafe { glue_call(self.ctx, func, this_ptr, out, args.as_mut_ptr(), argc) })
+    }
+
+    /// `new` on the class in `target`: the constructor to call into `ctor`,
+    /// the new instance into `target`; `scratch` is a root for the glue.
+    pub fn construct(&self, target: Root, ctor: Root, scratch: Root) -> Result<(), Failure> {
+        let (t, c, p) = (self.root(target), self.root(ctor), self.root(scratch));
+        // SAFETY: three roots of this engine.
+        check(unsafe { glue_construct(self.ctx, t, c, p) })
+    }
+
+    pub fn new_string(&self, utf8: &[u8]) -> Result<Value, Failure> {
+        let mut out = UNDEFINED;
+        // SAFETY: utf8 holds utf8.len() bytes; out is a local.
+        check(unsafe { glue_new_string(self.ctx, utf8.as_ptr() as *const c_char, utf8.len(), &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn new_number(&self, value: f64) -> Result<Value, Failure> {
+        let mut out = UNDEFINED;
+        // SAFETY: out is a local.
+        check(unsafe { glue_new_number(self.ctx, value, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn new_int32(&self, value: i32) -> Result<Value, Failure> {
+        let mut out = UNDEFINED;
+        // SAFETY: out is a local.
+        check(unsafe { glue_new_int32(self.ctx, value, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn new_uint8array(&self, bytes: &[u8]) -> Result<Value, Failure> {
+        let mut out = UNDEFINED;
+        // SAFETY: bytes holds bytes.len() bytes; out is a local.
+        check(unsafe { glue_new_uint8array(self.ctx, bytes.as_ptr(), bytes.len(), &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn new_object(&self) -> Result<Value, Failure> {
+        let mut out = UNDEFINED;
+        // SAFETY: out is a local.
+        check(unsafe { glue_new_object(self.ctx, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn new_array(&self, capacity: u16) -> Result<Value, Failure> {
+        let mut out = UNDEFINED;
+        // SAFETY: out is a local.
+        check(unsafe { glue_new_array(self.ctx, capacity, &mut out) })?;
+        Ok(out)
+    }
+
+    /// A guest reference to import `id` (one of the snapshot's imports).
+    pub fn new_host_function(&self, id: u16) -> Result<Value, Failure> {
+        let mut out = UNDEFINED;
+        // SAFETY: out is a local.
+        check(unsafe { glue_new_host_function(self.ctx, id, &mut out) })?;
+        Ok(out)
+    }
+
+    pub fn get_property(&self, object: Root, key: Root, out: Root) -> Result<(), Failure> {
+        let (o, k, r) = (self.root(object), self.root(key), self.root(out));
+        // SAFETY: three roots of this engine.
+        check(unsafe { glue_get_property(self.ctx, o, k, r) })
+    }
+
+    pub fn set_property(&self, object: Root, key: Root, value: Root) -> Result<(), Failure> {
+        let (o, k, v) = (self.root(object), self.root(key), self.root(value));
+        // SAFETY: three roots of this engine.
+        check(unsafe { glue_set_property(self.ctx, o, k, v) })
+    }
+
+    /// Replaces the object in `inout` with the array of its own keys.
+    pub fn object_keys(&self, inout: Root) -> Result<(), Failure> {
+        let p = self.root(inout);
+        // SAFETY: a root of this engine.
+        check(unsafe { glue_object_keys(self.ctx, p) })
+    }
+
+    /// Replaces the string in `inout` with its property-key form.
+    pub fn to_property_key(&self, inout: Root) -> Result<(), Failure> {
+        let p = self.root(inout);
+        // SAFETY: a root of this engine.
+        check(unsafe { glue_to_property_key(self.ctx, p) })
+    }
+
+    /// The key in the snapshot's string table spelled `name`, which ends
+    /// with its NUL terminator (the engine sizes strings with it).
+    pub fn find_rom_key(&self, name: &[u8]) -> Result<Option<Value>, Failure> {
+        let mut out = UNDEFINED;
+        let mut found = false;
+        // SAFETY: name holds name.len() bytes; out-pointers to locals.
+        check(unsafe { glue_find_rom_key(self.ctx, name.as_ptr() as *const c_char, name.len(), &mut out, &mut found) })?;
+        Ok(found.then_some(out))
+    }
+
+    /// The first cell of the guest's RAM list of interned strings.
+    pub fn intern_head(&self) -> Value {
+        // SAFETY: ctx is valid.
+        unsafe { glue_intern_head(self.ctx) }
+    }
+
+    /// The interned strings of the RAM list from its head, into `out`, up to
+    /// `stop` (excluded): how many, and whether `stop` was reached.
+    pub fn intern_list(&self, stop: Value, out: &mut [Value]) -> Result<(usize, bool), Failure> {
+        let mut count = 0usize;
+        let mut stopped = false;
+        // SAFETY: out has out.len() slots; out-pointers to locals.
+        check(unsafe { glue_intern_list(self.ctx, stop, out.as_mut_ptr(), out.len(), &mut count, &mut stopped) })?;
+        Ok((count.min(out.len()), stopped))
+    }
+
+    /// An own property of `object` (not through its prototype).
+    pub fn own_property(&self, object: Value, key: Value) -> Result<Option<Value>, Failure> {
+        let mut out = UNDEFINED;
+        let mut found = false;
+        // SAFETY: out-pointers to locals; nothing is allocated.
+        check(unsafe { glue_own_property(self.ctx, object, key, &mut out, &mut found) })?;
+        Ok(found.then_some(out))
+    }
+
+    pub fn run_gc(&self, squeeze: bool) -> Result<(), Failure> {
+        // SAFETY: ctx is valid; a collection moves guest values, which the
+        // registered handles track.
+        check(unsafe { glue_run_gc(self.ctx, squeeze) })
+    }
+
+    /// A snapshot of the VM as it is now; None if the engine made none.
+    pub fn create_snapshot(&self) -> Result<Option<Vec<u8>>, Failure> {
+        let mut data = std::ptr::null_mut();
+        let mut size = 0usize;
+        // SAFETY: out-pointers to locals.
+        check(unsafe { glue_create_snapshot(self.ctx, &mut data, &mut size) })?;
+        if data.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: the engine malloc'd `size` bytes at `data`, freed right
+        // after the copy.
+        let copy = unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec();
+        // SAFETY: data came from glue_create_snapshot, freed once.
+        unsafe { glue_free_snapshot(self.ctx, data) };
+        Ok(Some(copy))
+    }
+
+    pub fn resolve_export(&self, id: u16) -> Result<Value, Failure> {
+        let mut out = UNDEFINED;
+        // SAFETY: out is a local.
+        check(unsafe { glue_resolve_export(self.ctx, id, &mut out) })?;
+        Ok(out)
+    }
+
+    /// Appends the UTF-8 bytes of the guest string `value` to `buf`;
+    /// Err(status) if the glue refused.
+    pub fn string_into(&self, value: Value, buf: &mut Vec<u8>) -> Result<(), i32> {
+        let mut p = std::ptr::null();
+        let mut n = 0usize;
+        // SAFETY: out-pointers to locals.
+        let code = unsafe { glue_string_utf8(self.ctx, value, &mut p, &mut n) };
+        if code != E_SUCCESS {
+            return Err(code);
+        }
+        if n > 0 {
+            // SAFETY: the glue checked that the n bytes at p lie in the
+            // engine's memory; they stay put until its next allocation, and
+            // are copied at once.
+            buf.extend_from_slice(unsafe { std::slice::from_raw_parts(p as *const u8, n) });
+        }
+        Ok(())
+    }
+
+    /// The number `value` as a float (a fatal error is left in the context:
+    /// see take_fatal_code).
+    pub fn to_float64(&self, value: Value) -> f64 {
+        // SAFETY: ctx is valid.
+        unsafe { glue_to_float64(self.ctx, value) }
+    }
+
+    /// Where the bytes of the guest Uint8Array `value` are, how many, and
+    /// whether they may be written; Err(status) if the glue refused.
+    fn uint8array_raw(&self, value: Value) -> Result<(*mut u8, usize, bool), i32> {
+        let mut data = std::ptr::null_mut();
+        let mut size = 0usize;
+        let mut writable = false;
+        // SAFETY: out-pointers to locals.
+        let code = unsafe { glue_uint8array_bytes(self.ctx, value, &mut data, &mut size, &mut writable) };
+        if code != E_SUCCESS {
+            return Err(code);
+        }
+        Ok((data, if data.is_null() { 0 } else { size }, writable))
+    }
+
+    /// The length of the guest Uint8Array `value` (0 if the glue refused).
+    pub fn uint8array_len(&self, value: Value) -> Result<usize, i32> {
+        Ok(self.uint8array_raw(value)?.1)
+    }
+
+    /// A copy of bytes `begin..end` (clamped) of the guest Uint8Array.
+    pub fn uint8array_read(&self, value: Value, begin: usize, end: usize) -> Result<Vec<u8>, i32> {
+        let (data, size, _) = self.uint8array_raw(value)?;
+        let begin = begin.min(size);
+        let end = end.clamp(begin, size);
+        if begin == end {
+            return Ok(Vec::new());
+        }
+        // SAFETY: the engine reports `size` bytes at `data`, inside its heap
+        // or snapshot, which stay put until its next allocation; copied at
+        // once.
+        Ok(unsafe { std::slice::from_raw_parts(data, size) }[begin..end].to_vec())
+    }
+
+    /// Writes `source` at `offset` into the guest Uint8Array.
+    pub fn uint8array_write(&self, value: Value, offset: usize, source: &[u8]) -> Result<ByteWrite, i32> {
+        let (data, size, writable) = self.uint8array_raw(value)?;
+        if !writable {
+            return Ok(ByteWrite::ReadOnly);
+        }
+        if offset > size || source.len() > size - offset {
+            return Ok(ByteWrite::OutOfBounds);
+        }
+        if !source.is_empty() {
+            // SAFETY: as in uint8array_read; the glue said these bytes are
+            // writable (guest RAM), and the range is inside them.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(data, size) };
+            bytes[offset..offset + source.len()].copy_from_slice(source);
+        }
+        Ok(ByteWrite::Done)
+    }
+
+    pub fn memory_stats(&self) -> MemoryStats {
+        let mut s = MemoryStats::default();
+        // SAFETY: s is a local of the mirrored layout.
+        unsafe { glue_get_memory_stats(self.ctx, &mut s) };
+        s
+    }
+
+    /// Stops the guest after `n` more instructions (-1: never).
+    pub fn stop_after(&self, n: i32) {
+        // SAFETY: ctx is valid (the glue ignores a freed instance).
+        unsafe { glue_stop_after(self.ctx, n) }
+    }
+
+    pub fn instructions_remaining(&self) -> i32 {
+        // SAFETY: ctx is valid.
+        unsafe { glue_instructions_remaining(self.ctx) }
+    }
+
+    pub fn current_address(&self) -> u16 {
+        // SAFETY: ctx is valid.
+        unsafe { glue_current_address(self.ctx) }
+    }
+
+    pub fn set_breakpoint(&self, address: u16) -> Result<(), Failure> {
+        // SAFETY: ctx is valid.
+        check(unsafe { glue_set_breakpoint(self.ctx, address) })
+    }
+
+    pub fn remove_breakpoint(&self, address: u16) {
+        // SAFETY: ctx is valid.
+        unsafe { glue_remove_breakpoint(self.ctx, address) }
+    }
+
+    pub fn set_breakpoint_callback(&self, cb: Option<BreakpointCallback>) {
+        // SAFETY: ctx is valid; the glue keeps cb and wraps it.
+        unsafe { glue_set_breakpoint_callback(self.ctx, cb) }
+    }
+
+    /// The kind of a guest value (`kind::*`) and its extra (a boolean's
+    /// value, a host function's id).
+    pub fn kind(&self, value: Value) -> (i32, u16) {
+        let mut extra = 0u16;
+        // SAFETY: out-pointer to a local.
+        let k = unsafe { glue_kind(self.ctx, value, &mut extra) };
+        (k, extra)
+    }
+
+    /// The prototype of a class instance, or null.
+    pub fn object_proto(&self, value: Value) -> Value {
+        // SAFETY: ctx is valid.
+        unsafe { glue_object_proto(self.ctx, value) }
+    }
+
+    /// The length of a guest array, -1 if it is none.
+    pub fn array_length(&self, value: Value) -> i32 {
+        // SAFETY: ctx is valid.
+        unsafe { glue_array_length(self.ctx, value) }
+    }
+
+    /// Starts the engine's async protocol for the host function running
+    /// now: the guest's promise goes to `*result`, the continuation is
+    /// returned.
+    ///
+    /// # Safety
+    /// Called first thing in a host function of this engine, with the
+    /// result slot the engine gave it.
+    pub unsafe fn async_start(&self, result: *mut Value) -> Result<Value, Failure> {
+        let mut callback = UNDEFINED;
+        // SAFETY: per the contract.
+        check(unsafe { glue_async_start(self.ctx, result, &mut callback) })?;
+        Ok(callback)
+    }
+
+    /// The state of a guest promise (1 fulfilled, 2 rejected, else pending
+    /// or a fatal error left in the context) and its outcome.
+    pub fn promise_state(&self, promise: Value) -> (i32, Value) {
+        let mut out = UNDEFINED;
+        // SAFETY: out-pointer to a local.
+        let state = unsafe { glue_promise_state(self.ctx, promise, &mut out) };
+        (state, out)
+    }
+
+    /// The bytes of guest heap in use.
+    pub fn heap_size(&self) -> u16 {
+        // SAFETY: ctx is valid.
+        unsafe { glue_heap_size(self.ctx) }
+    }
+
+    // ---- Sandbox limits (src/limits.rs, c/boundary.c) ----
+
+    /// Whether a time limit, an interrupt flag or a stop in progress needs
+    /// the C side around a guest call.
+    pub fn limits_armed(&self) -> bool {
+        // SAFETY: ctx is owned by this engine; C writes these fields only
+        // while this thread runs the engine, which it does not now.
+        unsafe { (*self.ctx).time_limit_ms >= 0.0 || !(*self.ctx).interrupt.is_null() || (*self.ctx).stop_reason != 0 }
+    }
+
+    /// Arms the deadline (at the VM's outermost entry) and stops the call
+    /// before its first instruction if a limit has already passed.
+    pub fn limits_enter(&self, outermost: bool) {
+        // SAFETY: touches only the context and the engine's gas counter.
+        unsafe { glue_limits_enter(self.ctx, outermost) }
+    }
+
+    /// At the outermost exit: why a limit stopped the call (0 for none);
+    /// the gas counter gets its setting back.
+    pub fn limits_exit(&self) -> i32 {
+        // SAFETY: as in limits_enter; no engine call of this VM is active.
+        unsafe { glue_limits_exit(self.ctx) }
+    }
+
+    /// Why a limit stopped the running call (`STOP_*`), 0 for none.
+    pub fn stop_reason(&self) -> i32 {
+        // SAFETY: as in limits_armed.
+        unsafe { (*self.ctx).stop_reason }
+    }
+
+    pub fn time_limit_ms(&self) -> f64 {
+        // SAFETY: as in limits_armed.
+        unsafe { (*self.ctx).time_limit_ms }
+    }
+
+    /// The time limit of later outermost calls (-1 for none); C reads it at
+    /// the next outermost entry, on this thread.
+    pub fn set_time_limit_ms(&self, ms: f64) {
+        // SAFETY: as in limits_armed.
+        unsafe { (*self.ctx).time_limit_ms = ms };
+    }
+
+    /// This VM's heap cap in bytes, 0 for the engine's own.
+    pub fn heap_limit(&self) -> u32 {
+        // SAFETY: as in limits_armed; written only before restore.
+        unsafe { (*self.ctx).heap_limit }
+    }
+
+    /// The heap cap and the interrupt flag; before `restore`, so that the
+    /// cap holds when the engine loads the snapshot's heap.
+    ///
+    /// # Safety
+    /// `interrupt`, if not null, points to an aligned i32 that stays valid
+    /// for as long as this engine can run (the JS layer keeps its array on
+    /// the VM's core) and that other threads only write atomically.
+    pub unsafe fn set_restore_limits(&self, heap_limit: u32, interrupt: *const i32) {
+        assert!(self.is_freed(), "limits are set before restore");
+        // SAFETY: ctx is owned by this engine, not restored yet.
+        unsafe {
+            (*self.ctx).heap_limit = heap_limit;
+            (*self.ctx).interrupt = interrupt;
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // SAFETY: the owner is going away, so no entry of this engine runs;
+        // freeing again is a no-op if the owner freed it already (it says
+        // whether a fatal error happened). ctx came from Box::into_raw.
+        unsafe {
+            glue_free_vm(self.ctx, true);
+            drop(Box::from_raw(self.ctx));
+        }
+    }
 }
 
 // ---- The declarations above that C also makes, checked against C ---------
@@ -394,11 +979,5 @@ mod tests {
         let mut bigger = c.clone();
         bigger[0].1 += 8;
         assert!(compare_layout(&bigger, &declared, rust).is_err());
-    }
-
-    #[test]
-    fn error_numbers_are_the_engines() {
-        assert_eq!(crate::errors::name(E_SUCCESS), "MVM_E_SUCCESS");
-        assert_eq!(crate::errors::name(E_UNCAUGHT_EXCEPTION), "MVM_E_UNCAUGHT_EXCEPTION");
     }
 }

@@ -1,6 +1,7 @@
-//! Engine error codes, their names and descriptions, and how they reach
-//! JavaScript: as a `MicroviumError` (lib/errors.js), constructed through the
-//! per-thread helper registered by the JS layer.
+//! Engine error codes, their names and descriptions, how an engine failure
+//! is described (`Failure`), and how errors reach JavaScript: as a
+//! `MicroviumError` (lib/errors.js), constructed through the per-thread
+//! helper registered by the JS layer.
 //!
 //! Messages read exactly as the WebAssembly runtime words them, so code
 //! written for it (its tests included) works unchanged:
@@ -10,34 +11,105 @@
 //! this package knows beyond that goes in the error's `detail` property;
 //! only for fatal errors, which end the VM, does the message say more.
 
-use crate::js::{Env, JsResult, Pending};
+use crate::js::{Env, JsResult, JsValue, Pending};
 use crate::runtime;
 
 include!(concat!(env!("OUT_DIR"), "/error_table.rs"));
 
-pub const E_ATTEMPT_TO_WRITE_TO_ROM: i32 = 10;
+// The engine's error numbers (mvm_TeError) this crate names; the unit
+// tests check each against the names read from microvium.h.
+pub const E_SUCCESS: i32 = 0;
+pub const E_INVALID_HANDLE: i32 = 7;
 pub const E_ALLOCATION_TOO_LARGE: i32 = 3;
 pub const E_STACK_OVERFLOW: i32 = 8;
 pub const E_UNRESOLVED_IMPORT: i32 = 9;
+pub const E_ATTEMPT_TO_WRITE_TO_ROM: i32 = 10;
 pub const E_HOST_ERROR: i32 = 14;
 pub const E_INVALID_BYTECODE: i32 = 18;
 pub const E_BYTECODE_CRC_FAIL: i32 = 27;
-pub const E_TOO_MANY_ARGUMENTS: i32 = 34;
 pub const E_ARRAY_TOO_LONG: i32 = 32;
-pub const E_WRONG_BYTECODE_VERSION: i32 = 49;
+pub const E_TOO_MANY_ARGUMENTS: i32 = 34;
+pub const E_UNCAUGHT_EXCEPTION: i32 = 44;
 pub const E_FATAL: i32 = 45;
+pub const E_WRONG_BYTECODE_VERSION: i32 = 49;
+
+/// Why an engine operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The engine returned this error number; the VM can go on.
+    Error(i32),
+    /// A fatal engine error (its number): the VM can no longer be used.
+    /// `reason` is what the glue's checks could say about it in a user's
+    /// terms, read from the engine when the failure happened.
+    Fatal { code: i32, reason: Option<&'static str> },
+    /// Not attempted: the VM cannot be used now.
+    Unusable(Unusable),
+}
+
+/// Why a VM cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// `dispose()` was called.
+    Disposed,
+    /// An earlier fatal error (its number) left the engine in an unknown
+    /// state.
+    Poisoned(i32),
+    /// Each VM belongs to the thread that created it.
+    ForeignThread,
+    /// The engine instance is gone (or was never made).
+    EngineFreed,
+}
+
+/// The package's own errors, numbered past the engine's: a sandbox limit
+/// stopped the call (src/limits.rs). c/engine.h's enum GlueStop is their
+/// source; limits.rs asserts that these agree with it.
+pub const E_TIME_LIMIT_REACHED: i32 = 100;
+pub const E_INTERRUPTED: i32 = 101;
+const _: () = assert!(ERRORS.len() <= E_TIME_LIMIT_REACHED as usize);
+
+/// Name and description of an error number, the engine's or the package's
+/// own (worded as the engine words gas).
+fn entry(errno: i32) -> Option<(&'static str, Option<&'static str>)> {
+    match errno {
+        E_TIME_LIMIT_REACHED => {
+            Some(("MVM_E_TIME_LIMIT_REACHED", Some("The time limit set by `vm.setTimeLimit` has been reached")))
+        }
+        E_INTERRUPTED => Some(("MVM_E_INTERRUPTED", Some("The call was interrupted through `opts.interrupt`"))),
+        _ => ERRORS.get(errno as usize).copied(),
+    }
+}
 
 pub fn name(errno: i32) -> &'static str {
-    // limits: its errors, past the engine's
-    ERRORS.get(errno as usize).copied().or_else(|| crate::limits::error_entry(errno)).map(|e| e.0).unwrap_or("MVM_E_UNKNOWN")
+    entry(errno).map(|e| e.0).unwrap_or("MVM_E_UNKNOWN")
 }
 
 /// `Microvium Error: NAME (N)[: description]`, the engine's own words.
 pub fn message(errno: i32) -> String {
-    match ERRORS.get(errno as usize).copied().or_else(|| crate::limits::error_entry(errno)) { // limits: its errors
+    match entry(errno) {
         Some((name, Some(description))) => format!("Microvium Error: {name} ({errno}): {description}"),
         Some((name, None)) => format!("Microvium Error: {name} ({errno})"),
         None => format!("Microvium Error: {errno}"),
+    }
+}
+
+/// Throws the JavaScript error that describes `failure`.
+pub fn throw_failure(env: Env, failure: Failure) -> Pending {
+    match failure {
+        Failure::Error(e) => throw(env, e, None),
+        Failure::Fatal { code, reason } => throw_fatal(env, code, reason),
+        Failure::Unusable(u) => throw_unusable_vm(env, u),
+    }
+}
+
+/// Throws the error of a use of a VM that cannot be used.
+pub fn throw_unusable_vm(env: Env, why: Unusable) -> Pending {
+    match why {
+        Unusable::Disposed => env.throw_error("Microvium VM has been disposed"),
+        Unusable::Poisoned(cause) => throw_with_message(env, E_FATAL, &unusable_message(cause), None),
+        Unusable::ForeignThread => env.throw_error(
+            "Microvium VM used from a thread other than the one that created it; each VM belongs to its creating thread",
+        ),
+        Unusable::EngineFreed => env.throw_error("Microvium VM is not usable"),
     }
 }
 
@@ -67,15 +139,9 @@ pub fn throw_fatal(env: Env, errno: i32, detail: Option<&str>) -> Pending {
     throw_with_message(env, errno, &text, detail)
 }
 
-/// Throws the error of any use of a VM that an earlier fatal error
-/// (`cause`) left unusable.
-pub fn throw_unusable(env: Env, cause: i32) -> Pending {
-    throw_with_message(env, E_FATAL, &unusable_message(cause), None)
-}
-
 /// The error of a VM that an earlier fatal error (`cause`) left unusable,
 /// as a value (a promise of that VM rejects with it).
-pub fn unusable_error(env: Env, cause: i32, detail: Option<&str>) -> JsResult<crate::js::JsValue> {
+pub fn unusable_error(env: Env, cause: i32, detail: Option<&str>) -> JsResult<JsValue> {
     make(env, E_FATAL, &unusable_message(cause), detail)
 }
 
@@ -93,7 +159,7 @@ pub fn throw_with_message(env: Env, errno: i32, message: &str, detail: Option<&s
     }
 }
 
-fn make(env: Env, errno: i32, message: &str, detail: Option<&str>) -> JsResult<crate::js::JsValue> {
+fn make(env: Env, errno: i32, message: &str, detail: Option<&str>) -> JsResult<JsValue> {
     let ctor = runtime::helper(env, runtime::Helper::MakeError)?;
     let code = env.string(name(errno).as_bytes())?;
     let n = env.int32(errno);
@@ -104,4 +170,33 @@ fn make(env: Env, errno: i32, message: &str, detail: Option<&str>) -> JsResult<c
     };
     let undefined = env.undefined();
     env.call(ctor, undefined, &[code, n, msg, detail])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers named here are the engine's (microvium.h, read at build
+    /// time), not guesses that drift.
+    #[test]
+    fn named_numbers_match_the_engine_header() {
+        for (n, expected) in [
+            (E_SUCCESS, "MVM_E_SUCCESS"),
+            (E_INVALID_HANDLE, "MVM_E_INVALID_HANDLE"),
+            (E_ALLOCATION_TOO_LARGE, "MVM_E_ALLOCATION_TOO_LARGE"),
+            (E_STACK_OVERFLOW, "MVM_E_STACK_OVERFLOW"),
+            (E_UNRESOLVED_IMPORT, "MVM_E_UNRESOLVED_IMPORT"),
+            (E_ATTEMPT_TO_WRITE_TO_ROM, "MVM_E_ATTEMPT_TO_WRITE_TO_ROM"),
+            (E_HOST_ERROR, "MVM_E_HOST_ERROR"),
+            (E_INVALID_BYTECODE, "MVM_E_INVALID_BYTECODE"),
+            (E_BYTECODE_CRC_FAIL, "MVM_E_BYTECODE_CRC_FAIL"),
+            (E_ARRAY_TOO_LONG, "MVM_E_ARRAY_TOO_LONG"),
+            (E_TOO_MANY_ARGUMENTS, "MVM_E_TOO_MANY_ARGUMENTS"),
+            (E_UNCAUGHT_EXCEPTION, "MVM_E_UNCAUGHT_EXCEPTION"),
+            (E_FATAL, "MVM_E_FATAL_ERROR_MUST_KILL_VM"),
+            (E_WRONG_BYTECODE_VERSION, "MVM_E_WRONG_BYTECODE_VERSION"),
+        ] {
+            assert_eq!(name(n), expected, "error number {n}");
+        }
+    }
 }

@@ -28,11 +28,24 @@
 //! wrong; a miss after a collection (detected through the allocator hook,
 //! `gc_epoch`) rebuilds the map from the slots once.
 
-use crate::engine::{self, GlueContext, RawHandle, Value};
+use crate::engine::{self, Engine, RawHandle, Value};
 use crate::js::RawRef;
 use std::collections::HashMap;
 
-const CHUNK: usize = 256;
+/// Slots in the first chunk; each later chunk doubles the table (chunk k,
+/// k >= 1, holds FIRST_CHUNK << (k - 1) slots). A VM that holds a few
+/// values pays for a few slots, not hundreds (thousands of small VMs in one
+/// process), and the table still grows in O(log n) chunks.
+const FIRST_CHUNK: usize = 16;
+
+/// The chunk holding slot `s`, and the slot's index in it.
+fn chunk_of(s: usize) -> (usize, usize) {
+    if s < FIRST_CHUNK {
+        return (0, s);
+    }
+    let k = (usize::BITS - (s / FIRST_CHUNK).leading_zeros()) as usize;
+    (k, s - (FIRST_CHUNK << (k - 1)))
+}
 
 pub type Slot = u32;
 
@@ -110,7 +123,7 @@ impl std::hash::Hasher for ValueHasher {
 type ValueMap = HashMap<Value, Slot, std::hash::BuildHasherDefault<ValueHasher>>;
 
 pub struct HandleTable {
-    chunks: Vec<Box<[RawHandle; CHUNK]>>,
+    chunks: Vec<Box<[RawHandle]>>,
     meta: Vec<SlotMeta>,
     free: Vec<Slot>,
     by_value: ValueMap,
@@ -119,7 +132,7 @@ pub struct HandleTable {
     /// Slots that currently have a host reference (`SlotMeta::host`).
     held: usize,
     /// Slots used as a LIFO stack of temporaries (see TempScope in
-    /// membrane.rs): no free-list or map traffic on the call path.
+    /// roots.rs): no free-list or map traffic on the call path.
     temps: Vec<Slot>,
     temp_top: usize,
 }
@@ -145,9 +158,9 @@ impl HandleTable {
     }
 
     /// Roots `value` as a temporary, until `pop_temps` below its mark.
-    pub fn push_temp(&mut self, ctx: *mut GlueContext, value: Value) -> Slot {
+    pub fn push_temp(&mut self, engine: &Engine, value: Value) -> Slot {
         if self.temp_top == self.temps.len() {
-            let s = self.alloc(ctx, engine::UNDEFINED);
+            let s = self.alloc(engine, engine::UNDEFINED);
             self.temps.push(s);
         }
         let s = self.temps[self.temp_top];
@@ -168,29 +181,27 @@ impl HandleTable {
         self.temp_top = self.temp_top.min(mark);
     }
 
-    fn grow(&mut self, ctx: *mut GlueContext) {
-        let mut chunk: Box<[RawHandle; CHUNK]> = Box::new(std::array::from_fn(|_| RawHandle {
-            value: engine::UNDEFINED,
-            next: std::ptr::null_mut(),
-        }));
+    fn grow(&mut self, engine: &Engine) {
+        let size = if self.chunks.is_empty() { FIRST_CHUNK } else { self.meta.len() };
+        let mut chunk: Box<[RawHandle]> =
+            (0..size).map(|_| RawHandle { value: engine::UNDEFINED, next: std::ptr::null_mut() }).collect();
         let base = self.meta.len() as Slot;
-        for h in chunk.iter_mut() {
-            // SAFETY: the chunk is boxed, so each handle keeps its address
-            // for the life of the table, which is the life of the VM; the
-            // engine only links it into its root list.
-            unsafe { engine::glue_handle_init(ctx, h) };
-        }
+        // SAFETY: the chunk is boxed and never freed before the table, so
+        // each handle keeps its address for the life of the table, which
+        // the VM's engine does not outlive (see VmState); new handles, so
+        // none is registered twice.
+        unsafe { engine.register_handles(&mut chunk[..]) };
         self.chunks.push(chunk);
-        for i in (0..CHUNK as Slot).rev() {
+        for i in (0..size as Slot).rev() {
             self.free.push(base + i);
             self.meta.push(SlotMeta { host: std::ptr::null_mut(), generation: 0, in_use: false, pinned: false });
         }
     }
 
     /// Roots `value` in a fresh slot.
-    pub fn alloc(&mut self, ctx: *mut GlueContext, value: Value) -> Slot {
+    pub fn alloc(&mut self, engine: &Engine, value: Value) -> Slot {
         if self.free.is_empty() {
-            self.grow(ctx);
+            self.grow(engine);
         }
         let slot = self.free.pop().expect("grow adds free slots");
         *self.ptr(slot) = value;
@@ -253,13 +264,15 @@ impl HandleTable {
     #[inline]
     pub fn ptr(&mut self, slot: Slot) -> &mut Value {
         let s = slot as usize;
-        &mut self.chunks[s / CHUNK][s % CHUNK].value
+        let (c, i) = chunk_of(s);
+        &mut self.chunks[c][i].value
     }
 
     #[inline]
     pub fn get(&self, slot: Slot) -> Value {
         let s = slot as usize;
-        self.chunks[s / CHUNK][s % CHUNK].value
+        let (c, i) = chunk_of(s);
+        self.chunks[c][i].value
     }
 
     /// A raw pointer to the slot's value, for engine calls that take
@@ -364,5 +377,196 @@ impl HandleTable {
     /// Slots currently backing a host value.
     pub fn host_held(&self) -> usize {
         self.held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+
+    /// An engine that is not restored: the table's bookkeeping needs none
+    /// (the glue links handles into a live engine's roots only).
+    fn no_engine() -> Engine {
+        Engine::new(std::rc::Rc::from(Vec::new()), 0)
+    }
+
+    /// A reference value to stand for a host value's weak reference; the
+    /// table never dereferences it.
+    fn fake_ref(n: usize) -> RawRef {
+        (n * 16) as RawRef
+    }
+
+    #[test]
+    fn ids_carry_slot_and_generation_exactly() {
+        for (slot, generation) in [(0, 0), (5, 1), (MAX_HOST_SLOTS as Slot - 1, 7), (123, u32::MAX)] {
+            assert_eq!(split_id(host_id(slot, generation)), Some((slot, generation)));
+        }
+        // A plain slot number is generation 0.
+        assert_eq!(split_id(42.0), Some((42, 0)));
+        for bad in [-1.0, 0.5, f64::NAN, f64::INFINITY, 9007199254740992.0] {
+            assert_eq!(split_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn released_slots_are_reused_and_counted() {
+        let e = no_engine();
+        let mut t = HandleTable::new();
+        let a = t.alloc(&e, 0x0100);
+        let b = t.alloc(&e, 0x0200);
+        assert_ne!(a, b);
+        assert_eq!((t.get(a), t.get(b)), (0x0100, 0x0200));
+        assert_eq!(t.live(), 2);
+        assert_eq!(t.capacity(), FIRST_CHUNK, "one chunk so far");
+        assert!(t.release(a).is_null());
+        assert!(!t.is_live(a));
+        assert_eq!(t.get(a), engine::UNDEFINED, "a released slot roots nothing");
+        assert_eq!(t.live(), 1);
+        // Released twice: nothing happens the second time.
+        assert!(t.release(a).is_null());
+        assert_eq!(t.live(), 1);
+        // The freed slot is the next one handed out.
+        let c = t.alloc(&e, 0x0300);
+        assert_eq!(c, a);
+        assert_eq!(t.get(c), 0x0300);
+        // Past a chunk, the table grows by a chunk and keeps the old slots.
+        let more: Vec<Slot> = (0..FIRST_CHUNK).map(|i| t.alloc(&e, 4 * i as Value)).collect();
+        assert_eq!(t.capacity(), 2 * FIRST_CHUNK);
+        assert_eq!(t.get(b), 0x0200);
+        assert!(more.iter().enumerate().all(|(i, &s)| t.get(s) == 4 * i as Value));
+        assert_eq!(t.live(), FIRST_CHUNK + 2);
+    }
+
+    #[test]
+    fn an_old_id_never_matches_a_reused_slot() {
+        let e = no_engine();
+        let mut t = HandleTable::new();
+        let s = t.alloc(&e, 0x0100);
+        let (generation, old) = t.begin_host_value(s);
+        assert!(old.is_null());
+        t.set_host(s, fake_ref(1));
+        assert!(t.is_current(s, generation));
+        assert!(t.is_current(s, 0), "a plain slot number only asks that it is in use");
+        assert_eq!(t.host_held(), 1);
+        // Released: the id is stale, and the reference comes back to delete.
+        assert_eq!(t.release(s), fake_ref(1));
+        assert_eq!(t.host_held(), 0);
+        assert!(!t.is_current(s, generation));
+        // Reused for another value: still stale.
+        let again = t.alloc(&e, 0x0200);
+        assert_eq!(again, s);
+        let (newer, _) = t.begin_host_value(again);
+        assert!(newer > generation);
+        assert!(!t.is_current(again, generation));
+        assert!(t.is_current(again, newer));
+        // A new host value for a slot whose old one was collected: the old
+        // reference is handed back, and the old id goes stale.
+        t.set_host(again, fake_ref(2));
+        let (newest, old) = t.begin_host_value(again);
+        assert_eq!(old, fake_ref(2));
+        assert!(!t.is_current(again, newer) && t.is_current(again, newest));
+    }
+
+    #[test]
+    fn a_slot_near_generation_overflow_is_retired() {
+        let e = no_engine();
+        let mut t = HandleTable::new();
+        let s = t.alloc(&e, 0x0100);
+        t.meta(s).generation = RETIRE_GENERATION - 1;
+        t.release(s);
+        assert_eq!(t.meta_ref(s).generation, RETIRE_GENERATION);
+        // Never handed out again, so its generation never wraps.
+        for _ in 0..64 * FIRST_CHUNK {
+            assert_ne!(t.alloc(&e, 0x0200), s);
+        }
+    }
+
+    #[test]
+    fn temporaries_are_a_stack_outside_the_count() {
+        let e = no_engine();
+        let mut t = HandleTable::new();
+        let held = t.alloc(&e, 0x0100);
+        let mark = t.temp_mark();
+        let a = t.push_temp(&e, 0x0200);
+        let inner = t.temp_mark();
+        let b = t.push_temp(&e, 0x0300);
+        assert_eq!(t.live(), 1, "temporaries are not host-held slots");
+        t.pop_temps(inner);
+        assert_eq!(t.get(b), engine::UNDEFINED);
+        assert_eq!(t.get(a), 0x0200);
+        // The popped slot is the next temporary again: no new slots.
+        let capacity = t.capacity();
+        assert_eq!(t.push_temp(&e, 0x0400), b);
+        t.pop_temps(mark);
+        assert_eq!((t.get(a), t.get(b)), (engine::UNDEFINED, engine::UNDEFINED));
+        assert_eq!(t.capacity(), capacity);
+        assert_eq!(t.get(held), 0x0100);
+    }
+
+    #[test]
+    fn collected_host_values_are_swept() {
+        let e = no_engine();
+        let mut t = HandleTable::new();
+        let slots: Vec<Slot> = (1..=4).map(|i| t.alloc(&e, 0x100 * i)).collect();
+        for (i, &s) in slots.iter().enumerate() {
+            t.begin_host_value(s);
+            t.set_host(s, fake_ref(i + 1));
+        }
+        // V8 collected the host values of the second and fourth.
+        let alive = |r: RawRef| r != fake_ref(2) && r != fake_ref(4);
+        let mut deleted = Vec::new();
+        assert_eq!(t.sweep_collected(alive, |r| deleted.push(r)), 2);
+        assert_eq!(deleted, [fake_ref(2), fake_ref(4)]);
+        assert!(t.is_live(slots[0]) && !t.is_live(slots[1]) && t.is_live(slots[2]) && !t.is_live(slots[3]));
+        assert_eq!(t.host_held(), 2);
+        let mut rest = t.take_host_refs();
+        rest.sort();
+        assert_eq!(rest, [fake_ref(1), fake_ref(3)]);
+        assert_eq!(t.host_held(), 0);
+    }
+
+    #[test]
+    fn identity_survives_values_moving() {
+        let e = no_engine();
+        let mut t = HandleTable::new();
+        let s = t.alloc(&e, 0x0100);
+        t.begin_host_value(s);
+        t.set_host(s, fake_ref(1));
+        t.remember(0x0100, s);
+        assert_eq!(t.find(0x0100, 0), Some(s));
+        assert_eq!(t.find(0x0104, 0), None);
+        // A collection moved the value (the engine writes the handle) and
+        // bumped the epoch: the map is rebuilt from the slots.
+        *t.ptr(s) = 0x0204;
+        assert_eq!(t.find(0x0100, 1), None, "the old address is no one's now");
+        assert_eq!(t.find(0x0204, 1), Some(s));
+        // A slot without a host value is not in the identity map.
+        let plain = t.alloc(&e, 0x0300);
+        assert_eq!(t.find(0x0300, 2), None);
+        assert!(t.is_live(plain));
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::{chunk_of, FIRST_CHUNK};
+
+    #[test]
+    fn every_slot_has_one_place_in_doubling_chunks() {
+        // Walk the slots in order: each chunk is filled from index 0 to its
+        // size, then the next chunk (twice as large, after the first) starts.
+        let mut expected = (0usize, 0usize);
+        let mut size = FIRST_CHUNK;
+        for s in 0..(FIRST_CHUNK << 12) {
+            assert_eq!(chunk_of(s), expected, "slot {s}");
+            expected.1 += 1;
+            if expected.1 == size {
+                if expected.0 > 0 {
+                    size *= 2;
+                }
+                expected = (expected.0 + 1, 0);
+            }
+        }
     }
 }

@@ -1,25 +1,157 @@
-//! Thin, safe wrappers over the raw Node-API calls this addon uses.
+//! Thin, safe wrappers over the raw Node-API calls this addon uses: the
+//! only module that calls `napi::sys`.
 //!
 //! The hot paths (calls into the guest, property access through proxies) use
 //! Node-API directly rather than napi-rs's typed layer: one `napi_value` per
-//! argument and no intermediate conversions. All raw `sys` calls live here;
-//! each wrapper checks the status and turns a failure into `Err(Pending)`
-//! with a JavaScript exception pending.
+//! argument and no intermediate conversions. Each wrapper checks the status
+//! and turns a failure into `Err(Pending)` with a JavaScript exception
+//! pending.
+//!
+//! Native functions enter through `entry` (the panic boundary: a panic must
+//! never unwind into Node); data a native function or an object carries
+//! (`function_with_data`, `wrap_owned`) is owned by it and freed by its
+//! finalizer, so the bodies never see a raw pointer.
 
 use napi::sys;
+use std::any::TypeId;
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::os::raw::c_char;
 use std::ptr;
 
-pub use sys::{napi_env as RawEnv, napi_ref as RawRef, napi_value as JsValue};
+pub use sys::{napi_ref as RawRef, napi_value as JsValue};
 
 /// A JavaScript exception is pending on the env; return to JavaScript.
 #[derive(Debug, Clone, Copy)]
 pub struct Pending;
 pub type JsResult<T> = Result<T, Pending>;
 
+/// The Node-API environment of the current thread. Only made from an env
+/// Node-API handed over (a callback, a finalizer, module initialisation).
 #[derive(Clone, Copy)]
-pub struct Env(pub RawEnv);
+pub struct Env(sys::napi_env);
+
+thread_local! {
+    static CURRENT: Cell<sys::napi_env> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// The env of this thread, for engine callbacks (host functions,
+/// breakpoints, the engine's polls) that arrive without one: the one the
+/// last native call, finalizer or module initialisation on this thread was
+/// given. None before the module loaded and after the env's teardown.
+pub fn current_env() -> Option<Env> {
+    let e = CURRENT.with(|c| c.get());
+    (!e.is_null()).then_some(Env(e))
+}
+
+/// Forgets this thread's env (its teardown has begun).
+pub fn clear_current_env() {
+    CURRENT.with(|c| c.set(ptr::null_mut()));
+}
+
+fn set_current(env: sys::napi_env) {
+    CURRENT.with(|c| c.set(env));
+}
+
+/// A native function's body: its arguments in, its result (or a pending
+/// exception) out.
+pub type Body = fn(Env, &CallInfo) -> JsResult<JsValue>;
+
+/// The common entry of every native function: records the env, catches
+/// panics (a panic must never unwind into Node), maps `Err(Pending)` to the
+/// pending exception.
+fn entry(raw: sys::napi_env, info: sys::napi_callback_info, body: impl FnOnce(Env, &CallInfo) -> JsResult<JsValue>) -> JsValue {
+    set_current(raw);
+    let env = Env(raw);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> JsResult<JsValue> {
+        let ci = env.call_info(info)?;
+        body(env, &ci)
+    }));
+    match outcome {
+        Ok(Ok(v)) => v,
+        Ok(Err(Pending)) => ptr::null_mut(),
+        Err(_) => {
+            if !env.is_exception_pending() {
+                env.throw_error("@microvium/runtime: internal error (panic)");
+            }
+            ptr::null_mut()
+        }
+    }
+}
+
+/// Native functions made by `Env::function`: the callback data is the body.
+unsafe extern "C" fn body_entry(raw: sys::napi_env, info: sys::napi_callback_info) -> JsValue {
+    entry(raw, info, |env, ci| {
+        // SAFETY: Env::function made this function with a `Body` as its
+        // data, and nothing else.
+        let body: Body = unsafe { std::mem::transmute::<*mut c_void, Body>(ci.data) };
+        body(env, ci)
+    })
+}
+
+/// What `Env::function_with_data` gives a native function to own.
+struct WithData<T> {
+    body: fn(Env, &CallInfo, &T) -> JsResult<JsValue>,
+    data: T,
+}
+
+unsafe extern "C" fn data_entry<T: 'static>(raw: sys::napi_env, info: sys::napi_callback_info) -> JsValue {
+    entry(raw, info, |env, ci| {
+        // SAFETY: function_with_data::<T> made this function with a
+        // Box<WithData<T>> as its data, which its finalizer frees only once
+        // the function is collected; the function is running, so it is not.
+        let with = unsafe { &*(ci.data as *const WithData<T>) };
+        (with.body)(env, ci, &with.data)
+    })
+}
+
+unsafe extern "C" fn drop_data<T: 'static>(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: the Box leaked by function_with_data::<T>, finalized once.
+    drop(unsafe { Box::from_raw(data as *mut WithData<T>) });
+}
+
+/// What `Env::wrap_owned` attaches to an object: the type is checked on the
+/// way out (`with_owned`), so a wrap can never be read as another type.
+#[repr(C)]
+struct Owned<T> {
+    type_id: TypeId,
+    finalize: fn(Env, T),
+    value: T,
+}
+
+unsafe extern "C" fn finalize_owned<T: 'static>(raw: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: the Box leaked by wrap_owned::<T>, finalized exactly once.
+    let owned = unsafe { Box::from_raw(data as *mut Owned<T>) };
+    // At environment teardown the cleanup hooks have already run and
+    // cleared this thread's env; what `finalize` drops may need it.
+    let teardown = current_env().is_none();
+    if teardown {
+        set_current(raw);
+    }
+    let Owned { finalize, value, .. } = *owned;
+    finalize(Env(raw), value);
+    if teardown {
+        clear_current_env();
+    }
+}
+
+/// What `Env::unwrap` found attached to an object by this addon.
+pub enum Wrap {
+    /// An odd integer (`wrap_tag`).
+    Tag(usize),
+    /// Data of `wrap_owned`; see `with_owned`.
+    Owned,
+}
+
+unsafe extern "C" fn cleanup_entry(arg: *mut c_void) {
+    // SAFETY: on_cleanup registered a plain `fn()` as the argument.
+    let hook: fn() = unsafe { std::mem::transmute::<*mut c_void, fn()>(arg) };
+    let _ = std::panic::catch_unwind(hook);
+}
+
+/// An open Node-API handle scope (see `Env::open_scope`).
+#[must_use = "a handle scope must be closed"]
+pub struct Scope(sys::napi_handle_scope);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Type {
@@ -36,6 +168,12 @@ pub enum Type {
 }
 
 impl Env {
+    /// The env napi-rs hands to module initialisation.
+    pub fn from_napi(env: &napi::Env) -> Env {
+        set_current(env.raw());
+        Env(env.raw())
+    }
+
     #[inline]
     fn ok(self, status: sys::napi_status) -> JsResult<()> {
         if status == sys::Status::napi_ok {
@@ -295,8 +433,9 @@ impl Env {
         r
     }
 
-    /// Bytes of a Uint8Array or Buffer; None for anything else.
-    pub fn uint8_bytes<'a>(self, v: JsValue) -> Option<&'a [u8]> {
+    /// A copy of the bytes of a Uint8Array or Buffer; None for anything
+    /// else.
+    pub fn uint8_bytes(self, v: JsValue) -> Option<Vec<u8>> {
         let mut is_ta = false;
         // SAFETY: out-pointer to a local.
         unsafe { sys::napi_is_typedarray(self.0, v, &mut is_ta) };
@@ -314,11 +453,34 @@ impl Env {
             return None;
         }
         if len == 0 || data.is_null() {
-            return Some(&[]);
+            return Some(Vec::new());
         }
-        // SAFETY: Node-API reports `len` bytes at `data`, alive while `v` is
-        // (the caller uses the slice before returning to JavaScript).
-        Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) })
+        // SAFETY: Node-API reports `len` bytes at `data`, alive while `v`
+        // is (it is a live value of this call); they are copied at once.
+        Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec())
+    }
+
+    /// The address of element 0 of an Int32Array of at least one element,
+    /// or None. The memory lives as long as the array's buffer; a caller
+    /// that keeps the address must keep the array alive.
+    pub fn int32_array_data(self, v: JsValue) -> Option<*const i32> {
+        let mut is_ta = false;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_is_typedarray(self.0, v, &mut is_ta) };
+        if !is_ta {
+            return None;
+        }
+        let mut ty = 0;
+        let mut len = 0usize;
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut ab = ptr::null_mut();
+        let mut offset = 0usize;
+        // SAFETY: v is a typed array; out-pointers to locals.
+        let st = unsafe { sys::napi_get_typedarray_info(self.0, v, &mut ty, &mut len, &mut data, &mut ab, &mut offset) };
+        if st != sys::Status::napi_ok || ty != sys::TypedarrayType::int32_array || len == 0 || data.is_null() {
+            return None;
+        }
+        Some(data as *const i32)
     }
 
     pub fn uint8array_from(self, bytes: &[u8]) -> JsResult<JsValue> {
@@ -373,14 +535,129 @@ impl Env {
         Ok(v)
     }
 
-    /// A native function whose callback receives `data`.
-    pub fn function(self, name: &str, cb: sys::napi_callback, data: *mut c_void) -> JsResult<JsValue> {
+    /// A native function running `body`.
+    pub fn function(self, name: &str, body: Body) -> JsResult<JsValue> {
+        self.raw_function(name, body_entry, body as *mut c_void)
+    }
+
+    /// A native function running `body` with `data`, which the function
+    /// owns: it is dropped when the function is collected.
+    pub fn function_with_data<T: 'static>(
+        self,
+        name: &str,
+        body: fn(Env, &CallInfo, &T) -> JsResult<JsValue>,
+        data: T,
+    ) -> JsResult<JsValue> {
+        let boxed = Box::into_raw(Box::new(WithData { body, data }));
+        let f = match self.raw_function(name, data_entry::<T>, boxed as *mut c_void) {
+            Ok(f) => f,
+            Err(p) => {
+                // SAFETY: Node did not take the box.
+                drop(unsafe { Box::from_raw(boxed) });
+                return Err(p);
+            }
+        };
+        // SAFETY: f is the live function just made; drop_data::<T> frees the
+        // box exactly once, when f is collected.
+        let st = unsafe { sys::napi_add_finalizer(self.0, f, boxed as *mut c_void, Some(drop_data::<T>), ptr::null_mut(), ptr::null_mut()) };
+        if st != sys::Status::napi_ok {
+            // The function exists and may still be called, so the box stays
+            // (leaked, once per failure; Node-API only fails here when out of
+            // memory).
+            return self.ok(st).map(|_| f);
+        }
+        Ok(f)
+    }
+
+    fn raw_function(self, name: &str, cb: unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> JsValue, data: *mut c_void) -> JsResult<JsValue> {
         let mut v = ptr::null_mut();
-        // SAFETY: name bytes and length are valid; cb is an extern "C" callback.
+        // SAFETY: name bytes and length are valid; cb is an extern "C"
+        // callback that understands `data`.
         self.ok(unsafe {
-            sys::napi_create_function(self.0, name.as_ptr() as *const c_char, name.len() as isize, cb, data, &mut v)
+            sys::napi_create_function(self.0, name.as_ptr() as *const c_char, name.len() as isize, Some(cb), data, &mut v)
         })?;
         Ok(v)
+    }
+
+    /// Marks an object as made by this addon with an odd integer (no
+    /// finalizer, nothing to free): see `unwrap`.
+    pub fn wrap_tag(self, obj: JsValue, tag: usize) -> JsResult<()> {
+        assert!(tag & 1 == 1, "wrap tags are odd, so that they are never taken for owned data");
+        // SAFETY: obj is a live object never wrapped before (Node-API
+        // refuses otherwise); the data is an integer, never dereferenced.
+        let st = unsafe { sys::napi_wrap(self.0, obj, tag as *mut c_void, None, ptr::null_mut(), ptr::null_mut()) };
+        self.ok(st)
+    }
+
+    /// Attaches `value` to `obj`, which owns it: when `obj` is collected,
+    /// `finalize` gets it back. Returns a weak reference to `obj`.
+    pub fn wrap_owned<T: 'static>(self, obj: JsValue, value: T, finalize: fn(Env, T)) -> JsResult<RawRef> {
+        let boxed = Box::into_raw(Box::new(Owned { type_id: TypeId::of::<T>(), finalize, value }));
+        let mut r = ptr::null_mut();
+        // SAFETY: obj is a live object; the box is freed by finalize_owned
+        // exactly once, or below if Node did not take it.
+        let st = unsafe { sys::napi_wrap(self.0, obj, boxed as *mut c_void, Some(finalize_owned::<T>), ptr::null_mut(), &mut r) };
+        if st != sys::Status::napi_ok {
+            // SAFETY: Node did not take ownership.
+            drop(unsafe { Box::from_raw(boxed) });
+            return self.ok(st).map(|_| ptr::null_mut());
+        }
+        Ok(r)
+    }
+
+    fn wrap_data(self, v: JsValue) -> Option<*mut c_void> {
+        let mut data: *mut c_void = ptr::null_mut();
+        // SAFETY: out-pointer to a local; napi_unwrap only succeeds on
+        // objects this addon instance wrapped.
+        let st = unsafe { sys::napi_unwrap(self.0, v, &mut data) };
+        (st == sys::Status::napi_ok && !data.is_null()).then_some(data)
+    }
+
+    /// What this addon attached to `v`, if anything.
+    pub fn unwrap(self, v: JsValue) -> Option<Wrap> {
+        let data = self.wrap_data(v)? as usize;
+        Some(if data & 1 == 1 { Wrap::Tag(data) } else { Wrap::Owned })
+    }
+
+    /// Runs `f` on the value of type `T` that `wrap_owned` attached to `v`;
+    /// None if `v` carries no such value.
+    pub fn with_owned<T: 'static, R>(self, v: JsValue, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let data = self.wrap_data(v)?;
+        if data as usize & 1 == 1 {
+            return None;
+        }
+        // SAFETY: even wrap data is always a Box<Owned<_>> of wrap_owned,
+        // whose first field (repr(C)) is the type's id; it lives until `v`
+        // is finalized, which cannot happen while `v` is a live value of
+        // this call.
+        let type_id = unsafe { *(data as *const TypeId) };
+        if type_id != TypeId::of::<T>() {
+            return None;
+        }
+        // SAFETY: as above, and the type is T.
+        Some(f(unsafe { &(*(data as *const Owned<T>)).value }))
+    }
+
+    /// Runs `hook` when this env is torn down (a worker exiting).
+    pub fn on_cleanup(self, hook: fn()) {
+        // SAFETY: cleanup_entry turns the argument back into the `fn()`.
+        unsafe { sys::napi_add_env_cleanup_hook(self.0, Some(cleanup_entry), hook as *mut c_void) };
+    }
+
+    /// Tells V8 that native memory held on behalf of JavaScript objects
+    /// changed by `delta` bytes.
+    pub fn adjust_external_memory(self, delta: i64) {
+        let mut total = 0i64;
+        // SAFETY: out-pointer to a local.
+        unsafe { sys::napi_adjust_external_memory(self.0, delta, &mut total) };
+    }
+
+    /// A plain `Error` with this message (a string value).
+    pub fn error(self, message: JsValue) -> JsResult<JsValue> {
+        let mut err = ptr::null_mut();
+        // SAFETY: message is a live string; out-pointer to a local.
+        self.ok(unsafe { sys::napi_create_error(self.0, ptr::null_mut(), message, &mut err) })?;
+        Ok(err)
     }
 
     pub fn new_ref(self, v: JsValue, count: u32) -> JsResult<RawRef> {
@@ -410,16 +687,18 @@ impl Env {
         }
     }
 
-    pub fn open_scope(self) -> sys::napi_handle_scope {
+    /// Opens a handle scope: values made until `close_scope` are released
+    /// then. Scopes close innermost first.
+    pub fn open_scope(self) -> Scope {
         let mut s = ptr::null_mut();
         // SAFETY: out-pointer to a local.
         unsafe { sys::napi_open_handle_scope(self.0, &mut s) };
-        s
+        Scope(s)
     }
 
-    pub fn close_scope(self, s: sys::napi_handle_scope) {
+    pub fn close_scope(self, s: Scope) {
         // SAFETY: s was opened on this env by open_scope, innermost first.
-        unsafe { sys::napi_close_handle_scope(self.0, s) };
+        unsafe { sys::napi_close_handle_scope(self.0, s.0) };
     }
 }
 
@@ -427,8 +706,7 @@ const INLINE_ARGS: usize = 8;
 
 /// Arguments of a native callback; up to 8 without a heap allocation.
 pub struct CallInfo {
-    pub this: JsValue,
-    pub data: *mut c_void,
+    data: *mut c_void,
     inline: [JsValue; INLINE_ARGS],
     heap: Vec<JsValue>,
     argc: usize,
@@ -445,9 +723,8 @@ impl CallInfo {
 }
 
 impl Env {
-    pub fn call_info(self, info: sys::napi_callback_info) -> JsResult<CallInfo> {
+    fn call_info(self, info: sys::napi_callback_info) -> JsResult<CallInfo> {
         let mut ci = CallInfo {
-            this: ptr::null_mut(),
             data: ptr::null_mut(),
             inline: [ptr::null_mut(); INLINE_ARGS],
             heap: Vec::new(),
@@ -455,14 +732,14 @@ impl Env {
         };
         // SAFETY: inline has room for argc (= INLINE_ARGS) values.
         self.ok(unsafe {
-            sys::napi_get_cb_info(self.0, info, &mut ci.argc, ci.inline.as_mut_ptr(), &mut ci.this, &mut ci.data)
+            sys::napi_get_cb_info(self.0, info, &mut ci.argc, ci.inline.as_mut_ptr(), ptr::null_mut(), &mut ci.data)
         })?;
         if ci.argc > INLINE_ARGS {
             ci.heap = vec![ptr::null_mut(); ci.argc];
             let mut argc = ci.argc;
             // SAFETY: heap has room for argc values.
             self.ok(unsafe {
-                sys::napi_get_cb_info(self.0, info, &mut argc, ci.heap.as_mut_ptr(), &mut ci.this, &mut ci.data)
+                sys::napi_get_cb_info(self.0, info, &mut argc, ci.heap.as_mut_ptr(), ptr::null_mut(), ptr::null_mut())
             })?;
         }
         Ok(ci)

@@ -32,63 +32,20 @@
 //! (`InternIndex`), rebuilt after each guest collection.
 
 use crate::engine::{self, kind};
-use crate::handles::Slot;
+use crate::errors;
+use crate::key_cache::{pinned_cost, InternIndex, KeyCache};
 use crate::js::{CallInfo, Env, JsResult, JsValue, Type};
-use crate::membrane;
-use crate::roots::{Rooted, TempScope};
+use crate::roots::Rooted;
 use crate::vm::VmState;
-use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Guest heap bytes the cache may keep alive (strings and their cells).
-pub const BUDGET: usize = 2048;
-/// Entries at most (ROM names cost no guest bytes); ids keep the entry's
-/// index in their low bits.
-const MAX_ENTRIES: usize = 256;
-const INDEX_BITS: u32 = 8;
-/// A name whose key would take more than this is not cached: a few long
-/// names would otherwise push out everything else.
-const MAX_COST: usize = BUDGET / 8;
-
-/// keyId's answers besides an id.
-const UNCACHED: f64 = -1.0;
-const NOT_INTERNED: f64 = -2.0;
-
-struct Entry {
-    name: Box<[u8]>,
-    slot: Slot,
-    id: u64,
-    cost: usize,
-    /// Clock bit: used since the hand last passed.
-    used: bool,
-}
-
-#[derive(Default)]
-pub struct KeyCache {
-    by_name: HashMap<Box<[u8]>, usize>,
-    entries: Vec<Option<Entry>>,
-    free: Vec<usize>,
-    hand: usize,
-    pinned: usize,
-    serial: u64,
-    interned: InternIndex,
-}
-
-/// The host's index of the guest's RAM list of interned strings (by a hash
-/// of their bytes), so that a read of a name not in the cache costs a hash
-/// lookup, not a walk of the list. Guest strings move when the guest heap
-/// is collected, so the index is rebuilt after a collection (gc_epoch);
-/// between collections the list only grows at its front, and only the new
-/// cells are indexed. It holds no guest values alive.
-#[derive(Default)]
-struct InternIndex {
-    valid: bool,
-    epoch: u32,
-    head: engine::Value,
-    by_hash: HashMap<u64, engine::Value, std::hash::BuildHasherDefault<crate::handles::ValueHasher>>,
-    /// Strings whose hash another string already has.
-    overflow: Vec<(u64, engine::Value)>,
-    buf: Vec<engine::Value>,
+/// What keeps the index of the guest's interned strings (see
+/// key_cache::InternIndex) in step with the guest.
+trait InternIndexSync {
+    /// Brings the index up to date with the guest's list.
+    fn sync(&mut self, vm: &VmState) -> Result<(), crate::errors::Failure>;
+    /// The guest string spelled `name`, if the index has it.
+    fn find(&self, vm: &VmState, name: &[u8]) -> Option<engine::Value>;
 }
 
 /// FNV-1a: the index's hash of a name's UTF-8 bytes.
@@ -96,29 +53,19 @@ fn name_hash(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| (h ^ c as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The bytes of a guest string, valid until the next guest allocation.
-fn guest_bytes<'b>(vm: &VmState, s: engine::Value) -> Option<&'b [u8]> {
-    let mut p = std::ptr::null();
-    let mut n = 0usize;
-    // SAFETY: ctx is live; the engine reports n bytes at p inside its
-    // memory, read by the callers before anything allocates in the guest.
-    let code = unsafe { engine::glue_string_utf8(vm.ctx(), s, &mut p, &mut n) };
-    if code != 0 {
-        return None;
-    }
-    // SAFETY: as above.
-    Some(if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } })
+/// The bytes of a guest string, into `buf` (emptied first); false if the
+/// engine refused.
+fn guest_bytes(vm: &VmState, s: engine::Value, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    vm.engine().string_into(s, buf).is_ok()
 }
 
-impl InternIndex {
-    /// Brings the index up to date with the guest's list.
-    fn sync(&mut self, vm: &VmState) -> Result<(), engine::Failure> {
-        let ctx = vm.ctx();
-        // SAFETY: ctx is live.
-        let head = unsafe { engine::glue_intern_head(ctx) };
+impl InternIndexSync for InternIndex {
+    fn sync(&mut self, vm: &VmState) -> Result<(), crate::errors::Failure> {
+        let head = vm.engine().intern_head();
         if let Some(code) = vm.take_inspection_fatal() {
             self.valid = false;
-            return Err(engine::Failure::Fatal(code));
+            return Err(vm.fatal_failure(code));
         }
         let epoch = vm.gc_epoch();
         if self.valid && self.epoch == epoch && self.head == head {
@@ -129,12 +76,7 @@ impl InternIndex {
         let mut buf = std::mem::take(&mut self.buf);
         let (count, stopped) = loop {
             buf.resize(buf.len().max(256), engine::UNDEFINED);
-            let mut count = 0usize;
-            let mut stopped = false;
-            // SAFETY: buf has buf.len() slots; out-pointers to locals.
-            vm.engine_op(|| unsafe {
-                engine::glue_intern_list(ctx, stop, buf.as_mut_ptr(), buf.len(), &mut count, &mut stopped)
-            })?;
+            let (count, stopped) = vm.engine_op(|e| e.intern_list(stop, &mut buf))?;
             if count < buf.len() || stopped {
                 break (count, stopped);
             }
@@ -151,9 +93,12 @@ impl InternIndex {
             self.by_hash.clear();
             self.overflow.clear();
         }
+        let mut bytes = Vec::new();
         for &s in &buf[..count] {
-            let Some(b) = guest_bytes(vm, s) else { continue };
-            let h = name_hash(b);
+            if !guest_bytes(vm, s, &mut bytes) {
+                continue;
+            }
+            let h = name_hash(&bytes);
             match self.by_hash.entry(h) {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     v.insert(s);
@@ -172,99 +117,20 @@ impl InternIndex {
         let h = name_hash(name);
         let first = self.by_hash.get(&h).copied();
         let more = self.overflow.iter().filter(|(k, _)| *k == h).map(|&(_, s)| s);
-        first.into_iter().chain(more).find(|&s| guest_bytes(vm, s) == Some(name))
+        let mut bytes = Vec::new();
+        first.into_iter().chain(more).find(|&s| guest_bytes(vm, s, &mut bytes) && bytes == name)
     }
-}
-
-impl KeyCache {
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    pub fn pinned_bytes(&self) -> usize {
-        self.pinned
-    }
-
-    fn lookup(&mut self, name: &[u8]) -> Option<(Slot, u64)> {
-        let &i = self.by_name.get(name)?;
-        let e = self.entries[i].as_mut().expect("mapped entries are live");
-        e.used = true;
-        Some((e.slot, e.id))
-    }
-
-    fn by_id(&mut self, id: u64) -> Option<Slot> {
-        let i = (id & ((1 << INDEX_BITS) - 1)) as usize;
-        match self.entries.get_mut(i) {
-            Some(Some(e)) if e.id == id => {
-                e.used = true;
-                Some(e.slot)
-            }
-            _ => None,
-        }
-    }
-
-    /// Removes one entry chosen by the clock; returns its slot.
-    fn evict_one(&mut self) -> Option<Slot> {
-        if self.by_name.is_empty() {
-            return None;
-        }
-        loop {
-            let i = self.hand;
-            self.hand = (self.hand + 1) % self.entries.len();
-            match &mut self.entries[i] {
-                Some(e) if e.used => e.used = false,
-                Some(_) => {
-                    let e = self.entries[i].take().expect("checked");
-                    self.by_name.remove(&e.name);
-                    self.pinned -= e.cost;
-                    self.free.push(i);
-                    return Some(e.slot);
-                }
-                None => {}
-            }
-        }
-    }
-}
-
-/// Guest bytes that keeping `value`, an interned key of `len` UTF-8 bytes,
-/// alive costs: the string (header, bytes, terminator, padding) and its
-/// intern-table cell (header, next, string). Keys in ROM cost nothing.
-fn pinned_cost(value: engine::Value, len: usize) -> usize {
-    let in_ram = value & 1 == 0;
-    if in_ram { 2 + ((len + 2) & !1) + 6 } else { 0 }
 }
 
 /// Adds an interned key to the cache, evicting as needed; returns its id,
 /// or None if it is not worth caching.
 fn remember(env: Env, vm: &VmState, name: &[u8], value: engine::Value) -> Option<u64> {
     let cost = pinned_cost(value, name.len());
-    if cost > MAX_COST {
+    if !KeyCache::admits(cost) {
         return None;
     }
-    let mut evicted = Vec::new();
-    let id;
-    {
-        let mut c = vm.keys.borrow_mut();
-        while c.pinned + cost > BUDGET || (c.free.is_empty() && c.entries.len() >= MAX_ENTRIES) {
-            match c.evict_one() {
-                Some(s) => evicted.push(s),
-                None => break,
-            }
-        }
-        let index = match c.free.pop() {
-            Some(i) => i,
-            None => {
-                c.entries.push(None);
-                c.entries.len() - 1
-            }
-        };
-        c.serial += 1;
-        id = c.serial << INDEX_BITS | index as u64;
-        let slot = vm.handles.borrow_mut().alloc(vm.ctx(), value);
-        c.entries[index] = Some(Entry { name: name.into(), slot, id, cost, used: false });
-        c.by_name.insert(name.into(), index);
-        c.pinned += cost;
-    }
+    let slot = vm.handles.borrow_mut().alloc(vm.engine(), value);
+    let (id, evicted) = vm.keys.borrow_mut().insert(name, cost, slot);
     if !evicted.is_empty() {
         let mut h = vm.handles.borrow_mut();
         for s in evicted {
@@ -288,11 +154,9 @@ fn forget_js_ids(env: Env, vm: &VmState) {
 /// when the guest heap is tight (see relieve_pressure in src/pressure.rs),
 /// before a guest collection, so that names nothing else uses can go.
 pub fn clear_cache(env: Env, vm: &VmState) {
-    let slots: Vec<Slot> = {
+    let slots = {
         let Ok(mut c) = vm.keys.try_borrow_mut() else { return };
-        let slots = c.entries.iter().flatten().map(|e| e.slot).collect();
-        *c = KeyCache::default();
-        slots
+        c.clear()
     };
     if let Ok(mut h) = vm.handles.try_borrow_mut() {
         for s in slots {
@@ -361,7 +225,7 @@ pub fn property_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult
     Ok(write_key(env, vm, key)?.0)
 }
 
-fn write_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<(Rooted<'a>, Option<u64>)> {
+pub fn write_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<(Rooted<'a>, Option<u64>)> {
     if let Parsed::Direct(v) = parse(env, vm, key)? {
         return Ok((Rooted::new(vm, v), None));
     }
@@ -375,16 +239,9 @@ fn intern<'a>(env: Env, vm: &'a Rc<VmState>, name: &[u8]) -> JsResult<(Rooted<'a
     if let Some((r, id)) = cached(vm, name) {
         return Ok((r, Some(id)));
     }
-    let ctx = vm.ctx();
     let r = Rooted::new(vm, engine::UNDEFINED);
-    let mut out = engine::UNDEFINED;
-    // SAFETY: name holds name.len() bytes; ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_new_string(ctx, name.as_ptr() as *const _, name.len(), &mut out) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
-    r.set(out);
-    let p = r.raw();
-    // SAFETY: p points into a rooted slot.
-    vm.engine_op(|| unsafe { engine::glue_to_property_key(ctx, p) }).map_err(|f| membrane::throw_failure(env, vm, f))?;
+    r.set(vm.engine_op(|e| e.new_string(name)).map_err(|f| errors::throw_failure(env, f))?);
+    vm.engine_op(|e| e.to_property_key(r.root())).map_err(|f| errors::throw_failure(env, f))?;
     let id = remember(env, vm, name, r.get());
     Ok((r, id))
 }
@@ -396,7 +253,7 @@ pub fn existing_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult
     Ok(read_key(env, vm, key)?.map(|(r, _)| r))
 }
 
-fn read_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<Option<(Rooted<'a>, Option<u64>)>> {
+pub fn read_key<'a>(env: Env, vm: &'a Rc<VmState>, key: JsValue) -> JsResult<Option<(Rooted<'a>, Option<u64>)>> {
     if let Parsed::Direct(v) = parse(env, vm, key)? {
         return Ok(Some((Rooted::new(vm, v), None)));
     }
@@ -410,26 +267,22 @@ fn find<'a>(env: Env, vm: &'a Rc<VmState>, name: &mut Vec<u8>) -> JsResult<Optio
     if let Some((r, id)) = cached(vm, name) {
         return Ok(Some((r, Some(id))));
     }
-    let ctx = vm.ctx();
-    let mut out = engine::UNDEFINED;
-    let mut found = false;
-    // The engine sizes strings with their terminator.
+    // The engine sizes strings with their terminator. Nothing is allocated,
+    // so the key found cannot move before it is rooted below.
     name.push(0);
-    // SAFETY: name holds name.len() bytes; out-pointers to locals; nothing
-    // is allocated, so `out` cannot move before it is rooted below.
-    let status = vm.engine_op(|| unsafe {
-        engine::glue_find_rom_key(ctx, name.as_ptr() as *const _, name.len(), &mut out, &mut found)
-    });
+    let status = vm.engine_op(|e| e.find_rom_key(name));
     name.pop();
-    status.map_err(|f| membrane::throw_failure(env, vm, f))?;
-    if !found {
-        let mut c = vm.keys.borrow_mut();
-        c.interned.sync(vm).map_err(|f| membrane::throw_failure(env, vm, f))?;
-        match c.interned.find(vm, name) {
-            Some(s) => out = s,
-            None => return Ok(None),
+    let out = match status.map_err(|f| errors::throw_failure(env, f))? {
+        Some(key) => key,
+        None => {
+            let mut c = vm.keys.borrow_mut();
+            c.interned.sync(vm).map_err(|f| errors::throw_failure(env, f))?;
+            match c.interned.find(vm, name) {
+                Some(s) => s,
+                None => return Ok(None),
+            }
         }
-    }
+    };
     let r = Rooted::new(vm, out);
     let id = remember(env, vm, name, out);
     Ok(Some((r, id)))
@@ -437,32 +290,6 @@ fn find<'a>(env: Env, vm: &'a Rc<VmState>, name: &mut Vec<u8>) -> JsResult<Optio
 
 fn arg(env: Env, ci: &CallInfo, i: usize) -> JsValue {
     ci.args().get(i).copied().unwrap_or_else(|| env.undefined())
-}
-
-fn id_value(env: Env, id: Option<u64>) -> JsValue {
-    env.double(id.map(|i| i as f64).unwrap_or(UNCACHED))
-}
-
-/// keyId(core, name, forWrite): the id of a name for getk/setk; -1 if it
-/// has none (indexes, `length`, names too long to cache): ask by name;
-/// -2 for a read of a name the guest has never interned (absent everywhere
-/// for now; not to be remembered). With forWrite the name is interned.
-pub fn key_id_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core(env, ci)?;
-    let _scope = TempScope::new(&vm);
-    let key = arg(env, ci, 1);
-    if env.type_of(key)? != Type::String {
-        return Ok(env.double(UNCACHED));
-    }
-    let write = env.type_of(arg(env, ci, 2))? == Type::Boolean && env.get_bool(arg(env, ci, 2))?;
-    if write {
-        let (_, id) = write_key(env, &vm, key)?;
-        return Ok(id_value(env, id));
-    }
-    match read_key(env, &vm, key)? {
-        Some((_, id)) => Ok(id_value(env, id)),
-        None => Ok(env.double(NOT_INTERNED)),
-    }
 }
 
 /// The key a getk/setk call names: its id (arg 2) if still cached, else
@@ -486,17 +313,13 @@ pub fn key_by_id<'a>(env: Env, vm: &'a Rc<VmState>, ci: &CallInfo, name_arg: usi
 
 /// An own property of the guest value in `slot`: Some(value) or None.
 /// Arrays: indexes below their length (holes included), and `length`.
-fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> JsResult<Option<Rooted<'a>>> {
+pub fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> JsResult<Option<Rooted<'a>>> {
     let Some(k) = existing_key(env, vm, key)? else { return Ok(None) };
-    let ctx = vm.ctx();
     let object = vm.handles.borrow().get(slot);
-    let mut extra = 0;
-    // SAFETY: ctx is live.
-    let kd = unsafe { engine::glue_kind(ctx, object, &mut extra) };
+    let (kd, _) = vm.engine().kind(object);
     if kd == kind::ARRAY || kd == kind::FIXED_ARRAY {
         let index = engine::int14_decode(k.get());
-        // SAFETY: ctx is live.
-        let len = unsafe { engine::glue_array_length(ctx, object) };
+        let len = vm.engine().array_length(object);
         return match index {
             Some(i) if i < len => Ok(Some(k)),
             _ if k.get() == engine::STR_LENGTH => Ok(Some(k)),
@@ -506,63 +329,10 @@ fn own_property<'a>(env: Env, vm: &'a Rc<VmState>, slot: u32, key: JsValue) -> J
     if kd != kind::OBJECT && kd != kind::PROMISE && kd != kind::CLASS {
         return Ok(None);
     }
-    let mut out = engine::UNDEFINED;
-    let mut found = false;
     let key = k.get();
-    // SAFETY: ctx is live; nothing is allocated, so values stay put.
-    vm.engine_op(|| unsafe { engine::glue_own_property(ctx, object, key, &mut out, &mut found) })
-        .map_err(|f| membrane::throw_failure(env, vm, f))?;
-    Ok(found.then(|| Rooted::new(vm, out)))
-}
-
-/// has(core, slot, key): whether the guest value has that own property,
-/// found directly (not through the list of all its keys).
-pub fn has_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core(env, ci)?;
-    let _scope = TempScope::new(&vm);
-    let slot = crate::api::slot_arg(env, ci, &vm, 1)?;
-    Ok(env.boolean(own_property(env, &vm, slot, arg(env, ci, 2))?.is_some()))
-}
-
-/// getOwn(core, slot, key, absent): the value of an own property of an
-/// object or class, or `absent` if it has none.
-pub fn get_own_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core(env, ci)?;
-    let _scope = TempScope::new(&vm);
-    let slot = crate::api::slot_arg(env, ci, &vm, 1)?;
-    let value = vm.handles.borrow().get(slot);
-    let mut extra = 0;
-    // SAFETY: ctx is live.
-    let kd = unsafe { engine::glue_kind(vm.ctx(), value, &mut extra) };
-    if kd != kind::OBJECT && kd != kind::PROMISE && kd != kind::CLASS {
-        return Err(env.throw_type_error("Microvium: getOwn expects an object or class"));
-    }
-    match own_property(env, &vm, slot, arg(env, ci, 2))? {
-        Some(v) if v.get() == engine::DELETED => Ok(env.undefined()),
-        Some(v) => membrane::to_host(env, &vm, v.get()),
-        None => Ok(arg(env, ci, 3)),
-    }
-}
-
-/// clearKeyCache(core): clear_cache, for the tests.
-pub fn clear_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core(env, ci)?;
-    clear_cache(env, &vm);
-    Ok(env.undefined())
-}
-
-/// keyCacheStats(core): { entries, pinnedBytes, budget }, for the tests.
-pub fn stats_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = crate::api::core_any(env, ci)?;
-    let (n, pinned) = {
-        let c = vm.keys.borrow();
-        (c.len(), c.pinned_bytes())
-    };
-    let o = env.object()?;
-    env.set_named(o, "entries", env.double(n as f64))?;
-    env.set_named(o, "pinnedBytes", env.double(pinned as f64))?;
-    env.set_named(o, "budget", env.double(BUDGET as f64))?;
-    Ok(o)
+    // Nothing is allocated, so the values stay put.
+    let found = vm.engine_op(|e| e.own_property(object, key)).map_err(|f| errors::throw_failure(env, f))?;
+    Ok(found.map(|out| Rooted::new(vm, out)))
 }
 
 /// Whether a name is a JavaScript array index (a canonical decimal integer
@@ -581,15 +351,9 @@ pub fn host_key(env: Env, vm: &Rc<VmState>, key: engine::Value) -> JsResult<(JsV
     if let Some(i) = engine::int14_decode(key) {
         return Ok((env.string(i.to_string().as_bytes())?, Some(i as u32)));
     }
-    let mut p = std::ptr::null();
-    let mut n = 0usize;
-    // SAFETY: the engine returns a pointer into its memory, valid until the
-    // next allocation; the bytes are copied into a JS string before that.
-    let code = unsafe { engine::glue_string_utf8(vm.ctx(), key, &mut p, &mut n) };
-    if code != 0 {
-        return Err(membrane::throw_failure(env, vm, engine::check(code).unwrap_err()));
+    let mut bytes = Vec::new();
+    if let Err(code) = vm.engine().string_into(key, &mut bytes) {
+        return Err(errors::throw_failure(env, vm.engine_failure(code)));
     }
-    // SAFETY: as above: n bytes at p, used before anything allocates.
-    let bytes = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };
-    Ok((env.string(bytes)?, array_index(bytes)))
+    Ok((env.string(&bytes)?, array_index(&bytes)))
 }

@@ -1,22 +1,34 @@
 //! @microvium/runtime: a Node.js native addon that runs Microvium snapshots.
 //!
-//! Layout:
-//! - `engine`: FFI to the engine and its C glue (c/engine.c, c/engine.h).
-//! - `snapshot`: validation of snapshot bytes before the engine sees them.
-//! - `vm`: one VM's state and lifetime (live, poisoned, disposed).
-//! - `handles`: GC roots for guest values the host holds.
-//! - `membrane`: how values cross between host and guest.
-//! - `roots`: temporary GC roots for conversions and calls.
-//! - `keys`: property names into the guest.
-//! - `calls`: calls both ways, host functions, exceptions.
-//! - `promises`: guest promises as host Promises.
-//! - `limits`: sandbox limits (time limit, heap cap, interrupt).
-//! - `pressure`: relieving guest heap pressure from host-held values.
-//! - `api`: the native functions the JS layer (lib/) calls.
-//! - `errors`: engine error codes and MicroviumError.
-//! - `js`: safe wrappers over the raw Node-API calls.
-//! - `runtime`: per-thread state (env, JS helpers, nesting depth).
-//! - `number_format`: JavaScript number-to-string for the engine.
+//! Layout, in layers: a module imports only modules of its own layer or
+//! lower ones (checked by scripts/module-graph.js, run by
+//! __test__/structure.test.js). Each language boundary is one module: raw
+//! Node-API calls are only in `js`, raw calls of the C glue only in `engine`.
+//!
+//! 1. Boundaries and per-thread state:
+//!    - `js`: safe wrappers over the raw Node-API calls (native functions'
+//!      entry and panic boundary, wraps, references, scopes).
+//!    - `engine`: FFI to the C glue (c/engine.h) and `Engine`, its one safe
+//!      wrapper, which owns a VM's glue context and snapshot bytes.
+//!    - `errors`: engine error numbers, `Failure`, MicroviumError.
+//!    - `runtime`: per-thread state (JS helpers, nesting depth).
+//!    - `number_format`: JavaScript number-to-string for the engine.
+//! 2. Data below the VM:
+//!    - `handles`: GC roots (handle slots) and guest-value identity.
+//!    - `snapshot`: validation of snapshot bytes before the engine sees them.
+//!    - `key_cache`: the property-key cache's data.
+//!    - `limits`: the sandbox limits (time limit, heap cap, interrupt).
+//! 3. `vm`: one VM's state and lifetime (live, poisoned, disposed).
+//! 4. Working with a VM's guest values:
+//!    - `roots`: temporary GC roots for conversions and calls.
+//!    - `keys`: property names into the guest.
+//! 5. `membrane`: how values cross between host and guest, guest promises
+//!    as host Promises included.
+//! 6. Across the boundary:
+//!    - `calls`: calls both ways, host functions, exceptions.
+//!    - `pressure`: relieving guest heap pressure from host-held values.
+//! 7. `restore`: a VM from snapshot bytes.
+//! 8. `api`: the native functions the JS layer (lib/) calls.
 
 mod api;
 mod calls;
@@ -24,12 +36,13 @@ mod engine;
 mod errors;
 mod handles;
 mod js;
+mod key_cache;
 mod keys;
 mod limits;
 mod membrane;
 mod number_format;
 mod pressure;
-mod promises;
+mod restore;
 mod roots;
 mod runtime;
 mod snapshot;
@@ -44,16 +57,12 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
     // would corrupt memory, so it refuses to load.
     engine::check_layouts()
         .map_err(|e| Error::from_reason(format!("this build of @microvium/runtime is inconsistent: {e}")))?;
-    let raw_env = env.raw();
-    runtime::set_env(raw_env);
-    // SAFETY: installs a process-wide signal handler once (pthread_once);
-    // see c/fault_net.c for when it acts and when it passes faults on.
-    unsafe { engine::glue_install_fault_net() };
-    let e = js::Env(raw_env);
+    let e = js::Env::from_napi(&env);
+    engine::install_fault_net();
     let target = exports.raw();
-    for (name, f) in api::FUNCTIONS.iter().chain(limits::FUNCTIONS) {
+    for (name, f) in api::FUNCTIONS {
         let func = e
-            .function(name, Some(*f), std::ptr::null_mut())
+            .function(name, *f)
             .map_err(|_| Error::from_reason(format!("cannot create native function {name}")))?;
         e.set_named(target, name, func)
             .map_err(|_| Error::from_reason(format!("cannot export native function {name}")))?;
@@ -74,7 +83,10 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
 }
 
 /// The engine version this addon was built with (also exported as the
-/// `engineVersion` string).
+/// `engineVersion` string, which lib/ uses). Kept because napi-rs's CLI
+/// writes the loader (binding.js) only for a crate with at least one
+/// `#[napi]` item: without one, `npm run build` on a fresh checkout leaves
+/// no binding.js and the package cannot load.
 #[napi]
 pub fn get_engine_version() -> String {
     snapshot::ENGINE_VERSION.to_string()

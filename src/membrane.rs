@@ -12,17 +12,19 @@
 //! move guest objects. A guest value is therefore never held in a Rust
 //! variable across an allocation; it is held in a handle slot (`Rooted`).
 //!
+//! Guest promises come out as host Promises, settled when the guest ones do
+//! (the second part of this file: they are host values like any other, and
+//! settling one converts its outcome, so the two are mutually recursive).
+//!
 //! Related files: roots.rs (temporary roots), keys.rs (property names),
-//! calls.rs (calls both ways), promises.rs, pressure.rs.
+//! calls.rs (calls both ways), pressure.rs.
 
-use crate::engine::{self, kind, Failure, Value};
-use crate::errors;
+use crate::engine::{self, kind, Value};
+use crate::errors::{self, throw_failure, Failure};
 use crate::handles::Slot;
-use crate::js::{Env, JsResult, JsValue, Pending, Type};
+use crate::js::{CallInfo, Env, JsResult, JsValue, Pending, Type, Wrap};
 use crate::runtime::{self, Helper};
-use crate::vm::{VmState, Wrapped};
-use napi::sys;
-use std::ffi::c_void;
+use crate::vm::{PendingPromise, Status, VmState};
 use std::rc::Rc;
 use crate::keys::property_key;
 use crate::roots::{Rooted, TempScope};
@@ -37,17 +39,6 @@ pub const MAX_COPY_DEPTH: usize = 64;
 pub const MAX_ARRAY_ITEMS: u32 = 2047;
 pub const MAX_OBJECT_PROPERTIES: usize = 1000;
 
-pub fn throw_failure(env: Env, vm: &VmState, f: Failure) -> Pending {
-    match f {
-        Failure::Error(e) => errors::throw(env, e, None),
-        Failure::Fatal(e) => errors::throw_fatal(env, e, vm.fatal_reason()),
-        Failure::Unusable => match vm.check_usable(env) {
-            Err(p) => p,
-            Ok(()) => env.throw_error("Microvium VM is not usable"),
-        },
-    }
-}
-
 /// Converts a guest value to a host value. Does not allocate in the guest,
 /// so `value` may come from anywhere (stack, result slot).
 pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
@@ -61,34 +52,28 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
     if let Some(i) = engine::int14_decode(value) {
         return Ok(env.int32(i));
     }
-    let ctx = vm.ctx();
-    let mut extra = 0u16;
-    // SAFETY: ctx belongs to a live engine (callers checked the status).
-    let k = unsafe { engine::glue_kind(ctx, value, &mut extra) };
+    let (k, extra) = vm.engine().kind(value);
     match k {
         kind::UNDEFINED => Ok(env.undefined()),
         kind::NULL => Ok(env.null()),
         kind::BOOLEAN => Ok(env.boolean(extra != 0)),
         kind::NUMBER => {
-            // SAFETY: value is a number of this engine.
-            let n = unsafe { engine::glue_to_float64(ctx, value) };
+            let n = vm.engine().to_float64(value);
             match vm.take_inspection_fatal() {
-                Some(code) => Err(throw_failure(env, vm, Failure::Fatal(code))),
+                Some(code) => Err(throw_failure(env, vm.fatal_failure(code))),
                 None => Ok(env.double(n)),
             }
         }
         kind::STRING => {
-            let mut p = std::ptr::null();
-            let mut n = 0usize;
-            // SAFETY: value is a string; the engine returns a pointer into
-            // its memory, valid until the next allocation, and the bytes are
-            // copied into a JS string before anything else runs.
-            let code = unsafe { engine::glue_string_utf8(ctx, value, &mut p, &mut n) };
-            if code != 0 {
-                return Err(throw_failure(env, vm, engine::check(code).unwrap_err()));
-            }
-            let bytes = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const u8, n) } };
-            env.string(bytes)
+            let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
+            buf.clear();
+            let read = vm.engine().string_into(value, &mut buf);
+            let made = match read {
+                Ok(()) => env.string(&buf),
+                Err(code) => Err(throw_failure(env, vm.engine_failure(code))),
+            };
+            *vm.string_buf.borrow_mut() = buf;
+            made
         }
         kind::HOST_FUNCTION => match vm.import_function(env, extra) {
             Some(f) => Ok(f),
@@ -97,7 +82,7 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
         kind::FUNCTION | kind::OBJECT | kind::ARRAY | kind::FIXED_ARRAY | kind::UINT8_ARRAY | kind::CLASS
         | kind::PROMISE => reference_to_host(env, vm, value, k),
         _ => match vm.take_inspection_fatal() {
-            Some(code) => Err(throw_failure(env, vm, Failure::Fatal(code))),
+            Some(code) => Err(throw_failure(env, vm.fatal_failure(code))),
             None => Err(env.throw_type_error("Microvium guest value of an unsupported type (symbol or bigint)")),
         },
     }
@@ -114,7 +99,7 @@ fn reference_to_host(env: Env, vm: &Rc<VmState>, value: Value, k: i32) -> JsResu
                 let r = h.meta(s).host;
                 (s, if r.is_null() { None } else { Some(r) })
             }
-            None => (h.alloc(vm.ctx(), value), None),
+            None => (h.alloc(vm.engine(), value), None),
         }
     };
     if let Some(r) = existing {
@@ -136,7 +121,7 @@ fn reference_to_host(env: Env, vm: &Rc<VmState>, value: Value, k: i32) -> JsResu
     let (generation, old) = vm.handles.borrow_mut().begin_host_value(slot);
     env.delete_ref(old);
     let made = match k {
-        kind::PROMISE => crate::promises::make_promise(env, vm, slot, generation),
+        kind::PROMISE => make_promise(env, vm, slot, generation),
         _ => make_value(env, vm, slot, k, generation),
     };
     match made {
@@ -176,12 +161,8 @@ fn make_value(env: Env, vm: &Rc<VmState>, slot: Slot, k: i32, generation: u32) -
 /// an allocation) goes with `v` when V8 collects it, and the reference is
 /// deleted when the slot is swept or released (see handles.rs).
 pub fn attach(env: Env, vm: &Rc<VmState>, v: JsValue, slot: Slot, _generation: u32) -> JsResult<()> {
-    let tag = guest_tag(vm.serial, slot);
-    // SAFETY: v is a live object or function made for this slot and never
-    // wrapped before; the data is an integer (odd, so never mistaken for a
-    // Box pointer, see unwrap), with no finalizer and no reference returned.
-    let st = unsafe { sys::napi_wrap(env.0, v, tag as *mut c_void, None, std::ptr::null_mut(), std::ptr::null_mut()) };
-    if st != sys::Status::napi_ok {
+    if env.wrap_tag(v, guest_tag(vm.serial, slot)).is_err() {
+        let _ = env.take_exception();
         return Err(env.throw_error("Microvium: could not attach a guest value to its host value"));
     }
     let r = env.new_ref(v, 0)?;
@@ -192,88 +173,54 @@ pub fn attach(env: Env, vm: &Rc<VmState>, v: JsValue, slot: Slot, _generation: u
     Ok(())
 }
 
-/// Wrap data of a host value: (VM serial, slot), odd.
+/// Wrap tag of a host value: (VM serial, slot), odd (see js::Env::wrap_tag).
 fn guest_tag(serial: u32, slot: Slot) -> usize {
     const _: () = assert!(usize::BITS == 64, "guest tags pack a VM serial and a slot into a pointer-sized integer");
     ((serial as usize) << 33) | ((slot as usize) << 1) | 1
 }
 
-/// Wraps the core object of a VM (used by the restore entry point).
+/// Makes `core` (the JS layer's per-VM object) the owner of the VM (used by
+/// the restore entry point).
 pub fn wrap_core(env: Env, core: JsValue, vm: Rc<VmState>) -> JsResult<()> {
     let state = vm.clone();
-    let data = Box::into_raw(Box::new(Wrapped::Core(vm)));
-    let mut r = std::ptr::null_mut();
-    // SAFETY: v is a live object; data is a leaked Box freed by
-    // finalize_wrapped exactly once.
-    let st = unsafe { sys::napi_wrap(env.0, core, data as *mut c_void, Some(finalize_wrapped), std::ptr::null_mut(), &mut r) };
-    if st != sys::Status::napi_ok {
-        // SAFETY: Node did not take ownership.
-        drop(unsafe { Box::from_raw(data) });
-        return Err(env.throw_error("Microvium: could not attach the VM to its core object"));
+    match env.wrap_owned(core, vm, finalize_core) {
+        Ok(r) => {
+            state.core.set(r);
+            Ok(())
+        }
+        Err(_) => {
+            let _ = env.take_exception();
+            Err(env.throw_error("Microvium: could not attach the VM to its core object"))
+        }
     }
-    state.core.set(r);
-    Ok(())
 }
 
-unsafe extern "C" fn finalize_wrapped(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: data is the Box leaked in wrap_core, finalized once.
-    let wrapped = unsafe { Box::from_raw(data as *mut Wrapped) };
-    // At environment teardown our cleanup hook has already cleared the
-    // thread's env; the last owner of a VM may be dropped here, and its
-    // Drop deletes the VM's references through the thread's env.
-    let teardown = runtime::current_env().is_none();
-    if teardown {
-        runtime::set_env(env);
-    }
-    let env = Env(env);
-    let Wrapped::Core(vm) = *wrapped;
+/// The core object was collected: its share of the VM goes (the last share
+/// frees the engine, see VmState's Drop).
+fn finalize_core(env: Env, vm: Rc<VmState>) {
     // The core's weak self-reference dies with it.
     let r = vm.core.replace(std::ptr::null_mut());
     env.delete_ref(r);
-    if teardown {
-        runtime::set_env(std::ptr::null_mut());
-    }
 }
 
-fn wrap_data(env: Env, v: JsValue) -> Option<usize> {
-    let mut data: *mut c_void = std::ptr::null_mut();
-    // SAFETY: napi_unwrap only succeeds on objects this addon instance
-    // wrapped.
-    let st = unsafe { sys::napi_unwrap(env.0, v, &mut data) };
-    if st != sys::Status::napi_ok || data.is_null() {
-        return None;
-    }
-    Some(data as usize)
-}
-
-/// What this addon attached to `v` if it is a VM's core object (a Box).
-/// Host values of guest values carry an integer instead: see unwrap_value
-/// (named apart from the old `unwrap`, which meant "any value of ours").
-pub fn unwrap_core<'a>(env: Env, v: JsValue) -> Option<&'a Wrapped> {
-    let data = wrap_data(env, v)?;
-    if data & 1 == 1 {
-        return None;
-    }
-    // SAFETY: even wrap data is always a Box<Wrapped> made by wrap_core; the
-    // box lives until the object is finalized, which cannot happen while `v`
-    // is reachable from the current call.
-    Some(unsafe { &*(data as *const Wrapped) })
+/// The VM whose core object `v` is, if it is one.
+pub fn unwrap_core(env: Env, v: JsValue) -> Option<Rc<VmState>> {
+    env.with_owned(v, |vm: &Rc<VmState>| vm.clone())
 }
 
 /// What a host value made by this addon stands for.
 pub enum Unwrapped {
     Core,
     /// A guest value: the serial of its VM and its slot there. The slot is
-    /// only a claim: `guest_slot` checks it.
+    /// only a claim: `belongs` checks it.
     Guest { serial: u32, slot: Slot },
 }
 
 pub fn unwrap_value(env: Env, v: JsValue) -> Option<Unwrapped> {
-    let data = wrap_data(env, v)?;
-    if data & 1 == 1 {
-        return Some(Unwrapped::Guest { serial: (data >> 33) as u32, slot: ((data >> 1) & 0xFFFF_FFFF) as Slot });
-    }
-    Some(Unwrapped::Core)
+    Some(match env.unwrap(v)? {
+        Wrap::Tag(data) => Unwrapped::Guest { serial: (data >> 33) as u32, slot: ((data >> 1) & 0xFFFF_FFFF) as Slot },
+        Wrap::Owned => Unwrapped::Core,
+    })
 }
 
 /// How a host value relates to `vm`.
@@ -319,37 +266,43 @@ pub fn to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Roote
     Ok(value)
 }
 
-fn fail(env: Env, vm: &VmState, f: Failure) -> Pending {
-    throw_failure(env, vm, f)
+fn fail(env: Env, f: Failure) -> Pending {
+    throw_failure(env, f)
+}
+
+/// A number the engine encodes in the value itself (an int14), or None.
+pub fn small_int_to_guest(d: f64) -> Option<Value> {
+    let as_int = d as i32;
+    if as_int as f64 == d && !(as_int == 0 && d.is_sign_negative()) {
+        engine::int14_encode(as_int)
+    } else {
+        None
+    }
 }
 
 fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
-    if d.fract() == 0.0 && (-8192.0..8192.0).contains(&d) && !(d == 0.0 && d.is_sign_negative()) {
-        // Small integers are encoded in the value itself: no allocation.
-        return Ok(Rooted::new(vm, engine::int14_encode(d as i32).expect("in range")));
+    // An int32 survives the round trip through i32 (a saturating cast in
+    // Rust: NaN, fractions and out-of-range numbers do not); -0 is not one.
+    // Compared this way, not with fract(), which is a libm call here.
+    let as_int = d as i32;
+    let is_int32 = as_int as f64 == d && !(as_int == 0 && d.is_sign_negative());
+    if is_int32 {
+        if let Some(x) = engine::int14_encode(as_int) {
+            // Small integers are encoded in the value itself: no allocation.
+            return Ok(Rooted::new(vm, x));
+        }
     }
     let r = Rooted::new(vm, engine::UNDEFINED);
-    let mut out = engine::UNDEFINED;
-    if d.fract() == 0.0 && d.abs() <= 2147483647.0 && !(d == 0.0 && d.is_sign_negative()) {
-        if let Some(x) = engine::int14_encode(d as i32) {
-            r.set(x);
-            return Ok(r);
-        }
-        // SAFETY: ctx is live; out is a local written by the engine.
-        vm.engine_op(|| unsafe { engine::glue_new_int32(ctx, d as i32, &mut out) })
-            .map_err(|f| fail(env, vm, f))?;
+    let out = if is_int32 {
+        vm.engine_op(|e| e.new_int32(as_int)).map_err(|f| fail(env, f))?
     } else {
-        // SAFETY: as above.
-        vm.engine_op(|| unsafe { engine::glue_new_number(ctx, d, &mut out) })
-            .map_err(|f| fail(env, vm, f))?;
-    }
+        vm.engine_op(|e| e.new_number(d)).map_err(|f| fail(env, f))?
+    };
     r.set(out);
     Ok(r)
 }
 
 fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
     if let Some(d) = env.try_f64(v) {
         return number_to_guest(env, vm, d);
     }
@@ -362,14 +315,9 @@ fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<
             let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
             env.get_string_into(v, &mut buf)?;
             let r = Rooted::new(vm, engine::UNDEFINED);
-            let mut out = engine::UNDEFINED;
-            let res = vm.engine_op(|| {
-                // SAFETY: buf holds buf.len() bytes; ctx is live.
-                unsafe { engine::glue_new_string(ctx, buf.as_ptr() as *const _, buf.len(), &mut out) }
-            });
+            let res = vm.engine_op(|e| e.new_string(&buf));
             *vm.string_buf.borrow_mut() = buf;
-            res.map_err(|f| fail(env, vm, f))?;
-            r.set(out);
+            r.set(res.map_err(|f| fail(env, f))?);
             Ok(r)
         }
         Type::Symbol => Err(env.throw_type_error("Cannot pass a symbol into a Microvium VM")),
@@ -381,13 +329,11 @@ fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<
             }
             if let Some(id) = vm.import_id_of(env, v) {
                 let r = Rooted::new(vm, engine::UNDEFINED);
-                let mut out = engine::UNDEFINED;
-                // SAFETY: ctx is live.
-                vm.engine_op(|| unsafe { engine::glue_new_host_function(ctx, id, &mut out) }).map_err(|f| match f {
+                let out = vm.engine_op(|e| e.new_host_function(id)).map_err(|f| match f {
                     Failure::Error(errors::E_UNRESOLVED_IMPORT) => env.throw_type_error(&format!(
                         "Cannot pass host function (import {id}) into the Microvium VM: the snapshot does not import it"
                     )),
-                    f => fail(env, vm, f),
+                    f => fail(env, f),
                 })?;
                 r.set(out);
                 return Ok(r);
@@ -423,15 +369,9 @@ fn guest_reference<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Op
 }
 
 fn copy_object<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
     if let Some(bytes) = env.uint8_bytes(v) {
-        let bytes = bytes.to_vec();
         let r = Rooted::new(vm, engine::UNDEFINED);
-        let mut out = engine::UNDEFINED;
-        // SAFETY: bytes is a local copy; ctx is live.
-        vm.engine_op(|| unsafe { engine::glue_new_uint8array(ctx, bytes.as_ptr(), bytes.len(), &mut out) })
-            .map_err(|f| fail(env, vm, f))?;
-        r.set(out);
+        r.set(vm.engine_op(|e| e.new_uint8array(&bytes)).map_err(|f| fail(env, f))?);
         return Ok(r);
     }
     if path.iter().any(|p| env.strict_equals(*p, v)) {
@@ -467,7 +407,6 @@ fn copy_object<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsV
 }
 
 fn copy_array<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
     let len = env.array_length(v)?;
     // The engine stores an array's items in one allocation of at most 4095
     // bytes; a longer array is a fatal error in the engine, so it is refused
@@ -480,30 +419,20 @@ fn copy_array<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
         ));
     }
     let arr = Rooted::new(vm, engine::UNDEFINED);
-    let mut out = engine::UNDEFINED;
-    // SAFETY: ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_new_array(ctx, len as u16, &mut out) }).map_err(|f| fail(env, vm, f))?;
-    arr.set(out);
+    arr.set(vm.engine_op(|e| e.new_array(len as u16)).map_err(|f| fail(env, f))?);
     for i in 0..len {
         let _iteration = TempScope::new(vm);
         let item = env.get_element(v, i)?;
         let value = to_guest_value(env, vm, item, path)?;
         let key = Rooted::new(vm, engine::int14_encode(i as i32).expect("index < 8192"));
-        let (a, k, x) = (arr.raw(), key.raw(), value.raw());
-        // SAFETY: the three pointers are rooted slots (no table growth
-        // between taking them and the call).
-        vm.engine_op(|| unsafe { engine::glue_set_property(ctx, a, k, x) }).map_err(|f| fail(env, vm, f))?;
+        vm.engine_op(|e| e.set_property(arr.root(), key.root(), value.root())).map_err(|f| fail(env, f))?;
     }
     Ok(arr)
 }
 
 fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>, is_error: bool) -> JsResult<Rooted<'a>> {
-    let ctx = vm.ctx();
     let obj = Rooted::new(vm, engine::UNDEFINED);
-    let mut out = engine::UNDEFINED;
-    // SAFETY: ctx is live.
-    vm.engine_op(|| unsafe { engine::glue_new_object(ctx, &mut out) }).map_err(|f| fail(env, vm, f))?;
-    obj.set(out);
+    obj.set(vm.engine_op(|e| e.new_object()).map_err(|f| fail(env, f))?);
     let keys = env.own_enumerable_string_keys(v)?;
     let n = env.array_length(keys)?;
     // The collector compacts an object's properties into one allocation of
@@ -545,9 +474,138 @@ fn copy_plain<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsVa
             continue;
         }
         let value = to_guest_value(env, vm, item, path)?;
-        let (o, kp, x) = (obj.raw(), k.raw(), value.raw());
-        // SAFETY: rooted slots, as in copy_array.
-        vm.engine_op(|| unsafe { engine::glue_set_property(ctx, o, kp, x) }).map_err(|f| fail(env, vm, f))?;
+        vm.engine_op(|e| e.set_property(obj.root(), k.root(), value.root())).map_err(|f| fail(env, f))?;
     }
     Ok(obj)
+}
+
+// ---- Guest promises as host Promises -------------------------------------
+//
+//
+// Every host Promise for a guest promise settles: when the guest promise
+// does (checked after every outermost engine call), or, rejected, when its
+// VM hits a fatal error or is disposed first.
+//
+// Lifetime. A pending Promise lives as long as its guest could settle it:
+// the VM's core object holds it (core.pending, lib/async.js) until it
+// settles, so `await vm.exports[1]()`, which holds no reference to the
+// Promise, resumes even when a collection runs while the guest awaits an
+// async import. Those are JavaScript references only, so V8 sees the whole
+// cycle (core -> Promise -> its reactions -> whatever they hold, the VM
+// perhaps) and a VM dropped with pending promises is still collected: the
+// native side holds the Promise weakly (`PendingPromise::promise`), and the
+// Promise itself holds nothing of its VM (like every host value, it carries
+// only an integer wrap, see membrane::attach). A guest promise that never
+// settles stays in memory as long as its VM, as a JavaScript promise does
+// while its resolving functions are held.
+// A Promise the host holds, whose VM is collected, stays pending: only guest
+// code could settle it, and nothing can run this VM's guest code any more.
+// It is not rejected then: the moment would be the collector's choice, and
+// a `.then` derived from it without a rejection handler would turn that
+// into an unhandled rejection (which ends the process by default).
+
+/// A host Promise for a guest promise (rooted in `slot`). Rejections are
+/// marked handled so that an ignored guest rejection does not become an
+/// unhandled-rejection warning.
+pub fn make_promise(env: Env, vm: &Rc<VmState>, slot: Slot, generation: u32) -> JsResult<JsValue> {
+    let new_promise = runtime::helper(env, Helper::NewPromise)?;
+    // Held by the core while pending (see lib/async.js).
+    let core = env.ref_value(vm.core.get()).unwrap_or_else(|| env.undefined());
+    let promise = env.call(new_promise, env.undefined(), &[core])?;
+    let weak = env.new_ref(promise, 0)?;
+    if let Err(p) = wrap_promise(env, vm, promise, slot, generation) {
+        env.delete_ref(weak);
+        return Err(p);
+    }
+    vm.pending_promises.borrow_mut().push(PendingPromise { slot, generation, promise: weak });
+    settle_promises(env, vm);
+    Ok(promise)
+}
+
+/// Attaches the guest promise to its host Promise (for identity, and so
+/// that the Promise goes back into the guest as the guest promise), as for
+/// every host value: no finalizer, nothing that holds the VM.
+fn wrap_promise(env: Env, vm: &Rc<VmState>, promise: JsValue, slot: Slot, generation: u32) -> JsResult<()> {
+    attach(env, vm, promise, slot, generation)
+}
+
+/// Gives a promise a rejection handler that does nothing, so that Node does
+/// not report its rejection as unhandled (for promises whose outcome is
+/// reported some other way).
+pub fn mark_handled(env: Env, promise: JsValue) -> JsResult<()> {
+    let then = env.get_named(promise, "then")?;
+    let noop = env.function("", noop)?;
+    env.call(then, promise, &[env.undefined(), noop])?;
+    Ok(())
+}
+
+fn noop(env: Env, _ci: &CallInfo) -> JsResult<JsValue> {
+    Ok(env.undefined())
+}
+
+/// Settles the host Promises whose guest promises have settled. Guest
+/// promises change state only while guest code runs, so this runs after
+/// every outermost engine call (and when a promise first comes out), also
+/// one that failed: the exception it leaves pending is kept (Node-API calls
+/// fail while one is pending, which left such promises pending forever).
+pub fn settle_promises(env: Env, vm: &Rc<VmState>) {
+    if vm.pending_promises.borrow().is_empty() || !vm.is_idle() {
+        return;
+    }
+    if vm.status() != Status::Live {
+        vm.reject_pending_promises(env);
+        return;
+    }
+    let saved = if env.is_exception_pending() { Some(env.take_exception()) } else { None };
+    settle_settled(env, vm);
+    if let Some(e) = saved {
+        env.throw(e);
+    }
+}
+
+fn settle_settled(env: Env, vm: &Rc<VmState>) {
+    let pending = std::mem::take(&mut *vm.pending_promises.borrow_mut());
+    let mut still = Vec::new();
+    for p in pending {
+        // Settling runs JavaScript (reading `then` of a guest object, say),
+        // which may end the VM; the rest are then rejected below.
+        if vm.status() != Status::Live {
+            still.push(p);
+            continue;
+        }
+        let (live, value) = {
+            let mut h = vm.handles.borrow_mut();
+            (h.is_live(p.slot) && h.meta(p.slot).generation == p.generation, h.get(p.slot))
+        };
+        if !live {
+            // The Promise was collected (and its slot released).
+            env.delete_ref(p.promise);
+            continue;
+        }
+        let (state, out) = vm.engine().promise_state(value);
+        if state != 1 && state != 2 {
+            // Pending (or a fatal error, which poisons the VM here).
+            vm.take_inspection_fatal();
+            still.push(p);
+            continue;
+        }
+        let promise = env.ref_value(p.promise);
+        env.delete_ref(p.promise);
+        let Some(promise) = promise else { continue };
+        let original = if state == 2 { vm.take_async_rejection(env, out) } else { None };
+        let (ok, host) = match original {
+            Some(v) => (false, v),
+            None => match to_host(env, vm, out) {
+                Ok(v) => (state == 1, v),
+                // The outcome cannot come out (the VM failed meanwhile, say):
+                // the Promise rejects with why.
+                Err(_) => (false, env.take_exception()),
+            },
+        };
+        runtime::settle_promise(env, promise, ok, host, env.ref_value(vm.core.get()));
+    }
+    vm.pending_promises.borrow_mut().extend(still);
+    if vm.status() != Status::Live {
+        vm.reject_pending_promises(env);
+    }
 }

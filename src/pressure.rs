@@ -1,32 +1,31 @@
 //! Guest heap pressure from guest values the host holds, and what a VM
 //! tells V8 about its memory.
 
-use crate::engine::{self, Failure};
+use crate::errors::Failure;
 use crate::js::Env;
+use crate::limits;
 use crate::runtime::{self, Helper};
-use crate::vm::{Status, VmState};
+use crate::vm::{Status, VmState, FORCE_GC_MIN_HOST_VALUES, PRESSURE_MARK};
 use crate::js::RawRef;
-use napi::sys;
 use std::cell::Cell;
 use std::rc::Rc;
 
-/// Guest heap pressure from host-held values.
-///
-/// Guest values behind host values stay rooted until V8 collects the host
+// Guest heap pressure from host-held values.
+//
+// Guest values behind host values stay rooted until V8 collects the host
 /// values (or the program releases them: vm.release, vm.scope), and V8 does
 /// not know how small the guest heap is: a loop that drops thousands of
 /// guest objects could fill the 64 kB heap, and running out of guest heap is
 /// fatal in this engine. So after an outermost call or a host function, once
 /// the guest heap grows past a mark, the host releases the slots whose host
-/// values V8 has already collected, then collects the guest heap. If the VM
-/// was given a collector (`opts.gc`, e.g. `globalThis.gc` of a program
-/// started with --expose-gc) and holds many host values, it runs that first.
-/// The library itself never forces a JavaScript collection and changes no V8
-/// flag. The mark then moves to what survived plus some room, so a heap that
-/// is legitimately full of live data is not collected on every call.
-pub const PRESSURE_MARK: u16 = 0xC000;
-pub const PRESSURE_ROOM: u16 = 0x2000;
-pub const FORCE_GC_MIN_HOST_VALUES: usize = 64;
+// values V8 has already collected, then collects the guest heap. If the VM
+// was given a collector (`opts.gc`, e.g. `globalThis.gc` of a program
+// started with --expose-gc) and holds many host values, it runs that first.
+// The library itself never forces a JavaScript collection and changes no V8
+// flag. The mark (vm::PRESSURE_MARK at first) then moves to what survived
+// plus some room, so a heap that is legitimately full of live data is not
+// collected on every call.
+const PRESSURE_ROOM: u16 = 0x2000;
 const FORCE_GC_STEP: usize = 256;
 
 /// Native memory per host-held value beyond the engine's (the weak
@@ -41,17 +40,13 @@ const REPORT_STEP: i64 = 4096;
 /// The native memory this VM holds: the engine's allocations (guest heap,
 /// stack, bookkeeping) and the host side of its handles.
 fn native_bytes(vm: &VmState) -> Option<i64> {
-    // SAFETY: ctx is owned by the state; `bytes` is written by the engine's
-    // allocator only while this thread is inside an engine call.
-    let engine = unsafe { (*vm.ctx()).bytes } as i64;
+    let engine = vm.engine().bytes() as i64;
     let h = vm.handles.try_borrow().ok()?;
     Some(engine + h.capacity() as i64 * BYTES_PER_SLOT + h.host_held() as i64 * BYTES_PER_HOST_VALUE)
 }
 
 fn adjust(env: Env, delta: i64) {
-    let mut total = 0i64;
-    // SAFETY: env is this thread's env; out-pointer to a local.
-    unsafe { sys::napi_adjust_external_memory(env.0, delta, &mut total) };
+    env.adjust_external_memory(delta);
 }
 
 /// Tells V8 how much native memory this VM holds (napi_adjust_external_memory),
@@ -64,14 +59,6 @@ pub fn account(env: Env, vm: &VmState) {
     if delta.abs() >= REPORT_STEP {
         adjust(env, delta);
         vm.reported_memory.set(now);
-    }
-}
-
-/// Withdraws everything this VM reported (it is going away).
-pub fn unaccount(env: Env, vm: &VmState) {
-    let r = vm.reported_memory.replace(0);
-    if r != 0 {
-        adjust(env, -r);
     }
 }
 
@@ -135,6 +122,14 @@ pub fn sweep(env: Env, vm: &VmState) -> usize {
     released
 }
 
+/// The heap size past which the host relieves pressure: the mark for the
+/// engine's full heap, or the same fraction of this VM's cap, and at least
+/// `size` plus room (also scaled).
+pub fn pressure_mark(vm: &VmState, size: u16) -> u16 {
+    let e = vm.engine();
+    limits::scale_to_cap(e, PRESSURE_MARK).max(size.saturating_add(limits::scale_to_cap(e, PRESSURE_ROOM)))
+}
+
 /// Returns the failure of the guest collection it ran, if any (a fatal one
 /// poisons the VM, and the caller reports it).
 pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
@@ -143,15 +138,14 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     if vm.status() != Status::Live || vm.is_engine_freed() {
         return Ok(());
     }
-    // SAFETY: the engine is live.
-    let size = unsafe { engine::glue_heap_size(vm.ctx()) };
+    let size = vm.engine().heap_size();
     let mark = vm.pressure_mark.get();
     if size < mark {
         // The heap shrinks only when the guest collects: the mark follows
         // it back down. Else a phase of nearly full live data would leave
         // the mark at the very top of the heap and, once that data is gone,
         // dropped values would fill the heap with nothing relieving it.
-        let lower = crate::limits::pressure_mark(vm, size); // limits: scaled to the heap cap
+        let lower = pressure_mark(vm, size);
         if lower < mark {
             vm.pressure_mark.set(lower);
         }
@@ -190,13 +184,58 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     // The names the host's key cache pins (a couple of kB at most) are worth
     // more as free heap now; the cache refills as names are used again.
     crate::keys::clear_cache(env, vm);
-    let ctx = vm.ctx();
-    // SAFETY: the engine is live; a collection moves guest values, which the
-    // handle slots track.
-    vm.engine_op(|| unsafe { engine::glue_run_gc(ctx, false) })?;
-    // SAFETY: as above.
-    let after = unsafe { engine::glue_heap_size(ctx) };
-    vm.pressure_mark.set(crate::limits::pressure_mark(vm, after)); // limits: scaled to the heap cap
+    vm.engine_op(|e| e.run_gc(false))?;
+    let after = vm.engine().heap_size();
+    vm.pressure_mark.set(pressure_mark(vm, after));
     account(env, vm);
     Ok(())
+}
+
+thread_local! {
+    /// Every VM of this thread not yet disposed, and the collection count at
+    /// the last look (see reclaim_collected).
+    static TRACKED: std::cell::RefCell<(Vec<std::rc::Weak<VmState>>, u32)> =
+        const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
+/// Tracks a new VM, whose engine reclaim_collected frees as soon as V8 has
+/// collected its core object.
+pub fn track(vm: &Rc<VmState>) {
+    TRACKED.with(|t| t.borrow_mut().0.push(Rc::downgrade(vm)));
+}
+
+/// Frees the engines of VMs whose core object V8 has collected: a dropped
+/// VM's guest heap goes at the next restore after a collection, not when
+/// its finalizer runs, which Node defers until the event loop turns (a
+/// synchronous loop that makes and drops VMs would keep them all). Nothing
+/// can use such a VM: every host value of it holds its core. Its pending
+/// promises stay pending (see VmState::free_unreachable). Looks once after
+/// each V8 collection; cheap otherwise.
+pub fn reclaim_collected(env: Env) {
+    let seen = collections_seen(env);
+    let candidates = TRACKED.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.1 == seen {
+            return Vec::new();
+        }
+        t.1 = seen;
+        let mut dead = Vec::new();
+        t.0.retain(|w| match w.upgrade() {
+            None => false,
+            Some(vm) if vm.status() == Status::Disposed => false,
+            Some(vm) => {
+                let collected = env.ref_value(vm.core.get()).is_none();
+                if collected && vm.is_idle() {
+                    dead.push(vm);
+                    false
+                } else {
+                    true
+                }
+            }
+        });
+        dead
+    });
+    for vm in candidates {
+        vm.free_unreachable();
+    }
 }

@@ -7,7 +7,7 @@
 //! per-VM LIFO stack (see HandleTable::push_temp), released together when
 //! the enclosing `TempScope` ends.
 
-use crate::engine::Value;
+use crate::engine::{Root, Value};
 use crate::handles::Slot;
 use crate::vm::VmState;
 
@@ -43,7 +43,7 @@ impl Drop for TempScope<'_> {
 
 impl<'a> Rooted<'a> {
     pub fn new(vm: &'a VmState, value: Value) -> Self {
-        let slot = vm.handles.borrow_mut().push_temp(vm.ctx(), value);
+        let slot = vm.handles.borrow_mut().push_temp(vm.engine(), value);
         Rooted { vm, slot }
     }
     pub fn get(&self) -> Value {
@@ -52,10 +52,12 @@ impl<'a> Rooted<'a> {
     pub fn set(&self, v: Value) {
         *self.vm.handles.borrow_mut().ptr(self.slot) = v;
     }
-    /// Pointer to the rooted value, for engine calls taking `mvm_Value*`.
-    /// Valid until the table grows (which only `alloc` does), so take it
-    /// right before the engine call.
-    pub fn raw(&self) -> *mut Value {
-        self.vm.handles.borrow_mut().raw(self.slot)
+    /// The root, for engine entries that take `mvm_Value*`.
+    pub fn root(&self) -> Root<'a> {
+        let p = self.vm.handles.borrow_mut().raw(self.slot);
+        // SAFETY: the slot's handle was registered with this VM's engine
+        // when the table grew, and lies in a boxed chunk that neither moves
+        // nor is freed while the VM ('a) lives.
+        unsafe { Root::new(self.vm.engine(), p) }
     }
 }

@@ -1,11 +1,12 @@
-//! Per-thread runtime state: the Node-API env of this thread, the JavaScript
-//! helpers the JS layer registers once (error class, proxy factory, type
-//! classifier), and the nesting depth of host/guest calls.
+//! Per-thread runtime state: the JavaScript helpers the JS layer registers
+//! once (error class, proxy factory, type classifier...), and the nesting
+//! depth of host/guest calls. (The thread's Node-API env is js.rs's:
+//! `js::current_env`.)
 //!
 //! Every Node.js thread (main or worker) loads its own instance of the addon
 //! and runs only its own VMs, so thread-locals are the natural home.
 
-use crate::js::{Env, JsResult, JsValue, RawEnv, RawRef};
+use crate::js::{self, current_env, Env, JsResult, JsValue, RawRef};
 use std::cell::Cell;
 
 #[derive(Clone, Copy)]
@@ -28,17 +29,17 @@ pub enum Helper {
     MathPow = 5,
     /// `Object.prototype`, to recognise plain objects without a JS call.
     ObjectPrototype = 6,
-    /// `() => Promise`: a new pending Promise, its rejection marked handled,
-    /// that only SettlePromise settles (see promises.rs).
+    /// `(core) => Promise`: a new pending Promise, its rejection marked
+    /// handled, held by the core until SettlePromise settles it (see
+    /// membrane.rs).
     NewPromise = 7,
-    /// `(promise, ok, value) => void`: settles a Promise of NewPromise.
+    /// `(promise, ok, value, core) => void`: settles a Promise of NewPromise.
     SettlePromise = 8,
 }
 
 const HELPER_COUNT: usize = 9;
 
 thread_local! {
-    static ENV: Cell<RawEnv> = const { Cell::new(std::ptr::null_mut()) };
     static HELPERS: Cell<[RawRef; HELPER_COUNT]> = const { Cell::new([std::ptr::null_mut(); HELPER_COUNT]) };
     static DEPTH: Cell<u32> = const { Cell::new(0) };
     static STACK_BASE: Cell<usize> = const { Cell::new(0) };
@@ -49,21 +50,6 @@ thread_local! {
 /// for the check that a VM is used only by the thread that created it.
 pub fn thread_token() -> usize {
     THREAD_TOKEN.with(|t| t as *const u8 as usize)
-}
-
-pub fn set_env(env: RawEnv) {
-    ENV.with(|e| e.set(env));
-}
-
-/// The env of this thread, for engine callbacks (host functions,
-/// breakpoints) that arrive without one. None before the module loaded.
-pub fn current_env() -> Option<Env> {
-    let e = ENV.with(|e| e.get());
-    if e.is_null() {
-        None
-    } else {
-        Some(Env(e))
-    }
 }
 
 pub fn set_helpers(env: Env, values: [JsValue; HELPER_COUNT]) -> JsResult<()> {
@@ -79,19 +65,18 @@ pub fn set_helpers(env: Env, values: [JsValue; HELPER_COUNT]) -> JsResult<()> {
     if first {
         // Delete the references when this thread's environment goes away
         // (a worker exiting), instead of leaking them.
-        // SAFETY: the hook is a plain function; the argument is unused.
-        unsafe { napi::sys::napi_add_env_cleanup_hook(env.0, Some(release_helpers), std::ptr::null_mut()) };
+        env.on_cleanup(release_helpers);
     }
     Ok(())
 }
 
-unsafe extern "C" fn release_helpers(_arg: *mut std::ffi::c_void) {
+fn release_helpers() {
     let Some(env) = current_env() else { return };
     let refs = HELPERS.with(|h| h.replace([std::ptr::null_mut(); HELPER_COUNT]));
     for r in refs {
         env.delete_ref(r);
     }
-    ENV.with(|e| e.set(std::ptr::null_mut()));
+    js::clear_current_env();
 }
 
 pub fn helper(env: Env, which: Helper) -> JsResult<JsValue> {
@@ -100,6 +85,19 @@ pub fn helper(env: Env, which: Helper) -> JsResult<JsValue> {
         return Err(env.throw_error("@microvium/runtime: native helpers not initialised"));
     }
     env.ref_value(r).ok_or_else(|| env.throw_error("@microvium/runtime: helper collected"))
+}
+
+/// Settles a Promise of the NewPromise helper (see membrane::make_promise;
+/// a no-op if it is settled already).
+/// `core` is the VM's core object, if it is still alive (its `pending` set
+/// holds the Promise until now).
+pub fn settle_promise(env: Env, promise: JsValue, ok: bool, value: JsValue, core: Option<JsValue>) {
+    let core = core.unwrap_or_else(|| env.undefined());
+    let done = helper(env, Helper::SettlePromise)
+        .and_then(|f| env.call(f, env.undefined(), &[promise, env.boolean(ok), value, core]));
+    if done.is_err() {
+        let _ = env.take_exception();
+    }
 }
 
 /// Host/guest nesting limits. Each guest→host→guest level costs native stack
@@ -178,7 +176,7 @@ pub extern "C" fn host_should_abort() -> bool {
     // leaves no exception object to take.
     let abort = if ok == Some(false) {
         let e = env.take_exception();
-        e.is_null() || !matches!(env.type_of(e), Ok(crate::js::Type::Object))
+        e.is_null() || !matches!(env.type_of(e), Ok(js::Type::Object))
     } else {
         false
     };

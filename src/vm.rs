@@ -8,9 +8,11 @@
 //! the core is garbage collected, whichever comes first; after `dispose()`
 //! the state stays behind as a tombstone so late uses get a clear error.
 
-use crate::engine::{self, Failure, GlueContext, Value};
+use crate::engine::{self, Engine, Value};
+use crate::errors::{Failure, Unusable};
 use crate::errors;
 use crate::handles::{HandleTable, Slot};
+use crate::key_cache::KeyCache;
 use crate::js::{Env, JsResult, JsValue, Pending, RawRef};
 use crate::runtime::{self, DepthGuard};
 use std::cell::{Cell, RefCell};
@@ -26,9 +28,9 @@ pub enum Status {
 }
 
 pub struct VmState {
-    ctx: *mut GlueContext,
-    /// The engine reads bytecode in place, so the bytes live as long as it.
-    _snapshot: Box<[u8]>,
+    /// Declared first, so dropped before the handle table whose handles it
+    /// has as roots.
+    engine: Engine,
     pub handles: RefCell<HandleTable>,
     /// Import id → weak reference to the host function. The functions are
     /// held strongly by the JavaScript core object, so a weak reference here
@@ -49,7 +51,7 @@ pub struct VmState {
     host_exception: RefCell<Option<(RawRef, Slot)>>,
     pub core: Cell<RawRef>,
     /// Host Promises of guest promises, to settle when the guest ones do
-    /// (see promises.rs).
+    /// (see membrane.rs, the part on promises).
     pub pending_promises: RefCell<Vec<PendingPromise>>,
     /// Rejections passed to guests awaiting async imports: the original
     /// value (in a holder object) and the slot of its guest copy, so that a
@@ -57,7 +59,7 @@ pub struct VmState {
     /// The most recent few only.
     async_rejections: RefCell<Vec<(RawRef, Slot)>>,
     /// Guest heap size above which the host relieves pressure (see
-    /// relieve_pressure in membrane.rs).
+    /// relieve_pressure in pressure.rs).
     pub pressure_mark: Cell<u16>,
     /// Host-held values needed before relieve_pressure forces another
     /// JavaScript collection (only with a collector, see `collector`).
@@ -91,7 +93,7 @@ pub struct VmState {
     pub export_ids: Vec<u16>,
     pub required_version: String,
     /// Property names already converted to guest keys (see keys.rs).
-    pub keys: RefCell<crate::keys::KeyCache>,
+    pub keys: RefCell<KeyCache>,
     /// Reused UTF-8 buffer for strings going into the guest.
     pub string_buf: RefCell<Vec<u8>>,
 }
@@ -111,26 +113,57 @@ pub struct PendingPromise {
     pub slot: Slot,
     pub generation: u32,
     /// Weak: a pending Promise nobody holds must not keep its VM alive (nor
-    /// the VM it); see promises.rs.
+    /// the VM it); see membrane.rs, the part on promises.
     pub promise: RawRef,
 }
 
-/// What `napi_wrap` attaches (as a Box) to the per-VM core object of the JS
-/// layer. Host values of guest values carry an integer instead (see
-/// membrane::attach): nothing per value that a finalizer must free.
-pub enum Wrapped {
-    Core(Rc<VmState>),
-}
-
 impl VmState {
-    pub fn ctx(&self) -> *mut GlueContext {
-        self.ctx
+    /// The state of a VM about to be restored on this thread (see
+    /// restore.rs): `engine` holds its snapshot, not yet restored.
+    pub fn new(engine: Engine, imports: Vec<Import>, export_ids: Vec<u16>, required_version: String) -> Rc<VmState> {
+        let state = Rc::new(VmState {
+            engine,
+            handles: RefCell::new(HandleTable::new()),
+            imports,
+            breakpoint: Cell::new(std::ptr::null_mut()),
+            status: Cell::new(Status::Live),
+            fatal: Cell::new(0),
+            thread: runtime::thread_token(),
+            active: Cell::new(0),
+            host_exception: RefCell::new(None),
+            core: Cell::new(std::ptr::null_mut()),
+            pending_promises: RefCell::new(Vec::new()),
+            async_rejections: RefCell::new(Vec::new()),
+            pressure_mark: Cell::new(PRESSURE_MARK),
+            force_gc_floor: Cell::new(FORCE_GC_MIN_HOST_VALUES),
+            collector: Cell::new(std::ptr::null_mut()),
+            reported_memory: Cell::new(0),
+            swept_at: Cell::new(0),
+            ops_since_sweep_check: Cell::new(0),
+            serial: next_serial(),
+            scope_log: RefCell::new(Vec::new()),
+            scope_marks: RefCell::new(Vec::new()),
+            scope_compact_at: Cell::new(SCOPE_LOG_MIN),
+            breakpoint_error: RefCell::new(None),
+            export_ids,
+            required_version,
+            keys: RefCell::new(KeyCache::default()),
+            string_buf: RefCell::new(Vec::new()),
+        });
+        // The Rc keeps the state at a fixed address for as long as the
+        // engine (which it owns) lives: the engine's callbacks find it so.
+        state.engine.set_host(Rc::as_ptr(&state) as *const c_void);
+        state
+    }
+
+    /// The engine, for entries that cannot fail or run guest code (see
+    /// engine_op and engine_call for the others).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     pub fn gc_epoch(&self) -> u32 {
-        // SAFETY: ctx is a live allocation owned by this state; the engine
-        // writes it only while this thread is inside an engine call.
-        unsafe { (*self.ctx).gc_epoch }
+        self.engine.gc_epoch()
     }
 
     pub fn status(&self) -> Status {
@@ -141,9 +174,7 @@ impl VmState {
     /// which return a value, not a status) hit a fatal error. Returns the
     /// code, once per error.
     pub fn take_inspection_fatal(&self) -> Option<i32> {
-        // SAFETY: ctx is a live allocation owned by this state, written by
-        // the engine only while this thread is inside an engine call.
-        let code = unsafe { std::mem::replace(&mut (*self.ctx).fatal_code, 0) };
+        let code = self.engine.take_fatal_code();
         if code == 0 {
             return None;
         }
@@ -160,8 +191,8 @@ impl VmState {
         if self.status.get() == Status::Live {
             self.status.set(Status::Poisoned(code));
         }
-        if let Some(env) = runtime::current_env() {
-            crate::promises::reject_pending(env, self);
+        if let Some(env) = crate::js::current_env() {
+            self.reject_pending_promises(env);
         }
     }
 
@@ -177,9 +208,7 @@ impl VmState {
 
     /// What a failed check said about a fatal error, in a user's terms.
     pub fn fatal_reason(&self) -> Option<&'static str> {
-        // SAFETY: ctx is a live allocation owned by this state, written by
-        // the engine only while this thread is inside an engine call.
-        match unsafe { (*self.ctx).fatal_reason } {
+        match self.engine.fatal_reason() {
             engine::REASON_NO_SCOPE => Some(
                 "the bytecode uses a closure variable outside the closure scopes that exist. The microvium \
                  8.0.0 compiler produces such bytecode for a function that creates closures in a \
@@ -194,19 +223,41 @@ impl VmState {
         runtime::thread_token() != self.thread
     }
 
-    /// Checks that the VM may be used now, from this thread.
-    pub fn check_usable(&self, env: Env) -> JsResult<()> {
+    /// Why the VM cannot be used now, from this thread; None if it can.
+    pub fn unusable(&self) -> Option<Unusable> {
         if runtime::thread_token() != self.thread {
-            return Err(env.throw_error(
-                "Microvium VM used from a thread other than the one that created it; each VM belongs to its creating thread",
-            ));
+            return Some(Unusable::ForeignThread);
         }
         self.take_inspection_fatal();
         match self.status.get() {
-            Status::Live => Ok(()),
-            Status::Disposed => Err(env.throw_error("Microvium VM has been disposed")),
-            Status::Poisoned(code) => Err(errors::throw_unusable(env, code)),
+            Status::Live if self.is_engine_freed() => Some(Unusable::EngineFreed),
+            Status::Live => None,
+            Status::Disposed => Some(Unusable::Disposed),
+            Status::Poisoned(code) => Some(Unusable::Poisoned(code)),
         }
+    }
+
+    /// Checks that the VM may be used now, from this thread.
+    pub fn check_usable(&self, env: Env) -> JsResult<()> {
+        match self.unusable() {
+            None => Ok(()),
+            Some(why) => Err(errors::throw_unusable_vm(env, why)),
+        }
+    }
+
+    /// The failure of a glue status that is not success (from an inspection
+    /// call made outside `engine_op`).
+    pub fn engine_failure(&self, status: i32) -> Failure {
+        match engine::check(status) {
+            Err(Failure::Fatal { code, .. }) => self.fatal_failure(code),
+            Err(f) => f,
+            Ok(()) => Failure::Error(status),
+        }
+    }
+
+    /// The failure a fatal error (its code) of this VM is reported as.
+    pub fn fatal_failure(&self, code: i32) -> Failure {
+        Failure::Fatal { code, reason: self.fatal_reason() }
     }
 
     pub fn import(&self, id: u16) -> Option<&Import> {
@@ -233,9 +284,9 @@ impl VmState {
         self.active.get() == 0
     }
 
-    /// Runs one engine entry with the nesting limits, activity count and
-    /// fatal-error bookkeeping. `f` returns the glue's status code.
-    pub fn engine_call(&self, env: Env, f: impl FnOnce() -> i32) -> Result<(), CallFailure> {
+    /// Runs one engine entry that may run guest code, with the nesting
+    /// limits, activity count and fatal-error bookkeeping.
+    pub fn engine_call<T>(&self, env: Env, f: impl FnOnce(&Engine) -> Result<T, Failure>) -> Result<T, CallFailure> {
         let Some(_depth) = DepthGuard::enter() else {
             return Err(CallFailure::Thrown(errors::throw(
                 env,
@@ -246,26 +297,60 @@ impl VmState {
                 )),
             )));
         };
-        let result = crate::limits::guest_call(self, || self.engine_op(f)); // limits: deadline, stop -> its error
+        // The sandbox limits: the deadline armed, a stop reported as its error.
+        let result = crate::limits::guest_call(&self.engine, self.is_idle(), || self.engine_op(f));
         self.free_engine_if_idle_and_finished();
         result.map_err(CallFailure::Engine)
     }
 
     /// One engine entry that cannot run guest code (allocation of strings,
     /// objects...): counted as active, and a fatal error poisons the VM.
-    pub fn engine_op(&self, f: impl FnOnce() -> i32) -> Result<(), Failure> {
+    pub fn engine_op<T>(&self, f: impl FnOnce(&Engine) -> Result<T, Failure>) -> Result<T, Failure> {
         self.take_inspection_fatal();
         if self.status.get() != Status::Live || self.is_engine_freed() {
-            return Err(Failure::Unusable);
+            return Err(Failure::Unusable(self.unusable().unwrap_or(Unusable::EngineFreed)));
         }
-        self.active.set(self.active.get() + 1);
-        let code = f();
-        self.active.set(self.active.get() - 1);
-        let result = engine::check(code);
-        if let Err(Failure::Fatal(c)) = result {
-            self.poison(c);
+        let result = {
+            // Counted off even if `f` panics (a bug, caught at the native
+            // function's entry), so that a disposed VM is still freed.
+            let _active = Active::enter(&self.active);
+            f(&self.engine)
+        };
+        match result {
+            Err(Failure::Fatal { code, .. }) => {
+                self.poison(code);
+                Err(self.fatal_failure(code))
+            }
+            result => result,
         }
-        result
+    }
+
+    /// Rejects every pending Promise of a VM that failed (a fatal error) or was
+    /// disposed: its guest promises can never settle now. May run in the middle
+    /// of an operation; a pending JavaScript exception is kept.
+    pub fn reject_pending_promises(&self, env: Env) {
+        if self.pending_promises.borrow().is_empty() {
+            return;
+        }
+        let status = self.status();
+        if status == Status::Live {
+            return;
+        }
+        let pending = std::mem::take(&mut *self.pending_promises.borrow_mut());
+        let saved = if env.is_exception_pending() { Some(env.take_exception()) } else { None };
+        let scope = env.open_scope();
+        for p in pending {
+            let promise = env.ref_value(p.promise);
+            env.delete_ref(p.promise);
+            let Some(promise) = promise else { continue };
+            if let Some(reason) = rejection(env, status) {
+                runtime::settle_promise(env, promise, false, reason, env.ref_value(self.core.get()));
+            }
+        }
+        env.close_scope(scope);
+        if let Some(e) = saved {
+            env.throw(e);
+        }
     }
 
     pub fn dispose(&self, env: Env) {
@@ -273,11 +358,10 @@ impl VmState {
             if self.active.get() > 0 && !self.is_engine_freed() {
                 // Disposed from a host function or breakpoint: stop the guest
                 // at its next instruction.
-                // SAFETY: the engine is live (freed only once idle).
-                unsafe { engine::glue_stop_after(self.ctx, 0) };
+                self.engine.stop_after(0);
             }
             self.status.set(Status::Disposed);
-            crate::promises::reject_pending(env, self);
+            self.reject_pending_promises(env);
             if let Some((r, _)) = self.host_exception.borrow_mut().take() {
                 env.delete_ref(r);
             }
@@ -285,19 +369,29 @@ impl VmState {
         self.free_engine_if_idle_and_finished();
     }
 
+    /// The VM's core object was collected (see pressure::reclaim_collected):
+    /// nothing can call into it again, so its engine goes now; the finalizer
+    /// Node runs later frees the rest. Unlike dispose(), pending promises
+    /// stay pending (see membrane.rs on promise lifetime).
+    pub fn free_unreachable(&self) {
+        if self.status.get() != Status::Disposed && self.active.get() == 0 {
+            self.status.set(Status::Disposed);
+            self.free_engine_if_idle_and_finished();
+        }
+    }
+
     /// Frees the engine once the VM is disposed and no engine call is on
     /// the stack (a host function may dispose the VM that called it).
     fn free_engine_if_idle_and_finished(&self) {
         if self.status.get() == Status::Disposed && self.active.get() == 0 {
             // SAFETY: no engine frame of this VM is on the stack (active is
-            // 0), and glue_free_vm is idempotent (it clears ctx->vm).
-            unsafe { engine::glue_free_vm(self.ctx, self.fatal.get() != 0) };
+            // 0); freeing is idempotent.
+            unsafe { self.engine.free(self.fatal.get() != 0) };
         }
     }
 
     pub fn is_engine_freed(&self) -> bool {
-        // SAFETY: ctx is owned by this state.
-        unsafe { (*self.ctx).vm.is_null() }
+        self.engine.is_freed()
     }
 
     pub fn stash_host_exception(&self, env: Env, exception: JsValue, slot: Slot) {
@@ -341,8 +435,7 @@ impl VmState {
     }
 
     pub fn set_breakpoint_error(&self, env: Env, exception: JsValue) {
-        // SAFETY: ctx is live during the call that hit the breakpoint.
-        let previous = unsafe { engine::glue_instructions_remaining(self.ctx) };
+        let previous = self.engine.instructions_remaining();
         let holder = env.object().and_then(|o| env.set_named(o, "value", exception).map(|_| o));
         match holder.and_then(|o| env.new_ref(o, 1)) {
             Ok(r) => {
@@ -365,8 +458,7 @@ impl VmState {
     pub fn take_breakpoint_error(&self, env: Env) -> Option<JsValue> {
         let (r, previous) = self.breakpoint_error.borrow_mut().take()?;
         if !self.is_engine_freed() && self.fatal.get() == 0 {
-            // SAFETY: the engine is live.
-            unsafe { engine::glue_stop_after(self.ctx, if previous < 0 { -1 } else { previous }) };
+            self.engine.stop_after(if previous < 0 { -1 } else { previous });
         }
         let v = env.ref_value(r).and_then(|holder| env.get_named(holder, "value").ok());
         env.delete_ref(r);
@@ -385,7 +477,7 @@ impl VmState {
             let _ = env.take_exception();
             return;
         };
-        let slot = self.handles.borrow_mut().alloc(self.ctx, copy);
+        let slot = self.handles.borrow_mut().alloc(&self.engine, copy);
         let mut list = self.async_rejections.borrow_mut();
         if list.len() >= KEEP {
             let (old_ref, old_slot) = list.remove(0);
@@ -520,12 +612,9 @@ impl VmState {
 impl Drop for VmState {
     fn drop(&mut self) {
         // SAFETY: the last owner is going away; no engine call can be active
-        // (every active call holds an Rc). ctx came from Box::into_raw.
-        unsafe {
-            engine::glue_free_vm(self.ctx, self.fatal.get() != 0);
-            drop(Box::from_raw(self.ctx));
-        }
-        if let Some(env) = runtime::current_env() {
+        // (every active call holds an Rc).
+        unsafe { self.engine.free(self.fatal.get() != 0) };
+        if let Some(env) = crate::js::current_env() {
             if runtime::thread_token() == self.thread {
                 for i in &self.imports {
                     env.delete_ref(i.function);
@@ -533,7 +622,11 @@ impl Drop for VmState {
                 env.delete_ref(self.breakpoint.get());
                 env.delete_ref(self.collector.get());
                 env.delete_ref(self.core.get());
-                crate::pressure::unaccount(env, self);
+                // Withdraw what this VM reported to V8 (pressure::account).
+                let reported = self.reported_memory.replace(0);
+                if reported != 0 {
+                    env.adjust_external_memory(-reported);
+                }
                 // The weak references to host values (each slot's); the
                 // values themselves need nothing (see membrane::attach).
                 if let Ok(mut h) = self.handles.try_borrow_mut() {
@@ -557,6 +650,22 @@ impl Drop for VmState {
     }
 }
 
+/// An engine entry in progress on a VM (see VmState::active).
+struct Active<'a>(&'a Cell<u32>);
+
+impl<'a> Active<'a> {
+    fn enter(count: &'a Cell<u32>) -> Self {
+        count.set(count.get() + 1);
+        Active(count)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
 /// How an engine entry failed.
 pub enum CallFailure {
     /// The engine returned an error (or fatal error) code.
@@ -565,8 +674,11 @@ pub enum CallFailure {
     Thrown(Pending),
 }
 
-/// Zero bytes kept after the snapshot copy (see restore).
-const SNAPSHOT_PADDING: usize = 64;
+/// Guest heap size above which the host first relieves pressure, and
+/// host-held values needed before it first forces a JavaScript collection
+/// (see pressure.rs, which moves both).
+pub const PRESSURE_MARK: u16 = 0xC000;
+pub const FORCE_GC_MIN_HOST_VALUES: usize = 64;
 
 /// Smallest scope log that is compacted (see VmState::note_made).
 const SCOPE_LOG_MIN: usize = 1024;
@@ -586,141 +698,19 @@ fn next_serial() -> u32 {
     })
 }
 
-thread_local! {
-    /// Import ids the snapshot asked for that the host did not provide,
-    /// collected by `resolve_import` during a restore.
-    static RESOLVE: RefCell<(Vec<u16>, Vec<u16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-unsafe extern "C" fn resolve_import(
-    id: u16,
-    _context: *mut c_void,
-    out: *mut Option<engine::HostFunction>,
-) -> i32 {
-    let provided = RESOLVE.with(|r| {
-        let mut r = r.borrow_mut();
-        if r.0.contains(&id) {
-            true
-        } else {
-            r.1.push(id);
-            false
+/// Why a pending Promise of a VM that cannot go on rejects.
+fn rejection(env: Env, status: Status) -> Option<JsValue> {
+    let made = match status {
+        Status::Poisoned(code) => {
+            errors::unusable_error(env, code, Some("the VM failed while this promise was pending; it can never settle now"))
         }
-    });
-    // SAFETY: the engine passes a valid out-pointer.
-    unsafe { *out = Some(crate::calls::host_function_trampoline) };
-    if provided {
-        0
-    } else {
-        errors::E_UNRESOLVED_IMPORT
-    }
-}
-
-/// Restores a VM from validated snapshot bytes. `imports` are (id, function,
-/// is_async) already checked by the caller.
-pub fn restore(
-    env: Env,
-    bytes: Vec<u8>,
-    imports: Vec<(u16, JsValue, bool)>,
-    info: crate::snapshot::SnapshotInfo,
-) -> JsResult<Rc<VmState>> {
-    let missing: Vec<u16> = info.import_ids.iter().copied().filter(|id| !imports.iter().any(|(i, _, _)| i == id)).collect();
-    if !missing.is_empty() {
-        // Worded as the WebAssembly runtime words it (the first missing id);
-        // `detail` lists them all.
-        let list = missing.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-        return Err(errors::throw_with_message(
-            env,
-            errors::E_UNRESOLVED_IMPORT,
-            &format!("Import {} is required by the VM but not provided by the host", missing[0]),
-            Some(&format!("missing import ids: {list}")),
-        ));
-    }
-    let mut import_refs = Vec::with_capacity(imports.len());
-    for (id, f, is_async) in &imports {
-        import_refs.push(Import { id: *id, function: env.new_ref(*f, 0)?, is_async: *is_async });
-    }
-    // The engine reads a word or two past the end of a crafted snapshot's
-    // ROM before a check can stop it; zeroed padding keeps those reads in
-    // memory this VM owns. The engine is told the real length.
-    let snapshot_len = bytes.len();
-    let mut bytes = bytes;
-    bytes.extend_from_slice(&[0u8; SNAPSHOT_PADDING]);
-    let snapshot = bytes.into_boxed_slice();
-    let ctx = Box::into_raw(Box::new(GlueContext {
-        vm: std::ptr::null_mut(),
-        host: std::ptr::null(),
-        spare_stack: std::ptr::null_mut(),
-        gc_epoch: 0,
-        blocks: std::ptr::null_mut(),
-        poll_count: 0,
-        bytes: 0,
-        fatal_code: 0,
-        host_function: std::ptr::null_mut(),
-        breakpoint_callback: std::ptr::null_mut(),
-        checked_epoch: 0,
-        checked_bits: std::ptr::null_mut(),
-        fatal_reason: 0,
-        verified: std::ptr::null_mut(),
-        ..crate::limits::INITIAL_CONTEXT_LIMITS // limits: the sandbox limits' fields
-    }));
-    let state = Rc::new(VmState {
-        ctx,
-        _snapshot: snapshot,
-        handles: RefCell::new(HandleTable::new()),
-        imports: import_refs,
-        breakpoint: Cell::new(std::ptr::null_mut()),
-        status: Cell::new(Status::Live),
-        fatal: Cell::new(0),
-        thread: runtime::thread_token(),
-        active: Cell::new(0),
-        host_exception: RefCell::new(None),
-        core: Cell::new(std::ptr::null_mut()),
-        pending_promises: RefCell::new(Vec::new()),
-        async_rejections: RefCell::new(Vec::new()),
-        pressure_mark: Cell::new(crate::pressure::PRESSURE_MARK),
-        force_gc_floor: Cell::new(crate::pressure::FORCE_GC_MIN_HOST_VALUES),
-        collector: Cell::new(std::ptr::null_mut()),
-        reported_memory: Cell::new(0),
-        swept_at: Cell::new(0),
-        ops_since_sweep_check: Cell::new(0),
-        serial: next_serial(),
-        scope_log: RefCell::new(Vec::new()),
-        scope_marks: RefCell::new(Vec::new()),
-        scope_compact_at: Cell::new(SCOPE_LOG_MIN),
-        breakpoint_error: RefCell::new(None),
-        export_ids: info.export_ids,
-        required_version: info.required_version,
-        keys: RefCell::new(crate::keys::KeyCache::default()),
-        string_buf: RefCell::new(Vec::new()),
-    });
-    crate::limits::apply_staged(ctx); // limits: the heap cap before the heap loads; the interrupt flag
-    // SAFETY: ctx is a fresh allocation; the Rc keeps the state at a fixed
-    // address for as long as the engine (which ctx belongs to) lives.
-    unsafe { (*ctx).host = Rc::as_ptr(&state) as *const c_void };
-    RESOLVE.with(|r| {
-        let mut r = r.borrow_mut();
-        r.0 = imports.iter().map(|(i, _, _)| *i).collect();
-        r.1.clear();
-    });
-    let snapshot_ptr = state._snapshot.as_ptr();
-    // SAFETY: the snapshot bytes are owned by the state and outlive the
-    // engine instance; ctx is valid.
-    let code = unsafe { engine::glue_restore(ctx, snapshot_ptr, snapshot_len, resolve_import) };
-    match engine::check(code) {
-        Ok(()) => Ok(state),
-        Err(Failure::Error(e)) => {
-            let detail = if e == errors::E_UNRESOLVED_IMPORT {
-                let missing = RESOLVE.with(|r| r.borrow().1.clone());
-                Some(format!("missing import id {:?}", missing))
-            } else if e == errors::E_INVALID_BYTECODE {
-                // The verifier (c/verifier.c) rejected the snapshot: why.
-                Some(engine::verify_detail())
-            } else {
-                None
-            };
-            Err(errors::throw(env, e, detail.as_deref()))
+        _ => env.string(b"Microvium VM was disposed before this promise settled").and_then(|m| env.error(m)),
+    };
+    match made {
+        Ok(e) => Some(e),
+        Err(_) => {
+            let _ = env.take_exception();
+            None
         }
-        Err(Failure::Fatal(e)) => Err(errors::throw_fatal(env, e, Some("while restoring the snapshot"))),
-        Err(Failure::Unusable) => Err(env.throw_error("Microvium: restore failed")),
     }
 }
