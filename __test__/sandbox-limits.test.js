@@ -106,7 +106,10 @@ test('time limit: an endless loop ends with MVM_E_TIME_LIMIT_REACHED at 10, 50 a
     const took = Number(process.hrtime.bigint() - t0) / 1e6;
     assertLimitError(e, TIME_LIMIT);
     assert.equal(e.errno, 100);
-    assert.equal(e.message, 'Microvium Error: MVM_E_TIME_LIMIT_REACHED (100): The time limit set by `vm.setTimeLimit` has been reached');
+    // The engine's words only (this package's own error has none in
+    // microvium.h); what it means is in \`detail\`.
+    assert.equal(e.message, 'Microvium Error: MVM_E_TIME_LIMIT_REACHED (100)');
+    assert.match(e.detail, /setTimeLimit/);
     // Generous: the bench measures the real latency (README).
     assert.ok(took < ms * 2 + 1000, `a ${ms} ms limit stopped the loop after ${took} ms`);
     assert.equal(status(vm), 'live');
@@ -258,7 +261,8 @@ test('interrupt: a flag set when a call starts stops it at once with MVM_E_INTER
   const e = errorOf(() => vm.exports[2](1000));
   assertLimitError(e, INTERRUPTED);
   assert.equal(e.errno, 101);
-  assert.equal(e.message, 'Microvium Error: MVM_E_INTERRUPTED (101): The call was interrupted through `opts.interrupt`');
+  assert.equal(e.message, 'Microvium Error: MVM_E_INTERRUPTED (101)');
+  assert.match(e.detail, /opts\.interrupt/);
   assert.deepEqual([...flag], [0, 0, 0]);
   assert.equal(status(vm), 'live');
   assert.equal(vm.exports[2](1000), sum(1000));

@@ -68,13 +68,13 @@ pub const E_INTERRUPTED: i32 = 101;
 const _: () = assert!(ERRORS.len() <= E_TIME_LIMIT_REACHED as usize);
 
 /// Name and description of an error number, the engine's or the package's
-/// own (worded as the engine words gas).
+/// own. The message carries a description only where microvium.h has one
+/// (API.md), so the package's own errors have none there: what they mean is
+/// in the error's `detail` (known_detail).
 fn entry(errno: i32) -> Option<(&'static str, Option<&'static str>)> {
     match errno {
-        E_TIME_LIMIT_REACHED => {
-            Some(("MVM_E_TIME_LIMIT_REACHED", Some("The time limit set by `vm.setTimeLimit` has been reached")))
-        }
-        E_INTERRUPTED => Some(("MVM_E_INTERRUPTED", Some("The call was interrupted through `opts.interrupt`"))),
+        E_TIME_LIMIT_REACHED => Some(("MVM_E_TIME_LIMIT_REACHED", None)),
+        E_INTERRUPTED => Some(("MVM_E_INTERRUPTED", None)),
         _ => ERRORS.get(errno as usize).copied(),
     }
 }
@@ -124,6 +124,8 @@ fn known_detail(errno: i32) -> Option<&'static str> {
     match errno {
         E_ALLOCATION_TOO_LARGE => Some("one engine allocation holds at most 4095 bytes (a string of 4094 UTF-8 bytes, an array of 2047 items)"),
         E_ARRAY_TOO_LONG => Some("an array holds at most 2047 items: they are one engine allocation, at most 4095 bytes"),
+        E_TIME_LIMIT_REACHED => Some("the call ran past the time limit set by vm.setTimeLimit; the VM goes on"),
+        E_INTERRUPTED => Some("the call was stopped through opts.interrupt (another thread set the flag); the VM goes on"),
         _ => None,
     }
 }
