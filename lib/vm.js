@@ -164,7 +164,14 @@ class VM {
     if (typeof squeeze !== 'boolean') throw new TypeError('runGC(squeeze) expects a boolean');
     native.runGC(this.#core, squeeze);
   }
-  getMemoryStats() { return native.memoryStats(this.#core); }
+  getMemoryStats() {
+    const stats = native.memoryStats(this.#core);
+    // Not a field of mvm_TsMemoryStats: readable, but not listed, so that
+    // the object has exactly the engine's fields, as the WebAssembly
+    // runtime's has.
+    Object.defineProperty(stats, 'maxHeapSize', { enumerable: false });
+    return stats;
+  }
   stopAfterNInstructions(n) {
     if (typeof n !== 'number' || !Number.isInteger(n)) throw new TypeError('stopAfterNInstructions(n) expects an integer');
     native.stopAfter(this.#core, n);
