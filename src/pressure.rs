@@ -6,8 +6,6 @@ use crate::js::Env;
 use crate::limits;
 use crate::runtime::{self, Helper};
 use crate::vm::{Status, VmState, FORCE_GC_MIN_HOST_VALUES, PRESSURE_MARK};
-use crate::js::RawRef;
-use std::cell::Cell;
 use std::rc::Rc;
 
 // Guest heap pressure from host-held values.
@@ -65,32 +63,6 @@ pub fn account(env: Env, vm: &VmState) {
 /// See sweep_after_collection.
 const SWEEP_CHECK_EVERY: u32 = 16;
 
-thread_local! {
-    /// Weak reference to an object nothing else holds: any V8 collection
-    /// (a minor one included) clears it.
-    static CANARY: Cell<RawRef> = const { Cell::new(std::ptr::null_mut()) };
-    static COLLECTIONS: Cell<u32> = const { Cell::new(0) };
-}
-
-/// A number that changes after V8 has run a collection (it counts those
-/// seen, not all of them). One reference read when nothing happened.
-fn collections_seen(env: Env) -> u32 {
-    let canary = CANARY.with(|c| c.get());
-    if !canary.is_null() && env.ref_value(canary).is_some() {
-        return COLLECTIONS.with(|c| c.get());
-    }
-    env.delete_ref(canary);
-    let fresh = env.object().and_then(|o| env.new_ref(o, 0)).unwrap_or_else(|_| {
-        let _ = env.take_exception();
-        std::ptr::null_mut()
-    });
-    CANARY.with(|c| c.set(fresh));
-    COLLECTIONS.with(|c| {
-        c.set(c.get().wrapping_add(1));
-        c.get()
-    })
-}
-
 /// Releases the slots of host values V8 has collected, once after each V8
 /// collection: what a finalizer would do, but without waiting for the
 /// event loop to turn.
@@ -102,7 +74,7 @@ pub fn sweep_after_collection(env: Env, vm: &VmState) {
     if n % SWEEP_CHECK_EVERY != 0 {
         return;
     }
-    let seen = collections_seen(env);
+    let seen = runtime::collections_seen(env);
     if vm.swept_at.get() != seen {
         vm.swept_at.set(seen);
         if vm.handles.try_borrow().map(|h| h.host_held() > 0).unwrap_or(false) {
@@ -212,7 +184,7 @@ pub fn track(vm: &Rc<VmState>) {
 /// promises stay pending (see VmState::free_unreachable). Looks once after
 /// each V8 collection; cheap otherwise.
 pub fn reclaim_collected(env: Env) {
-    let seen = collections_seen(env);
+    let seen = runtime::collections_seen(env);
     let candidates = TRACKED.with(|t| {
         let mut t = t.borrow_mut();
         if t.1 == seen {

@@ -44,6 +44,29 @@ thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
     static STACK_BASE: Cell<usize> = const { Cell::new(0) };
     static THREAD_TOKEN: u8 = const { 0 };
+    /// Weak reference to an object nothing else holds: any V8 collection
+    /// (a minor one included) clears it. See collections_seen.
+    static CANARY: Cell<RawRef> = const { Cell::new(std::ptr::null_mut()) };
+    static COLLECTIONS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A number that changes after V8 has run a collection (it counts those
+/// seen, not all of them). One reference read when nothing happened.
+pub fn collections_seen(env: Env) -> u32 {
+    let canary = CANARY.with(|c| c.get());
+    if !canary.is_null() && env.ref_value(canary).is_some() {
+        return COLLECTIONS.with(|c| c.get());
+    }
+    env.delete_ref(canary);
+    let fresh = env.object().and_then(|o| env.new_ref(o, 0)).unwrap_or_else(|_| {
+        let _ = env.take_exception();
+        std::ptr::null_mut()
+    });
+    CANARY.with(|c| c.set(fresh));
+    COLLECTIONS.with(|c| {
+        c.set(c.get().wrapping_add(1));
+        c.get()
+    })
 }
 
 /// A cheap identity of the current thread (the address of a thread-local),
@@ -76,6 +99,7 @@ fn release_helpers() {
     for r in refs {
         env.delete_ref(r);
     }
+    env.delete_ref(CANARY.with(|c| c.replace(std::ptr::null_mut())));
     js::clear_current_env();
 }
 
