@@ -41,7 +41,7 @@ function keyId(core, key, forWrite) {
   if (ids === undefined) ids = core.keyIds = new Map();
   let id = ids.get(key);
   if (id === undefined) {
-    id = INDEX.test(key) ? UNCACHED : native.keyId(core, key, forWrite);
+    id = INDEX.test(key) || SPECIAL_READ.has(key) ? UNCACHED : native.keyId(core, key, forWrite);
     if (id !== NOT_INTERNED) {
       // The native side may have replaced core.keyIds meanwhile.
       ids = core.keyIds;
@@ -177,14 +177,23 @@ function otherGet(target, key) {
 
 const objectHandler = {
   get(target, key) {
+    const core = target[CORE];
+    const ids = core.keyIds;
+    // The hot path: a name read before, of a guest object, read by key id
+    // through the VM's own reader (see makeReader in src/api.rs). One Map
+    // lookup decides it: symbols are never in core.keyIds, and the names of
+    // SPECIAL_READ and indexes are there as UNCACHED (see keyId).
+    const id = ids === undefined ? undefined : ids.get(key);
+    if (id >= 0 && !Array.isArray(target)) {
+      const v = (core.getk || (core.getk = native.makeReader(core)))(core, target[SLOT], id, key);
+      if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
+      return v;
+    }
     if (typeof key === 'string' && !SPECIAL_READ.has(key) && !Array.isArray(target)) {
-      // The hot path: a named property of a guest object, read by key id
-      // through the VM's own reader (see makeReader in src/api.rs).
-      const core = target[CORE];
-      const id = keyId(core, key, false);
+      const cached = keyId(core, key, false);
       let v;
-      if (id >= 0) v = (core.getk || (core.getk = native.makeReader(core)))(core, target[SLOT], id, key);
-      else if (id !== NOT_INTERNED) v = native.get(core, target[SLOT], key);
+      if (cached >= 0) v = (core.getk || (core.getk = native.makeReader(core)))(core, target[SLOT], cached, key);
+      else if (cached !== NOT_INTERNED) v = native.get(core, target[SLOT], key);
       if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
       return v;
     }

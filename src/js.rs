@@ -284,11 +284,19 @@ impl Env {
         v
     }
 
+    /// A string from UTF-8 bytes. ASCII, the usual case, is made as
+    /// Latin-1, which V8 copies without decoding.
     pub fn string(self, s: &[u8]) -> JsResult<JsValue> {
         let mut v = ptr::null_mut();
-        // SAFETY: s is a valid byte slice of the given length.
+        let p = s.as_ptr() as *const c_char;
+        // SAFETY: s is a valid byte slice of the given length; ASCII bytes
+        // are the same characters in Latin-1.
         self.ok(unsafe {
-            sys::napi_create_string_utf8(self.0, s.as_ptr() as *const c_char, s.len() as isize, &mut v)
+            if s.is_ascii() {
+                sys::napi_create_string_latin1(self.0, p, s.len() as isize, &mut v)
+            } else {
+                sys::napi_create_string_utf8(self.0, p, s.len() as isize, &mut v)
+            }
         })?;
         Ok(v)
     }
