@@ -222,12 +222,12 @@ export interface RestoreOptions {
    * How the VM gets a JavaScript collection when guest values that the host
    * dropped, but V8 has not collected yet, fill its 64 kB guest heap:
    *
-   * - omitted: the program's own `gc` if it was started with `--expose-gc`
-   *   (called as `gc({ type: 'minor' })`, then `gc()` if that freed too
-   *   little); otherwise a minor collection that the runtime obtains by
-   *   filling V8's young generation. The runtime never sets a V8 flag and
-   *   defines no global.
-   * - a function: called the same way as `gc` above instead.
+   * - omitted: a minor collection that the runtime obtains by filling V8's
+   *   young generation. The runtime never sets a V8 flag, defines no
+   *   global, and does not call a program's `gc` unless given it here.
+   * - a function: called as `gc({ type: 'minor' })`, then `gc()` if that
+   *   freed too little; a program started with `--expose-gc` may pass
+   *   `globalThis.gc` (the fastest).
    * - `false` or `null`: never; only V8's own collections and
    *   {@link VM.release} / {@link VM.scope} free such values (a program
    *   that drops many values in a synchronous loop may then exhaust the

@@ -50,20 +50,14 @@ function normaliseImports(imports) {
 }
 
 // The collector a VM uses when values the host dropped fill its guest heap
-// (see relieve_pressure in src/pressure.rs). By default, the program's own
-// `gc` if it was started with --expose-gc (it chose to allow forced
-// collections), else a minor collection had by allocation (see
-// minorCollection in lib/native.js). The library never turns a V8 flag on.
-function defaultCollector() {
-  const gc = globalThis.gc;
-  // V8's gc is native; a program's own global function named gc is not ours to call.
-  if (typeof gc === 'function' && /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(gc))) return gc;
-  return native.minorCollection;
-}
-
+// (see relieve_pressure in src/pressure.rs). By default a minor collection
+// had the way V8 itself decides on one, by allocation (see minorCollection
+// in lib/native.js): the library turns no V8 flag on and does not call a
+// program's `gc` (from --expose-gc) unless the program passes it as
+// `opts.gc`, which makes forced collections its own choice.
 function collectorOption(opts) {
   const gc = opts ? opts.gc : undefined;
-  if (gc === undefined) return defaultCollector();
+  if (gc === undefined) return native.minorCollection;
   if (gc === null || gc === false) return undefined;
   if (typeof gc !== 'function') throw new TypeError('opts.gc must be a function, false or null');
   return gc;

@@ -17,10 +17,10 @@ use std::rc::Rc;
 /// fatal in this engine. So after an outermost call or a host function, once
 /// the guest heap grows past a mark, the host releases the slots whose host
 // values V8 has already collected, then collects the guest heap. If the VM
-// was given a collector (`opts.gc`, e.g. `globalThis.gc` of a program
-// started with --expose-gc) and holds many host values, it runs that first.
-// The library itself never forces a JavaScript collection and changes no V8
-// flag. The mark (vm::PRESSURE_MARK at first) then moves to what survived
+// holds many host values, it first runs its collector (lib/vm.js: a minor
+// collection had by allocation, or the program's own function passed as
+// `opts.gc`). The library changes no V8 flag and never calls a program's
+// `gc` it was not given. The mark (vm::PRESSURE_MARK at first) then moves to what survived
 // plus some room, so a heap that is legitimately full of live data is not
 // collected on every call.
 const PRESSURE_ROOM: u16 = 0x2000;
