@@ -11,11 +11,10 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const mv = require('microvium/dist/lib');
 const Microvium = require('..');
-const { compile, runIsolated } = require('./helpers');
+const { compile, runIsolated, errorOf, tick } = require('./helpers');
 
 const { MicroviumError } = Microvium;
 const status = (vm) => Microvium.__internals.status(vm);
-const tick = () => new Promise((r) => setImmediate(r));
 
 // An unhandled rejection is a failure (the tests that could cause one check).
 const unhandled = [];
@@ -46,16 +45,6 @@ async function isPending(p) {
   p.then(() => { settled = true; }, () => { settled = true; });
   for (let i = 0; i < 5; i++) await tick();
   return !settled;
-}
-
-/** The error `f` throws (fails if it does not). */
-function errorOf(f) {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  assert.fail('expected an error');
 }
 
 // ---------------------------------------------------------------------------

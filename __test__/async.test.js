@@ -6,10 +6,9 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const Microvium = require('..');
-const { compile } = require('./helpers');
+const { compile, tick } = require('./helpers');
 
 const liveHandles = (vm) => Microvium.__internals.liveHandles(vm);
-const tick = () => new Promise((r) => setImmediate(r));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function settleAndCollect() {
   for (let i = 0; i < 4; i++) {

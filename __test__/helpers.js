@@ -119,9 +119,32 @@ function isolated(code, { prelude = '', args = [], timeout = 60000 } = {}) {
   return r;
 }
 
+/** A turn of the event loop (Node runs deferred finalizers there). */
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Host GC, then let finalizers run; needs node --expose-gc. */
+async function settle(rounds = 4) {
+  assert.equal(typeof global.gc, 'function', 'run the tests with node --expose-gc');
+  for (let i = 0; i < rounds; i++) {
+    global.gc();
+    await tick();
+  }
+}
+
+/** The error `f` throws (fails if it does not). */
+function errorOf(f) {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  return assert.fail('expected the call to throw');
+}
+
 // The snapshot checksum: one implementation, shared with the fuzzers.
 const { crc16, fixCrc } = require('../fuzz/crc.js');
 
 module.exports = {
   compile, runIsolated, isolated, root, ENGINE_ERRORS, ERRNO, engineMessage, runBoth, crc16, fixCrc,
+  tick, settle, errorOf,
 };

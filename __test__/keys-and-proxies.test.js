@@ -10,7 +10,7 @@
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const Microvium = require('..');
-const { compile, runBoth } = require('./helpers');
+const { compile, runBoth, tick, settle } = require('./helpers');
 
 const internals = Microvium.__internals;
 
@@ -18,16 +18,6 @@ function restore(source, imports = {}) {
   return Microvium.restore(compile(source), imports);
 }
 
-const tick = () => new Promise((resolve) => setImmediate(resolve));
-
-/** Host GC, then let finalizers run (Node defers them to the event loop). */
-async function settle(rounds = 4) {
-  assert.equal(typeof global.gc, 'function', 'run the tests with node --expose-gc');
-  for (let i = 0; i < rounds; i++) {
-    global.gc();
-    await tick();
-  }
-}
 
 function isMicroviumError(code, re) {
   return (e) => {

@@ -13,7 +13,7 @@ const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const util = require('node:util');
 const Microvium = require('..');
-const { compile, runIsolated } = require('./helpers');
+const { compile, runIsolated, tick, settle } = require('./helpers');
 
 const internals = Microvium.__internals;
 const liveHandles = (vm) => internals.liveHandles(vm);
@@ -22,16 +22,6 @@ function restore(source, imports = {}) {
   return Microvium.restore(compile(source), imports);
 }
 
-const tick = () => new Promise((resolve) => setImmediate(resolve));
-
-/** Host GC, then let finalizers run (Node defers them to the event loop). */
-async function settle(rounds = 4) {
-  assert.equal(typeof global.gc, 'function', 'run the tests with node --expose-gc');
-  for (let i = 0; i < rounds; i++) {
-    global.gc();
-    await tick();
-  }
-}
 
 function isMicroviumError(code) {
   return (e) => {

@@ -8,22 +8,13 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Worker } = require('node:worker_threads');
 const Microvium = require('..');
-const { compile } = require('./helpers');
+const { compile, errorOf } = require('./helpers');
 
 const { MicroviumError } = Microvium;
 const status = (vm) => Microvium.__internals.status(vm);
 
 const TIME_LIMIT = 'MVM_E_TIME_LIMIT_REACHED';
 const INTERRUPTED = 'MVM_E_INTERRUPTED';
-
-function errorOf(f) {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  assert.fail('expected the call to throw');
-}
 
 function assertLimitError(e, code) {
   assert.ok(e instanceof MicroviumError, `expected a MicroviumError, got ${e && e.stack || e}`);

@@ -183,21 +183,17 @@ const objectHandler = {
     // through the VM's own reader (see makeReader in src/api.rs). One Map
     // lookup decides it: symbols are never in core.keyIds, and the names of
     // SPECIAL_READ and indexes are there as UNCACHED (see keyId).
-    const id = ids === undefined ? undefined : ids.get(key);
-    if (id >= 0 && !Array.isArray(target)) {
-      const v = (core.getk || (core.getk = native.makeReader(core)))(core, target[SLOT], id, key);
-      if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
-      return v;
+    let id = ids === undefined ? undefined : ids.get(key);
+    if (Array.isArray(target)) return otherGet(target, key);
+    if (!(id >= 0)) {
+      if (typeof key !== 'string' || SPECIAL_READ.has(key)) return otherGet(target, key);
+      if (id === undefined) id = keyId(core, key, false);
     }
-    if (typeof key === 'string' && !SPECIAL_READ.has(key) && !Array.isArray(target)) {
-      const cached = keyId(core, key, false);
-      let v;
-      if (cached >= 0) v = (core.getk || (core.getk = native.makeReader(core)))(core, target[SLOT], cached, key);
-      else if (cached !== NOT_INTERNED) v = native.get(core, target[SLOT], key);
-      if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
-      return v;
-    }
-    return otherGet(target, key);
+    let v;
+    if (id >= 0) v = (core.getk || (core.getk = native.makeReader(core)))(core, target[SLOT], id, key);
+    else if (id !== NOT_INTERNED) v = native.get(core, target[SLOT], key);
+    if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
+    return v;
   },
   set(target, key, value) {
     if (typeof key === 'symbol') {

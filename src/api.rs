@@ -36,7 +36,6 @@ native! {
     get => get_impl,
     set => set_impl,
     keyId => key_id_impl,
-    getk => getk_impl,
     setk => setk_impl,
     has => has_impl,
     getOwn => get_own_impl,
@@ -287,13 +286,8 @@ fn set_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     write_property(env, &vm, slot, key, arg(env, ci, 3))
 }
 
-/// getk(core, slot, keyId, name): the name is used if the id is stale (see
-/// keys.rs).
-fn getk_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
-    let vm = core(env, ci)?;
-    read_by_key_id(env, ci, vm)
-}
-
+/// The read of makeReader's function `(core, slot, keyId, name)`: the name
+/// is used if the id is stale (see keys.rs).
 fn read_by_key_id(env: Env, ci: &CallInfo, vm: Rc<VmState>) -> JsResult<JsValue> {
     let _scope = TempScope::new(&vm);
     let slot = slot_arg(env, ci, &vm, 1)?;

@@ -287,6 +287,13 @@ pub fn engine_heap_limit() -> u32 {
     unsafe { glue_engine_heap_limit() }
 }
 
+/// Runs a glue entry that makes one guest value through an out-pointer.
+fn make_value(entry: impl FnOnce(*mut Value) -> c_int) -> Result<Value, Failure> {
+    let mut out = UNDEFINED;
+    check(entry(&mut out))?;
+    Ok(out)
+}
+
 /// One engine instance: its glue context and the snapshot bytes it runs
 /// (the engine reads bytecode in place, so they live as long as it).
 pub struct Engine {
@@ -428,53 +435,39 @@ impl Engine {
     }
 
     pub fn new_string(&self, utf8: &[u8]) -> Result<Value, Failure> {
-        let mut out = UNDEFINED;
-        // SAFETY: utf8 holds utf8.len() bytes; out is a local.
-        check(unsafe { glue_new_string(self.ctx, utf8.as_ptr() as *const c_char, utf8.len(), &mut out) })?;
-        Ok(out)
+        // SAFETY: utf8 holds utf8.len() bytes; the out-pointer is make_value's local.
+        make_value(|out| unsafe { glue_new_string(self.ctx, utf8.as_ptr() as *const c_char, utf8.len(), out) })
     }
 
     pub fn new_number(&self, value: f64) -> Result<Value, Failure> {
-        let mut out = UNDEFINED;
-        // SAFETY: out is a local.
-        check(unsafe { glue_new_number(self.ctx, value, &mut out) })?;
-        Ok(out)
+        // SAFETY: the out-pointer is make_value's local.
+        make_value(|out| unsafe { glue_new_number(self.ctx, value, out) })
     }
 
     pub fn new_int32(&self, value: i32) -> Result<Value, Failure> {
-        let mut out = UNDEFINED;
-        // SAFETY: out is a local.
-        check(unsafe { glue_new_int32(self.ctx, value, &mut out) })?;
-        Ok(out)
+        // SAFETY: the out-pointer is make_value's local.
+        make_value(|out| unsafe { glue_new_int32(self.ctx, value, out) })
     }
 
     pub fn new_uint8array(&self, bytes: &[u8]) -> Result<Value, Failure> {
-        let mut out = UNDEFINED;
-        // SAFETY: bytes holds bytes.len() bytes; out is a local.
-        check(unsafe { glue_new_uint8array(self.ctx, bytes.as_ptr(), bytes.len(), &mut out) })?;
-        Ok(out)
+        // SAFETY: bytes holds bytes.len() bytes; the out-pointer is make_value's local.
+        make_value(|out| unsafe { glue_new_uint8array(self.ctx, bytes.as_ptr(), bytes.len(), out) })
     }
 
     pub fn new_object(&self) -> Result<Value, Failure> {
-        let mut out = UNDEFINED;
-        // SAFETY: out is a local.
-        check(unsafe { glue_new_object(self.ctx, &mut out) })?;
-        Ok(out)
+        // SAFETY: the out-pointer is make_value's local.
+        make_value(|out| unsafe { glue_new_object(self.ctx, out) })
     }
 
     pub fn new_array(&self, capacity: u16) -> Result<Value, Failure> {
-        let mut out = UNDEFINED;
-        // SAFETY: out is a local.
-        check(unsafe { glue_new_array(self.ctx, capacity, &mut out) })?;
-        Ok(out)
+        // SAFETY: the out-pointer is make_value's local.
+        make_value(|out| unsafe { glue_new_array(self.ctx, capacity, out) })
     }
 
     /// A guest reference to import `id` (one of the snapshot's imports).
     pub fn new_host_function(&self, id: u16) -> Result<Value, Failure> {
-        let mut out = UNDEFINED;
-        // SAFETY: out is a local.
-        check(unsafe { glue_new_host_function(self.ctx, id, &mut out) })?;
-        Ok(out)
+        // SAFETY: the out-pointer is make_value's local.
+        make_value(|out| unsafe { glue_new_host_function(self.ctx, id, out) })
     }
 
     pub fn get_property(&self, object: Root, key: Root, out: Root) -> Result<(), Failure> {

@@ -441,9 +441,9 @@ impl Env {
         r
     }
 
-    /// A copy of the bytes of a Uint8Array or Buffer; None for anything
-    /// else.
-    pub fn uint8_bytes(self, v: JsValue) -> Option<Vec<u8>> {
+    /// The element type, length (in elements) and data of a typed array;
+    /// None for anything else. The data lives as long as the array's buffer.
+    fn typed_array(self, v: JsValue) -> Option<(sys::napi_typedarray_type, usize, *mut c_void)> {
         let mut is_ta = false;
         // SAFETY: out-pointer to a local.
         unsafe { sys::napi_is_typedarray(self.0, v, &mut is_ta) };
@@ -457,7 +457,14 @@ impl Env {
         let mut offset = 0usize;
         // SAFETY: v is a typed array; out-pointers to locals.
         let st = unsafe { sys::napi_get_typedarray_info(self.0, v, &mut ty, &mut len, &mut data, &mut ab, &mut offset) };
-        if st != sys::Status::napi_ok || ty != sys::TypedarrayType::uint8_array {
+        (st == sys::Status::napi_ok).then_some((ty, len, data))
+    }
+
+    /// A copy of the bytes of a Uint8Array or Buffer; None for anything
+    /// else.
+    pub fn uint8_bytes(self, v: JsValue) -> Option<Vec<u8>> {
+        let (ty, len, data) = self.typed_array(v)?;
+        if ty != sys::TypedarrayType::uint8_array {
             return None;
         }
         if len == 0 || data.is_null() {
@@ -472,23 +479,12 @@ impl Env {
     /// or None. The memory lives as long as the array's buffer; a caller
     /// that keeps the address must keep the array alive.
     pub fn int32_array_data(self, v: JsValue) -> Option<*const i32> {
-        let mut is_ta = false;
-        // SAFETY: out-pointer to a local.
-        unsafe { sys::napi_is_typedarray(self.0, v, &mut is_ta) };
-        if !is_ta {
-            return None;
+        match self.typed_array(v)? {
+            (ty, len, data) if ty == sys::TypedarrayType::int32_array && len > 0 && !data.is_null() => {
+                Some(data as *const i32)
+            }
+            _ => None,
         }
-        let mut ty = 0;
-        let mut len = 0usize;
-        let mut data: *mut c_void = ptr::null_mut();
-        let mut ab = ptr::null_mut();
-        let mut offset = 0usize;
-        // SAFETY: v is a typed array; out-pointers to locals.
-        let st = unsafe { sys::napi_get_typedarray_info(self.0, v, &mut ty, &mut len, &mut data, &mut ab, &mut offset) };
-        if st != sys::Status::napi_ok || ty != sys::TypedarrayType::int32_array || len == 0 || data.is_null() {
-            return None;
-        }
-        Some(data as *const i32)
     }
 
     pub fn uint8array_from(self, bytes: &[u8]) -> JsResult<JsValue> {
