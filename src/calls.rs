@@ -99,13 +99,20 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<JsVa
         &mut spilled
     };
     for (i, a) in args.iter().enumerate() {
-        converted[i] = match env.try_f64(*a).and_then(membrane::small_int_to_guest) {
-            Some(v) => Arg::Immediate(v),
+        let number = env.try_f64(*a);
+        if let Some(v) = number.and_then(membrane::small_int_to_guest) {
+            converted[i] = Arg::Immediate(v);
+            continue;
+        }
+        let rooted = match number {
+            // Allocates, but runs no host code: the function's slot stays.
+            Some(d) => membrane::number_to_guest(env, vm, d)?,
             None => {
                 protect(&mut func_slot);
-                Arg::Rooted(to_guest(env, vm, *a)?.slot)
+                membrane::non_number_to_guest(env, vm, *a)?
             }
         };
+        converted[i] = Arg::Rooted(rooted.slot);
     }
     invoke(env, vm, func_slot, this_rooted.as_ref(), converted)
 }

@@ -270,42 +270,49 @@ fn fail(env: Env, f: Failure) -> Pending {
     throw_failure(env, f)
 }
 
-/// A number the engine encodes in the value itself (an int14), or None.
-pub fn small_int_to_guest(d: f64) -> Option<Value> {
-    let as_int = d as i32;
-    if as_int as f64 == d && !(as_int == 0 && d.is_sign_negative()) {
-        engine::int14_encode(as_int)
-    } else {
-        None
-    }
+/// The number as an int32, if it is one. An int32 survives the round trip
+/// through i32 (a saturating cast in Rust: NaN, fractions and out-of-range
+/// numbers do not); -0 is not one. Compared this way, not with fract(),
+/// which is a libm call here.
+fn as_int32(d: f64) -> Option<i32> {
+    let i = d as i32;
+    (i as f64 == d && !(i == 0 && d.is_sign_negative())).then_some(i)
 }
 
-fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {
-    // An int32 survives the round trip through i32 (a saturating cast in
-    // Rust: NaN, fractions and out-of-range numbers do not); -0 is not one.
-    // Compared this way, not with fract(), which is a libm call here.
-    let as_int = d as i32;
-    let is_int32 = as_int as f64 == d && !(as_int == 0 && d.is_sign_negative());
-    if is_int32 {
-        if let Some(x) = engine::int14_encode(as_int) {
-            // Small integers are encoded in the value itself: no allocation.
-            return Ok(Rooted::new(vm, x));
-        }
+/// A number the engine encodes in the value itself (an int14), or None.
+pub fn small_int_to_guest(d: f64) -> Option<Value> {
+    as_int32(d).and_then(engine::int14_encode)
+}
+
+pub fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {
+    let int = as_int32(d);
+    if let Some(x) = int.and_then(engine::int14_encode) {
+        // Small integers are encoded in the value itself: no allocation.
+        return Ok(Rooted::new(vm, x));
     }
     let r = Rooted::new(vm, engine::UNDEFINED);
-    let out = if is_int32 {
-        vm.engine_op(|e| e.new_int32(as_int)).map_err(|f| fail(env, f))?
-    } else {
-        vm.engine_op(|e| e.new_number(d)).map_err(|f| fail(env, f))?
-    };
+    let out = match int {
+        Some(i) => vm.engine_op(|e| e.new_int32(i)),
+        None => vm.engine_op(|e| e.new_number(d)),
+    }
+    .map_err(|f| fail(env, f))?;
     r.set(out);
     Ok(r)
+}
+
+/// A host value known not to be a number (see to_guest), into the guest.
+pub fn non_number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Rooted<'a>> {
+    other_to_guest(env, vm, v, &mut Vec::new())
 }
 
 fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
     if let Some(d) = env.try_f64(v) {
         return number_to_guest(env, vm, d);
     }
+    other_to_guest(env, vm, v, path)
+}
+
+fn other_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
     match env.type_of(v)? {
         Type::Undefined => Ok(Rooted::new(vm, engine::UNDEFINED)),
         Type::Null => Ok(Rooted::new(vm, engine::NULL)),
