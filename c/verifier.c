@@ -519,6 +519,22 @@ static bool class_at(const V* v, uint16_t value, uint32_t* at) {
   return true;
 }
 
+/* Follows the chain of classes from `start`: the first pass marks it 1
+ * and fails on a class already marked 1 (a cycle), the second marks it 2;
+ * a chain that reaches a class marked 2 joins one already checked. */
+static bool class_chain_ends(const V* v, uint8_t* mark, uint32_t start) {
+  for (int pass = 1; pass <= 2; pass++) {
+    uint32_t c = start;
+    for (;;) {
+      if (mark[c >> 1] == 2) break;
+      if (mark[c >> 1] == 1 && pass == 1) return vfail("a cycle of classes (staticProps)");
+      mark[c >> 1] = (uint8_t)pass;
+      if (!class_at(v, rd16(v->b, c + 2), &c)) break;
+    }
+  }
+  return true;
+}
+
 static bool class_chains_end(V* v) {
   /* A mark per even byte offset of the snapshot (classes in ROM and heap
    * alike are addressed by their offset in it). */
@@ -531,29 +547,13 @@ static bool class_chains_end(V* v) {
     uint32_t start = base + at + 2;
     at += 2 + ((hdr_size(h) + 1u) & ~1u);
     if (hdr_type(h) != TC_REF_CLASS || mark[start >> 1]) continue;
-    for (int pass = 1; ok && pass <= 2; pass++) {
-      uint32_t c = start;
-      for (;;) {
-        if (mark[c >> 1] == 2) break;
-        if (mark[c >> 1] == 1 && pass == 1) { ok = vfail("a cycle of classes (staticProps)"); break; }
-        mark[c >> 1] = (uint8_t)pass;
-        if (!class_at(v, rd16(v->b, c + 2), &c)) break;
-      }
-    }
+    ok = class_chain_ends(v, mark, start);
   }
   /* ROM classes reached only from ROM or bytecode: the same walk. */
   for (uint32_t i = 0; ok && i < v->rc_count; i++) {
     uint32_t start = v->rom_containers[i];
     if (hdr_type(rd16(v->b, start - 2)) != TC_REF_CLASS || mark[start >> 1]) continue;
-    for (int pass = 1; ok && pass <= 2; pass++) {
-      uint32_t c = start;
-      for (;;) {
-        if (mark[c >> 1] == 2) break;
-        if (mark[c >> 1] == 1 && pass == 1) { ok = vfail("a cycle of classes (staticProps)"); break; }
-        mark[c >> 1] = (uint8_t)pass;
-        if (!class_at(v, rd16(v->b, c + 2), &c)) break;
-      }
-    }
+    ok = class_chain_ends(v, mark, start);
   }
   free(mark);
   return ok;
