@@ -16,6 +16,13 @@ const SLOT = Symbol('microvium.slot');
 const PROXY = Symbol('microvium.proxy');
 // Reading this key through a guest proxy gives its target (JS-layer only).
 const TARGET = Symbol('microvium.target');
+// The read cache of a guest object's proxy (see remember).
+const CACHE = Symbol('microvium.cache');
+
+// The native side's epoch (see "The epoch" in src/js.rs): it moves whenever
+// native code may have changed anything a read could return (every call into
+// a VM, every write, release, dispose, a fatal error...), and only then.
+const EPOCH = new Float64Array(native.epoch);
 
 function hidden(target, key, value) {
   // Configurable, so proxy invariants do not force ownKeys to report it.
@@ -147,6 +154,24 @@ function checkPlainDescriptor(descriptor, key) {
   }
 }
 
+// Property values read through an object's proxy are remembered for as long
+// as the epoch stays where it was when the read began: a loop reading a held
+// object's properties asks the native side once per name. Only primitives
+// are kept (a guest object's host value has a lifetime of its own), and only
+// a few names per object.
+const CACHE_NAMES = 8;
+
+function remember(target, epoch, key, value) {
+  let cache = target[CACHE];
+  if (cache === undefined) {
+    target[CACHE] = cache = [epoch];
+  } else if (cache[0] !== epoch) {
+    cache.length = 1;
+    cache[0] = epoch;
+  }
+  if (cache.length < 1 + 2 * CACHE_NAMES) cache.push(key, value);
+}
+
 // Names the get trap never reads straight from the guest.
 const SPECIAL_READ = new Set([...PROTOCOL, '__proto__']);
 
@@ -177,6 +202,12 @@ function otherGet(target, key) {
 
 const objectHandler = {
   get(target, key) {
+    const cache = target[CACHE];
+    if (cache !== undefined && cache[0] === EPOCH[0]) {
+      for (let i = 1; i < cache.length; i += 2) {
+        if (cache[i] === key) return cache[i + 1];
+      }
+    }
     const core = target[CORE];
     const ids = core.keyIds;
     // The hot path: a name read before, of a guest object, read by key id
@@ -190,8 +221,14 @@ const objectHandler = {
       if (id === undefined) id = keyId(core, key, false);
     }
     let v;
-    if (id >= 0) v = (core.getk || (core.getk = native.makeReader(core)))(core, target[SLOT], id, key);
-    else if (id !== NOT_INTERNED) v = native.get(core, target[SLOT], key);
+    if (id >= 0) {
+      const getk = core.getk || (core.getk = native.makeReader(core));
+      // The epoch before the read: if anything moves it during the read,
+      // what was read is not remembered past that.
+      const epoch = EPOCH[0];
+      v = getk(core, target[SLOT], id, key);
+      if (v !== undefined && typeof v !== 'object' && typeof v !== 'function') remember(target, epoch, key, v);
+    } else if (id !== NOT_INTERNED) v = native.get(core, target[SLOT], key);
     if (v === undefined && key in Object.prototype && !isOwnGuestKey(target, key)) return Object.prototype[key];
     return v;
   },
@@ -315,6 +352,7 @@ function makeObject(kind, core, slot) {
   hidden(target, CORE, core);
   hidden(target, SLOT, slot);
   hidden(target, util.inspect.custom, inspectGuest);
+  hidden(target, CACHE, undefined);
   const proxy = new Proxy(target, objectHandler);
   hidden(target, PROXY, proxy);
   return proxy;

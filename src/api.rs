@@ -744,7 +744,7 @@ fn caller(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
 /// membrane's hot path. Made when the VM's first object is read.
 fn make_reader_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    env.function_with_data("getk", reader, Reader { vm: Rc::downgrade(&vm) })
+    env.read_only_function_with_data("getk", reader, Reader { vm: Rc::downgrade(&vm) })
 }
 
 /// What makeReader's function carries (held weakly, as Caller's VM).

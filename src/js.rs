@@ -31,8 +31,23 @@ pub type JsResult<T> = Result<T, Pending>;
 #[derive(Clone, Copy)]
 pub struct Env(sys::napi_env);
 
+/// This thread's env, and where its epoch lives (see `Epoch`): one
+/// thread-local, so a native function's entry looks it up once.
+struct ThreadState {
+    env: Cell<sys::napi_env>,
+    epoch: Cell<*mut f64>,
+    /// Keeps the epoch's buffer (and so `epoch`) alive.
+    epoch_buffer: Cell<sys::napi_ref>,
+}
+
 thread_local! {
-    static CURRENT: Cell<sys::napi_env> = const { Cell::new(ptr::null_mut()) };
+    static THREAD: ThreadState = const {
+        ThreadState {
+            env: Cell::new(ptr::null_mut()),
+            epoch: Cell::new(ptr::null_mut()),
+            epoch_buffer: Cell::new(ptr::null_mut()),
+        }
+    };
 }
 
 /// The env of this thread, for engine callbacks (host functions,
@@ -40,17 +55,54 @@ thread_local! {
 /// last native call, finalizer or module initialisation on this thread was
 /// given. None before the module loaded and after the env's teardown.
 pub fn current_env() -> Option<Env> {
-    let e = CURRENT.with(|c| c.get());
+    let e = THREAD.with(|t| t.env.get());
     (!e.is_null()).then_some(Env(e))
 }
 
-/// Forgets this thread's env (its teardown has begun).
+/// Forgets this thread's env (its teardown has begun), and lets its epoch
+/// buffer go.
 pub fn clear_current_env() {
-    CURRENT.with(|c| c.set(ptr::null_mut()));
+    THREAD.with(|t| {
+        t.epoch.set(ptr::null_mut());
+        let buffer = t.epoch_buffer.replace(ptr::null_mut());
+        let env = t.env.replace(ptr::null_mut());
+        if !buffer.is_null() && !env.is_null() {
+            // SAFETY: a reference this env made (epoch_buffer).
+            unsafe { sys::napi_delete_reference(env, buffer) };
+        }
+    });
 }
 
 fn set_current(env: sys::napi_env) {
-    CURRENT.with(|c| c.set(env));
+    THREAD.with(|t| t.env.set(env));
+}
+
+// ---- The epoch -------------------------------------------------------------
+//
+// A number JavaScript can read without calling native code (a Float64Array
+// over `Env::epoch_buffer`), which changes whenever native code may have
+// changed anything the JS layer could have read from a VM: at the entry and
+// the exit of every native function (except those made `read_only`), and
+// before native code calls into JavaScript (`Env::call`: a host function the
+// guest calls, a helper), since guest code may have run in between. Guest
+// state changes only while engine code runs, and engine code runs only
+// inside native functions, so a value the JS layer read at one epoch is
+// still what a read would give for as long as the epoch has not moved (see
+// the read cache in lib/membrane.js). A float, so it never wraps.
+
+fn bump(t: &ThreadState) {
+    let p = t.epoch.get();
+    if !p.is_null() {
+        // SAFETY: p is the backing store of the epoch buffer, which this
+        // thread's env keeps alive (a strong reference) until its cleanup,
+        // where the pointer is cleared first; only this thread writes it.
+        unsafe { *p += 1.0 };
+    }
+}
+
+/// Moves this thread's epoch on (see above).
+pub fn bump_epoch() {
+    THREAD.with(bump);
 }
 
 /// A native function's body: its arguments in, its result (or a pending
@@ -60,13 +112,28 @@ pub type Body = fn(Env, &CallInfo) -> JsResult<JsValue>;
 /// The common entry of every native function: records the env, catches
 /// panics (a panic must never unwind into Node), maps `Err(Pending)` to the
 /// pending exception.
-fn entry(raw: sys::napi_env, info: sys::napi_callback_info, body: impl FnOnce(Env, &CallInfo) -> JsResult<JsValue>) -> JsValue {
-    set_current(raw);
+fn entry(
+    raw: sys::napi_env,
+    info: sys::napi_callback_info,
+    read_only: bool,
+    body: impl FnOnce(Env, &CallInfo) -> JsResult<JsValue>,
+) -> JsValue {
+    THREAD.with(|t| {
+        t.env.set(raw);
+        if !read_only {
+            bump(t);
+        }
+    });
     let env = Env(raw);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> JsResult<JsValue> {
         let ci = env.call_info(info)?;
         body(env, &ci)
     }));
+    // A read-only function that failed may have found the VM unusable (a
+    // fatal error): values read before must not be served after that.
+    if !read_only || !matches!(outcome, Ok(Ok(_))) {
+        bump_epoch();
+    }
     match outcome {
         Ok(Ok(v)) => v,
         Ok(Err(Pending)) => ptr::null_mut(),
@@ -81,7 +148,7 @@ fn entry(raw: sys::napi_env, info: sys::napi_callback_info, body: impl FnOnce(En
 
 /// Native functions made by `Env::function`: the callback data is the body.
 unsafe extern "C" fn body_entry(raw: sys::napi_env, info: sys::napi_callback_info) -> JsValue {
-    entry(raw, info, |env, ci| {
+    entry(raw, info, false, |env, ci| {
         // SAFETY: Env::function made this function with a `Body` as its
         // data, and nothing else.
         let body: Body = unsafe { std::mem::transmute::<*mut c_void, Body>(ci.data) };
@@ -95,8 +162,10 @@ struct WithData<T> {
     data: T,
 }
 
-unsafe extern "C" fn data_entry<T: 'static>(raw: sys::napi_env, info: sys::napi_callback_info) -> JsValue {
-    entry(raw, info, |env, ci| {
+/// READ_ONLY: the function leaves the epoch alone (see
+/// `Env::read_only_function_with_data`).
+unsafe extern "C" fn data_entry<T: 'static, const READ_ONLY: bool>(raw: sys::napi_env, info: sys::napi_callback_info) -> JsValue {
+    entry(raw, info, READ_ONLY, |env, ci| {
         // SAFETY: function_with_data::<T> made this function with a
         // Box<WithData<T>> as its data, which its finalizer frees only once
         // the function is collected; the function is running, so it is not.
@@ -127,6 +196,8 @@ unsafe extern "C" fn finalize_owned<T: 'static>(raw: sys::napi_env, data: *mut c
     let teardown = current_env().is_none();
     if teardown {
         set_current(raw);
+    } else {
+        bump_epoch();
     }
     let Owned { finalize, value, .. } = *owned;
     finalize(Env(raw), value);
@@ -533,6 +604,8 @@ impl Env {
     }
 
     pub fn call(self, func: JsValue, this: JsValue, args: &[JsValue]) -> JsResult<JsValue> {
+        // Guest code may have run since this native function began.
+        bump_epoch();
         let mut v = ptr::null_mut();
         // SAFETY: args are live values of this env.
         self.ok(unsafe { sys::napi_call_function(self.0, this, func, args.len(), args.as_ptr(), &mut v) })?;
@@ -552,8 +625,31 @@ impl Env {
         body: fn(Env, &CallInfo, &T) -> JsResult<JsValue>,
         data: T,
     ) -> JsResult<JsValue> {
+        self.owning_function(name, data_entry::<T, false>, body, data)
+    }
+
+    /// As function_with_data, for a body that changes nothing a VM's host
+    /// values could read (a property read): calling it leaves the epoch
+    /// where it is, so values read before stay valid. The body may call
+    /// into JavaScript (Env::call moves the epoch).
+    pub fn read_only_function_with_data<T: 'static>(
+        self,
+        name: &str,
+        body: fn(Env, &CallInfo, &T) -> JsResult<JsValue>,
+        data: T,
+    ) -> JsResult<JsValue> {
+        self.owning_function(name, data_entry::<T, true>, body, data)
+    }
+
+    fn owning_function<T: 'static>(
+        self,
+        name: &str,
+        cb: unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> JsValue,
+        body: fn(Env, &CallInfo, &T) -> JsResult<JsValue>,
+        data: T,
+    ) -> JsResult<JsValue> {
         let boxed = Box::into_raw(Box::new(WithData { body, data }));
-        let f = match self.raw_function(name, data_entry::<T>, boxed as *mut c_void) {
+        let f = match self.raw_function(name, cb, boxed as *mut c_void) {
             Ok(f) => f,
             Err(p) => {
                 // SAFETY: Node did not take the box.
@@ -643,6 +739,27 @@ impl Env {
     }
 
     /// Runs `hook` when this env is torn down (a worker exiting).
+    /// The ArrayBuffer (8 bytes, one float) over which JavaScript reads this
+    /// thread's epoch; made once per thread.
+    pub fn epoch_buffer(self) -> JsResult<JsValue> {
+        let existing = THREAD.with(|t| t.epoch_buffer.get());
+        if !existing.is_null() {
+            return self.ref_value(existing).ok_or_else(|| self.throw_error("epoch buffer collected"));
+        }
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut buffer = ptr::null_mut();
+        // SAFETY: out-pointers to locals.
+        self.ok(unsafe { sys::napi_create_arraybuffer(self.0, std::mem::size_of::<f64>(), &mut data, &mut buffer) })?;
+        let r = self.new_ref(buffer, 1)?;
+        THREAD.with(|t| {
+            t.epoch_buffer.set(r);
+            // V8 never moves an ArrayBuffer's backing store, and allocates
+            // it aligned for any element type.
+            t.epoch.set(data as *mut f64);
+        });
+        Ok(buffer)
+    }
+
     pub fn on_cleanup(self, hook: fn()) {
         // SAFETY: cleanup_entry turns the argument back into the `fn()`.
         unsafe { sys::napi_add_env_cleanup_hook(self.0, Some(cleanup_entry), hook as *mut c_void) };

@@ -79,6 +79,9 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
             .map_err(|_| Error::from_reason(format!("cannot export kind {name}")))?;
     }
     e.set_named(target, "kinds", kinds).map_err(|_| Error::from_reason("cannot export kinds"))?;
+    // See "The epoch" in js.rs.
+    let epoch = e.epoch_buffer().map_err(|_| Error::from_reason("cannot create the epoch buffer"))?;
+    e.set_named(target, "epoch", epoch).map_err(|_| Error::from_reason("cannot export the epoch"))?;
     Ok(())
 }
 
