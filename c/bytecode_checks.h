@@ -41,7 +41,14 @@ static bool glue_check_promise(void* vm, uint16_t promise);
 static bool glue_check_closure_slot(void* vm, uint16_t closure, uint16_t index);
 static bool glue_check_slot_template(void* vm, uint16_t prototype, uint16_t slots);
 static bool glue_check_type(void* vm, uint16_t value, int type);
+/* Reset at every call the engine makes: initial-exec, so that each access is
+ * one instruction in the addon (a shared object) too, not a call to
+ * __tls_get_addr. */
+#if defined(__GNUC__) || defined(__clang__)
+static _Thread_local __attribute__((tls_model("initial-exec"))) uint32_t glue_closure_chain;  /* see GLUE_SITE_598 */
+#else
 static _Thread_local uint32_t glue_closure_chain;  /* see GLUE_SITE_598 */
+#endif
 
 #ifdef GLUE_UNCHECKED
 /* The unchecked floor of the bench (benches/README.md): the same engine, port

@@ -19,10 +19,13 @@ const TARGET = Symbol('microvium.target');
 // The read cache of a guest object's proxy (see remember).
 const CACHE = Symbol('microvium.cache');
 
-// The native side's epoch (see "The epoch" in src/js.rs): it moves whenever
-// native code may have changed anything a read could return (every call into
-// a VM, every write, release, dispose, a fatal error...), and only then.
-const EPOCH = new Float64Array(native.epoch);
+// The thread's shared buffer (see "The shared buffer" in src/js.rs). Its
+// epoch moves whenever native code may have changed anything a read could
+// return (every call into a VM, every write, release, dispose, a fatal
+// error...), and only then; calls whose arguments are all numbers leave the
+// callee and the arguments there instead of passing them through Node-API.
+const SHARED = new Float64Array(native.shared);
+const { epoch: EPOCH_AT, slot: SLOT_AT, args: ARGS_AT } = native.sharedLayout;
 
 function hidden(target, key, value) {
   // Configurable, so proxy invariants do not force ownKeys to report it.
@@ -203,7 +206,7 @@ function otherGet(target, key) {
 const objectHandler = {
   get(target, key) {
     const cache = target[CACHE];
-    if (cache !== undefined && cache[0] === EPOCH[0]) {
+    if (cache !== undefined && cache[0] === SHARED[EPOCH_AT]) {
       for (let i = 1; i < cache.length; i += 2) {
         if (cache[i] === key) return cache[i + 1];
       }
@@ -225,7 +228,7 @@ const objectHandler = {
       const getk = core.getk || (core.getk = native.makeReader(core));
       // The epoch before the read: if anything moves it during the read,
       // what was read is not remembered past that.
-      const epoch = EPOCH[0];
+      const epoch = SHARED[EPOCH_AT];
       v = getk(core, target[SLOT], id, key);
       if (v !== undefined && typeof v !== 'object' && typeof v !== 'function') remember(target, epoch, key, v);
     } else if (id !== NOT_INTERNED) v = native.get(core, target[SLOT], key);
@@ -446,26 +449,56 @@ class MicroviumUint8Array {
 
 // A guest function is a plain closure (V8 memory only; a native function per
 // guest function would hold native memory until the event loop turns).
-// `core.call` and `core.callThis` are the VM's own callers (see makeCaller in
-// src/api.rs), made when the VM's first function reaches the host (an idle
+// `core.call`, `core.callThis` and `core.callNumbers` are the VM's own
+// callers (see makeCaller in src/api.rs), made when the VM's first function reaches the host (an idle
 // VM does without them); passing `core` keeps the VM alive as long as the
 // function. A plain call (`this` undefined) takes the shorter path.
 function makeFunction(core, slot) {
   if (core.call === undefined) {
-    core.call = native.makeCaller(core, false);
-    core.callThis = native.makeCaller(core, true);
+    core.call = native.makeCaller(core, CALLER_PLAIN);
+    core.callThis = native.makeCaller(core, CALLER_WITH_THIS);
+    core.callNumbers = native.makeCaller(core, CALLER_NUMBERS);
   }
-  const { call, callThis } = core;
+  const { call, callThis, callNumbers } = core;
   // `arguments`, not a rest parameter: the usual calls (up to three
   // arguments, no `this`) then allocate no array, and `length` stays 0.
+  // Numbers go through the shared buffer (read first thing by the native
+  // side, before anything else can write it), passed again only for their
+  // count.
   return function () {
     const n = arguments.length;
     if (this === undefined) {
       switch (n) {
-        case 0: return call(core, slot);
-        case 1: return call(core, slot, arguments[0]);
-        case 2: return call(core, slot, arguments[0], arguments[1]);
-        case 3: return call(core, slot, arguments[0], arguments[1], arguments[2]);
+        case 0:
+          SHARED[SLOT_AT] = slot;
+          return callNumbers(core);
+        case 1: {
+          const a = arguments[0];
+          if (typeof a !== 'number') return call(core, slot, a);
+          SHARED[SLOT_AT] = slot;
+          SHARED[ARGS_AT] = a;
+          return callNumbers(core, a);
+        }
+        case 2: {
+          const a = arguments[0];
+          const b = arguments[1];
+          if (typeof a !== 'number' || typeof b !== 'number') return call(core, slot, a, b);
+          SHARED[SLOT_AT] = slot;
+          SHARED[ARGS_AT] = a;
+          SHARED[ARGS_AT + 1] = b;
+          return callNumbers(core, a, b);
+        }
+        case 3: {
+          const a = arguments[0];
+          const b = arguments[1];
+          const c = arguments[2];
+          if (typeof a !== 'number' || typeof b !== 'number' || typeof c !== 'number') return call(core, slot, a, b, c);
+          SHARED[SLOT_AT] = slot;
+          SHARED[ARGS_AT] = a;
+          SHARED[ARGS_AT + 1] = b;
+          SHARED[ARGS_AT + 2] = c;
+          return callNumbers(core, a, b, c);
+        }
       }
     }
     const args = Array.prototype.slice.call(arguments);
@@ -475,6 +508,11 @@ function makeFunction(core, slot) {
     return this === undefined ? call(core, slot, ...args) : callThis(core, slot, this, ...args);
   };
 }
+
+// The kinds of makeCaller (src/api.rs).
+const CALLER_PLAIN = 0;
+const CALLER_WITH_THIS = 1;
+const CALLER_NUMBERS = 2;
 
 function makeValue(kind, core, slot) {
   switch (kind) {

@@ -94,7 +94,12 @@ pub(crate) fn core_any(env: Env, ci: &CallInfo) -> JsResult<Rc<VmState>> {
 /// The slot of a host value's id (see handles::host_id), checked current:
 /// a released value's id no longer matches its slot.
 pub(crate) fn slot_arg(env: Env, ci: &CallInfo, vm: &VmState, i: usize) -> JsResult<u32> {
-    let Some((s, generation)) = handles::split_id(env.get_f64(arg(env, ci, i))?) else {
+    checked_slot(env, vm, env.get_f64(arg(env, ci, i))?)
+}
+
+/// The slot of a host value's id, checked current (see slot_arg).
+fn checked_slot(env: Env, vm: &VmState, id: f64) -> JsResult<u32> {
+    let Some((s, generation)) = handles::split_id(id) else {
         return Err(env.throw_error("Microvium: stale guest value"));
     };
     if !vm.handles.borrow().is_current(s, generation) {
@@ -705,37 +710,72 @@ fn guest_this(env: Env, vm: &VmState, this: JsValue) -> JsResult<Option<JsValue>
     })
 }
 
-/// makeCaller(core, withThis) -> a function `(core, id, ...args)` (or
-/// `(core, id, this, ...args)`) that calls guest functions of this VM, as
-/// callArgs does, but finds the VM through its callback data instead of
-/// unwrapping `core` (the host→guest call path). The JS layer keeps both on
+/// makeCaller(core, kind) -> a function (of one of the kinds below) that
+/// calls guest functions of this VM, as callArgs does, but finds the VM
+/// through its callback data instead of unwrapping `core` (the host→guest
+/// call path). The JS layer keeps all three on
 /// the core, and every closure that calls one passes (so holds) the core,
 /// which owns the VM: the data outlives every caller.
 fn make_caller_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     let vm = core(env, ci)?;
-    let with_this = env.get_bool(arg(env, ci, 1))?;
-    env.function_with_data("call", caller, Caller { vm: Rc::downgrade(&vm), with_this })
+    let data = Caller { vm: Rc::downgrade(&vm) };
+    match env.get_f64(arg(env, ci, 1))? {
+        CALLER_PLAIN => env.function_with_data("call", caller, data),
+        CALLER_WITH_THIS => env.function_with_data("callThis", caller_with_this, data),
+        CALLER_NUMBERS => env.function_with_data("callNumbers", caller_numbers, data),
+        _ => Err(env.throw_type_error("Microvium: unknown caller kind")),
+    }
 }
+
+/// makeCaller's kinds: `(core, slot, ...args)`, `(core, slot, this,
+/// ...args)`, and `(core, ...args)` with the slot and the arguments (all
+/// numbers) in the shared buffer (see js.rs), the arguments passed again
+/// only for their count.
+const CALLER_PLAIN: f64 = 0.0;
+const CALLER_WITH_THIS: f64 = 1.0;
+const CALLER_NUMBERS: f64 = 2.0;
 
 /// What a function of makeCaller carries. The VM is held weakly: the core
 /// owns the VM, and the JS layer keeps the callers on the core, so a strong
 /// reference here would change nothing but the moment the VM is freed.
 struct Caller {
     vm: std::rc::Weak<VmState>,
-    with_this: bool,
+}
+
+impl Caller {
+    /// Every caller passes the core (which owns the VM) as its first
+    /// argument, so the VM is alive; the Rc taken here keeps it alive for
+    /// the call even if the call disposes of every other owner.
+    fn vm(&self, env: Env) -> JsResult<Rc<VmState>> {
+        let vm = self.vm.upgrade().ok_or_else(|| env.throw_error("Microvium VM is not usable"))?;
+        vm.check_usable(env)?;
+        Ok(vm)
+    }
 }
 
 fn caller(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
-    // Every caller passes the core (which owns the VM) as its first
-    // argument, so the VM is alive; the Rc taken here keeps it alive for
-    // this call even if the call disposes of every other owner.
-    let vm = data.vm.upgrade().ok_or_else(|| env.throw_error("Microvium VM is not usable"))?;
-    vm.check_usable(env)?;
+    let vm = data.vm(env)?;
+    let slot = slot_arg(env, ci, &vm, 1)?;
+    let all = ci.args();
+    calls::call_guest(env, &vm, slot, None, &all[2.min(all.len())..])
+}
+
+fn caller_with_this(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
+    let vm = data.vm(env)?;
     let slot = slot_arg(env, ci, &vm, 1)?;
     let _scope = TempScope::new(&vm);
-    let (this, first) = if data.with_this { (guest_this(env, &vm, arg(env, ci, 2))?, 3) } else { (None, 2) };
-    let args = &ci.args()[first.min(ci.args().len())..];
-    calls::call_guest(env, &vm, slot, this, args)
+    let this = guest_this(env, &vm, arg(env, ci, 2))?;
+    let all = ci.args();
+    calls::call_guest(env, &vm, slot, this, &all[3.min(all.len())..])
+}
+
+fn caller_numbers(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
+    // First thing: nothing has run since the JS layer wrote the buffer.
+    let n = ci.args().len().saturating_sub(1);
+    let (id, numbers) = ci.shared_call(n).ok_or_else(|| env.throw_error("Microvium: no shared call"))?;
+    let vm = data.vm(env)?;
+    let slot = checked_slot(env, &vm, id)?;
+    calls::call_guest_numbers(env, &vm, slot, &numbers[..n])
 }
 
 /// makeReader(core) -> getk for this VM, `(core, slot, keyId, name)`,

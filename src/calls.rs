@@ -48,6 +48,7 @@ pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Va
 
 /// Calls with at most this many arguments keep them on the native stack.
 const INLINE_ARGS: usize = 8;
+const _: () = assert!(crate::js::SHARED_MAX_ARGS <= INLINE_ARGS);
 
 /// An argument of a call into the guest: rooted in a handle slot, or a value
 /// that is not a pointer (a small integer, a boolean, undefined...), which
@@ -69,6 +70,7 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<JsVa
     if args.len() > MAX_GUEST_ARGS {
         return Err(too_many_args(env, args.len()));
     }
+    let _scope = TempScope::new(vm);
     // Converting anything but a number may run host code (a getter, say)
     // that releases the function's slot: from then on the function is
     // rooted in a temporary of its own.
@@ -99,22 +101,38 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<JsVa
         &mut spilled
     };
     for (i, a) in args.iter().enumerate() {
-        let number = env.try_f64(*a);
-        if let Some(v) = number.and_then(membrane::small_int_to_guest) {
-            converted[i] = Arg::Immediate(v);
-            continue;
-        }
-        let rooted = match number {
-            // Allocates, but runs no host code: the function's slot stays.
-            Some(d) => membrane::number_to_guest(env, vm, d)?,
+        converted[i] = match env.try_f64(*a) {
+            // Runs no host code: the function's slot stays.
+            Some(d) => number_arg(env, vm, d)?,
             None => {
                 protect(&mut func_slot);
-                membrane::non_number_to_guest(env, vm, *a)?
+                Arg::Rooted(membrane::non_number_to_guest(env, vm, *a)?.slot)
             }
         };
-        converted[i] = Arg::Rooted(rooted.slot);
     }
     invoke(env, vm, func_slot, this_rooted.as_ref(), converted)
+}
+
+/// Calls the guest function rooted in `func_slot` with numbers (the JS
+/// layer's call through the shared buffer, see js.rs): nothing on the way
+/// runs host code.
+pub fn call_guest_numbers(env: Env, vm: &Rc<VmState>, func_slot: Slot, numbers: &[f64]) -> JsResult<JsValue> {
+    let _scope = TempScope::new(vm);
+    let mut converted = [Arg::Immediate(engine::UNDEFINED); INLINE_ARGS];
+    let converted = &mut converted[..numbers.len()];
+    for (c, d) in converted.iter_mut().zip(numbers) {
+        *c = number_arg(env, vm, *d)?;
+    }
+    invoke(env, vm, func_slot, None, converted)
+}
+
+/// A number as an argument: a small integer needs no root; any other
+/// number is allocated in the guest heap (which runs no host code).
+fn number_arg(env: Env, vm: &Rc<VmState>, d: f64) -> JsResult<Arg> {
+    Ok(match membrane::small_int_to_guest(d) {
+        Some(v) => Arg::Immediate(v),
+        None => Arg::Rooted(membrane::number_to_guest(env, vm, d)?.slot),
+    })
 }
 
 /// Calls the guest function rooted in `func_slot` with arguments `args`
@@ -162,14 +180,21 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Rooted>
             }
         }
     };
-    vm.clear_host_exception_if_idle(env);
-    settle_promises(env, vm);
     // A fatal error in the collection that relieves heap pressure is this
     // call's failure: the VM is unusable from here on.
-    if let Err(f @ Failure::Fatal { .. }) = relieve_pressure(env, vm) {
+    if let Err(f @ Failure::Fatal { .. }) = after_call(env, vm) {
         return Err(throw_failure(env, f));
     }
     converted
+}
+
+/// What waits for a call into the guest to end: the host exception stash
+/// cleared and the Promises of settled guest promises settled (once the VM
+/// is idle), and the guest heap relieved of pressure.
+fn after_call(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
+    vm.clear_host_exception_if_idle(env);
+    settle_promises(env, vm);
+    relieve_pressure(env, vm)
 }
 
 /// The engine's host-function callback for every import.

@@ -398,6 +398,11 @@ impl Engine {
         unsafe { std::mem::replace(&mut (*self.ctx).fatal_code, 0) }
     }
 
+    /// Whether an inspection entry hit a fatal error not yet taken.
+    pub fn has_fatal_code(&self) -> bool {
+        self.ctx().fatal_code != 0
+    }
+
     /// REASON_* of the last failed check, 0 if none.
     pub fn fatal_reason(&self) -> i32 {
         self.ctx().fatal_reason

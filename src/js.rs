@@ -28,24 +28,25 @@ pub type JsResult<T> = Result<T, Pending>;
 
 /// The Node-API environment of the current thread. Only made from an env
 /// Node-API handed over (a callback, a finalizer, module initialisation).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Env(sys::napi_env);
 
-/// This thread's env, and where its epoch lives (see `Epoch`): one
+/// This thread's env, and its shared buffer (see "The shared buffer"): one
 /// thread-local, so a native function's entry looks it up once.
 struct ThreadState {
     env: Cell<sys::napi_env>,
-    epoch: Cell<*mut f64>,
-    /// Keeps the epoch's buffer (and so `epoch`) alive.
-    epoch_buffer: Cell<sys::napi_ref>,
+    /// SHARED_LEN floats, or null.
+    shared: Cell<*mut f64>,
+    /// Keeps the shared buffer (and so `shared`) alive.
+    shared_buffer: Cell<sys::napi_ref>,
 }
 
 thread_local! {
     static THREAD: ThreadState = const {
         ThreadState {
             env: Cell::new(ptr::null_mut()),
-            epoch: Cell::new(ptr::null_mut()),
-            epoch_buffer: Cell::new(ptr::null_mut()),
+            shared: Cell::new(ptr::null_mut()),
+            shared_buffer: Cell::new(ptr::null_mut()),
         }
     };
 }
@@ -59,15 +60,15 @@ pub fn current_env() -> Option<Env> {
     (!e.is_null()).then_some(Env(e))
 }
 
-/// Forgets this thread's env (its teardown has begun), and lets its epoch
+/// Forgets this thread's env (its teardown has begun), and lets its shared
 /// buffer go.
 pub fn clear_current_env() {
     THREAD.with(|t| {
-        t.epoch.set(ptr::null_mut());
-        let buffer = t.epoch_buffer.replace(ptr::null_mut());
+        t.shared.set(ptr::null_mut());
+        let buffer = t.shared_buffer.replace(ptr::null_mut());
         let env = t.env.replace(ptr::null_mut());
         if !buffer.is_null() && !env.is_null() {
-            // SAFETY: a reference this env made (epoch_buffer).
+            // SAFETY: a reference this env made (shared_buffer).
             unsafe { sys::napi_delete_reference(env, buffer) };
         }
     });
@@ -77,32 +78,65 @@ fn set_current(env: sys::napi_env) {
     THREAD.with(|t| t.env.set(env));
 }
 
-// ---- The epoch -------------------------------------------------------------
+// ---- The shared buffer -----------------------------------------------------
 //
-// A number JavaScript can read without calling native code (a Float64Array
-// over `Env::epoch_buffer`), which changes whenever native code may have
-// changed anything the JS layer could have read from a VM: at the entry and
-// the exit of every native function (except those made `read_only`), and
-// before native code calls into JavaScript (`Env::call`: a host function the
-// guest calls, a helper), since guest code may have run in between. Guest
-// state changes only while engine code runs, and engine code runs only
-// inside native functions, so a value the JS layer read at one epoch is
-// still what a read would give for as long as the epoch has not moved (see
-// the read cache in lib/membrane.js). A float, so it never wraps.
+// A few floats JavaScript reads and writes without calling native code (a
+// Float64Array over `Env::shared_buffer`), one buffer per thread:
+//
+//   [SHARED_EPOCH]  the epoch, written by native code only (below);
+//   [SHARED_SLOT], [SHARED_ARGS..]  the callee's id and the arguments of a
+//       call into the guest whose arguments are all numbers, written by the
+//       JS layer just before it calls the native function that reads them
+//       first thing (`shared_call`), before anything can run JavaScript: a
+//       number read from memory costs far less than one through Node-API.
+//
+// The epoch changes whenever native code may have changed anything the JS
+// layer could have read from a VM: at the entry and the exit of every native
+// function (except those made `read_only`), and before native code calls
+// into JavaScript (`Env::call`: a host function the guest calls, a helper),
+// since guest code may have run in between. Guest state changes only while
+// engine code runs, and engine code runs only inside native functions, so a
+// value the JS layer read at one epoch is still what a read would give for
+// as long as the epoch has not moved (see the read cache in
+// lib/membrane.js). A float, so it never wraps.
+
+pub const SHARED_EPOCH: usize = 0;
+pub const SHARED_SLOT: usize = 1;
+pub const SHARED_ARGS: usize = 2;
+/// Most arguments a call through the shared buffer carries.
+pub const SHARED_MAX_ARGS: usize = 6;
+const SHARED_LEN: usize = SHARED_ARGS + SHARED_MAX_ARGS;
 
 fn bump(t: &ThreadState) {
-    let p = t.epoch.get();
+    let p = t.shared.get();
     if !p.is_null() {
-        // SAFETY: p is the backing store of the epoch buffer, which this
+        // SAFETY: p is the backing store of the shared buffer, which this
         // thread's env keeps alive (a strong reference) until its cleanup,
-        // where the pointer is cleared first; only this thread writes it.
-        unsafe { *p += 1.0 };
+        // where the pointer is cleared first; only this thread uses it.
+        unsafe { *p.add(SHARED_EPOCH) += 1.0 };
     }
 }
 
 /// Moves this thread's epoch on (see above).
 pub fn bump_epoch() {
     THREAD.with(bump);
+}
+
+impl CallInfo {
+    /// The callee id and the `n` number arguments the JS layer left in the
+    /// shared buffer (see above), or None if there is no buffer or too many.
+    pub fn shared_call(&self, n: usize) -> Option<(f64, [f64; SHARED_MAX_ARGS])> {
+        shared_call(self.shared, n)
+    }
+}
+
+fn shared_call(p: *mut f64, n: usize) -> Option<(f64, [f64; SHARED_MAX_ARGS])> {
+    if n > SHARED_MAX_ARGS || p.is_null() {
+        return None;
+    }
+    // SAFETY: as in bump; SHARED_LEN floats at p, aligned. All of them are
+    // copied (a fixed-size copy, no call); those past n are not used.
+    unsafe { Some((*p.add(SHARED_SLOT), std::ptr::read(p.add(SHARED_ARGS) as *const [f64; SHARED_MAX_ARGS]))) }
 }
 
 /// A native function's body: its arguments in, its result (or a pending
@@ -118,21 +152,26 @@ fn entry(
     read_only: bool,
     body: impl FnOnce(Env, &CallInfo) -> JsResult<JsValue>,
 ) -> JsValue {
-    THREAD.with(|t| {
-        t.env.set(raw);
-        if !read_only {
-            bump(t);
-        }
-    });
+    // One thread-local lookup per call (each costs a call into the dynamic
+    // linker in a shared object): the state lives as long as the thread,
+    // which outlives this call.
+    let thread: *const ThreadState = THREAD.with(|t| t as *const ThreadState);
+    // SAFETY: see above; only this thread uses it, through shared references.
+    let thread = unsafe { &*thread };
+    thread.env.set(raw);
+    if !read_only {
+        bump(thread);
+    }
     let env = Env(raw);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> JsResult<JsValue> {
-        let ci = env.call_info(info)?;
+        let mut ci = env.call_info(info)?;
+        ci.shared = thread.shared.get();
         body(env, &ci)
     }));
     // A read-only function that failed may have found the VM unusable (a
     // fatal error): values read before must not be served after that.
     if !read_only || !matches!(outcome, Ok(Ok(_))) {
-        bump_epoch();
+        bump(thread);
     }
     match outcome {
         Ok(Ok(v)) => v,
@@ -739,23 +778,23 @@ impl Env {
     }
 
     /// Runs `hook` when this env is torn down (a worker exiting).
-    /// The ArrayBuffer (8 bytes, one float) over which JavaScript reads this
-    /// thread's epoch; made once per thread.
-    pub fn epoch_buffer(self) -> JsResult<JsValue> {
-        let existing = THREAD.with(|t| t.epoch_buffer.get());
+    /// The ArrayBuffer of this thread's shared buffer (see "The shared
+    /// buffer"); made once per thread.
+    pub fn shared_buffer(self) -> JsResult<JsValue> {
+        let existing = THREAD.with(|t| t.shared_buffer.get());
         if !existing.is_null() {
-            return self.ref_value(existing).ok_or_else(|| self.throw_error("epoch buffer collected"));
+            return self.ref_value(existing).ok_or_else(|| self.throw_error("shared buffer collected"));
         }
         let mut data: *mut c_void = ptr::null_mut();
         let mut buffer = ptr::null_mut();
         // SAFETY: out-pointers to locals.
-        self.ok(unsafe { sys::napi_create_arraybuffer(self.0, std::mem::size_of::<f64>(), &mut data, &mut buffer) })?;
+        self.ok(unsafe { sys::napi_create_arraybuffer(self.0, SHARED_LEN * std::mem::size_of::<f64>(), &mut data, &mut buffer) })?;
         let r = self.new_ref(buffer, 1)?;
         THREAD.with(|t| {
-            t.epoch_buffer.set(r);
-            // V8 never moves an ArrayBuffer's backing store, and allocates
-            // it aligned for any element type.
-            t.epoch.set(data as *mut f64);
+            t.shared_buffer.set(r);
+            // V8 never moves an ArrayBuffer's backing store, allocates it
+            // aligned for any element type, and zeroes it.
+            t.shared.set(data as *mut f64);
         });
         Ok(buffer)
     }
@@ -828,6 +867,8 @@ const INLINE_ARGS: usize = 8;
 /// Arguments of a native callback; up to 8 without a heap allocation.
 pub struct CallInfo {
     data: *mut c_void,
+    /// This thread's shared buffer (see "The shared buffer"), or null.
+    shared: *mut f64,
     inline: [JsValue; INLINE_ARGS],
     heap: Vec<JsValue>,
     argc: usize,
@@ -847,6 +888,7 @@ impl Env {
     fn call_info(self, info: sys::napi_callback_info) -> JsResult<CallInfo> {
         let mut ci = CallInfo {
             data: ptr::null_mut(),
+            shared: ptr::null_mut(),
             inline: [ptr::null_mut(); INLINE_ARGS],
             heap: Vec::new(),
             argc: INLINE_ARGS,

@@ -79,9 +79,20 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
             .map_err(|_| Error::from_reason(format!("cannot export kind {name}")))?;
     }
     e.set_named(target, "kinds", kinds).map_err(|_| Error::from_reason("cannot export kinds"))?;
-    // See "The epoch" in js.rs.
-    let epoch = e.epoch_buffer().map_err(|_| Error::from_reason("cannot create the epoch buffer"))?;
-    e.set_named(target, "epoch", epoch).map_err(|_| Error::from_reason("cannot export the epoch"))?;
+    // See "The shared buffer" in js.rs.
+    let shared = e.shared_buffer().map_err(|_| Error::from_reason("cannot create the shared buffer"))?;
+    e.set_named(target, "shared", shared).map_err(|_| Error::from_reason("cannot export the shared buffer"))?;
+    let layout = e.object().map_err(|_| Error::from_reason("cannot create the shared layout"))?;
+    for (name, value) in [
+        ("epoch", js::SHARED_EPOCH),
+        ("slot", js::SHARED_SLOT),
+        ("args", js::SHARED_ARGS),
+        ("maxArgs", js::SHARED_MAX_ARGS),
+    ] {
+        e.set_named(layout, name, e.int32(value as i32))
+            .map_err(|_| Error::from_reason("cannot export the shared layout"))?;
+    }
+    e.set_named(target, "sharedLayout", layout).map_err(|_| Error::from_reason("cannot export the shared layout"))?;
     Ok(())
 }
 

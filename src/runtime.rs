@@ -41,8 +41,9 @@ const HELPER_COUNT: usize = 9;
 
 thread_local! {
     static HELPERS: Cell<[RawRef; HELPER_COUNT]> = const { Cell::new([std::ptr::null_mut(); HELPER_COUNT]) };
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-    static STACK_BASE: Cell<usize> = const { Cell::new(0) };
+    /// Host/guest calls nested now, and the native stack address of the
+    /// outermost (one thread-local: DepthGuard looks it up once).
+    static DEPTH: Cell<(u32, usize)> = const { Cell::new((0, 0)) };
     static THREAD_TOKEN: u8 = const { 0 };
     /// Weak reference to an object nothing else holds: any V8 collection
     /// (a minor one included) clears it. See collections_seen.
@@ -131,30 +132,37 @@ pub fn settle_promise(env: Env, promise: JsValue, ok: bool, value: JsValue, core
 pub const MAX_DEPTH: u32 = 64;
 const MAX_NATIVE_STACK: usize = 512 * 1024;
 
-pub struct DepthGuard;
+pub struct DepthGuard(*const Cell<(u32, usize)>);
 
 impl DepthGuard {
     /// None when entering would exceed the limits.
     pub fn enter() -> Option<DepthGuard> {
         let marker = 0u8;
         let here = &marker as *const u8 as usize;
-        let depth = DEPTH.with(|d| d.get());
+        // One thread-local lookup for the entry and the exit: the cell lives
+        // as long as the thread, which outlives the guard (never sent).
+        let cell: *const Cell<(u32, usize)> = DEPTH.with(|d| d as *const _);
+        // SAFETY: see above.
+        let d = unsafe { &*cell };
+        let (depth, base) = d.get();
         if depth == 0 {
-            STACK_BASE.with(|b| b.set(here));
+            d.set((1, here));
+        } else if depth >= MAX_DEPTH || base.abs_diff(here) > MAX_NATIVE_STACK {
+            return None;
         } else {
-            let base = STACK_BASE.with(|b| b.get());
-            if depth >= MAX_DEPTH || base.abs_diff(here) > MAX_NATIVE_STACK {
-                return None;
-            }
+            d.set((depth + 1, base));
         }
-        DEPTH.with(|d| d.set(depth + 1));
-        Some(DepthGuard)
+        Some(DepthGuard(cell))
     }
 }
 
 impl Drop for DepthGuard {
     fn drop(&mut self) {
-        DEPTH.with(|d| d.set(d.get() - 1));
+        // SAFETY: the thread's cell (see enter); the guard is !Send (a raw
+        // pointer field), so this runs on the thread that made it.
+        let d = unsafe { &*self.0 };
+        let (depth, base) = d.get();
+        d.set((depth - 1, base));
     }
 }
 

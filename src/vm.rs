@@ -43,6 +43,8 @@ pub struct VmState {
     /// are not to be trusted.
     fatal: Cell<i32>,
     thread: usize,
+    /// The env of the thread that made this VM (see check_usable).
+    home: Option<Env>,
     /// Engine calls in progress on this VM (re-entrant calls nest).
     active: Cell<u32>,
     /// The last exception a host function threw into the guest: the original
@@ -129,6 +131,7 @@ impl VmState {
             status: Cell::new(Status::Live),
             fatal: Cell::new(0),
             thread: runtime::thread_token(),
+            home: crate::js::current_env(),
             active: Cell::new(0),
             host_exception: RefCell::new(None),
             core: Cell::new(std::ptr::null_mut()),
@@ -239,6 +242,12 @@ impl VmState {
 
     /// Checks that the VM may be used now, from this thread.
     pub fn check_usable(&self, env: Env) -> JsResult<()> {
+        // The usual case, decided without a thread-local lookup: a native
+        // function's env is its thread's, so the home env means the home
+        // thread.
+        if self.home == Some(env) && self.status.get() == Status::Live && !self.is_engine_freed() && !self.engine.has_fatal_code() {
+            return Ok(());
+        }
         match self.unusable() {
             None => Ok(()),
             Some(why) => Err(errors::throw_unusable_vm(env, why)),
