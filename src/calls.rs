@@ -13,7 +13,7 @@ use std::rc::Rc;
 use crate::roots::{Rooted, TempScope};
 use crate::membrane::{self, to_guest, to_host};
 use crate::membrane::settle_promises;
-use crate::pressure::relieve_pressure;
+use crate::pressure::{relieve_pressure, relieve_pressure_in_crossing};
 
 /// Most arguments a call into the guest carries (the engine counts them,
 /// with `this`, in a byte, and its stack frame limits them further).
@@ -208,7 +208,9 @@ pub unsafe extern "C" fn host_function_trampoline(
     // SAFETY: raw_vm is the instance calling; its host data is the VmState
     // (see restore), which the active call keeps alive.
     let vm_ptr = unsafe { engine::host_of(raw_vm) } as *const VmState;
-    let Some(env) = crate::js::current_env() else { return errors::E_HOST_ERROR };
+    // SAFETY: as above. The engine runs on the VM's own thread only, so the
+    // VM's home env is this thread's (no thread-local lookup).
+    let Some(env) = (unsafe { &*vm_ptr }).home_env() else { return errors::E_HOST_ERROR };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: see above. Rc::increment_strong_count keeps it alive for
         // this call even if the host function drops every other owner.
@@ -225,13 +227,15 @@ pub unsafe extern "C" fn host_function_trampoline(
         if vm.status() != Status::Live || vm.has_breakpoint_error() {
             return errors::E_HOST_ERROR;
         }
-        let scope = env.open_scope();
+        let own_scope = runtime::crossing_scope(env);
         let code = {
             let _temps = TempScope::new(&vm);
             host_call(env, &vm, id, result, args, argc)
         };
-        let relieved = relieve_pressure(env, &vm);
-        env.close_scope(scope);
+        let relieved = relieve_pressure_in_crossing(env, &vm);
+        if let Some(scope) = own_scope {
+            env.close_scope(scope);
+        }
         // A fatal error of this VM while the host function ran (in a nested
         // call, a property read, the collection just above), even one the
         // host caught: the glue ends the whole engine call with it, so that
@@ -335,9 +339,15 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
     if vm.status() != Status::Live {
         return errors::E_HOST_ERROR;
     }
+    // A small integer needs neither a root nor the general conversion.
+    if let Some(v) = env.try_f64(returned).and_then(membrane::small_int_to_guest) {
+        // SAFETY: result points to the engine's GC-reachable result slot.
+        unsafe { *result = v };
+        return errors::E_SUCCESS;
+    }
     match to_guest(env, vm, returned) {
         Ok(r) => {
-            // SAFETY: result points to the engine's GC-reachable result slot.
+            // SAFETY: as above.
             unsafe { *result = r.get() };
             errors::E_SUCCESS
         }

@@ -102,6 +102,17 @@ pub fn pressure_mark(vm: &VmState, size: u16) -> u16 {
     limits::scale_to_cap(e, PRESSURE_MARK).max(size.saturating_add(limits::scale_to_cap(e, PRESSURE_ROOM)))
 }
 
+/// relieve_pressure for the end of a crossing (a host function the guest
+/// called, the guest running on): the memory reported to V8 and the mark
+/// wait for the call to end, the relief itself does not.
+pub fn relieve_pressure_in_crossing(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
+    sweep_after_collection(env, vm);
+    if vm.status() != Status::Live || vm.is_engine_freed() || vm.engine().heap_size() < vm.pressure_mark.get() {
+        return Ok(());
+    }
+    relieve_pressure(env, vm)
+}
+
 /// Returns the failure of the guest collection it ran, if any (a fatal one
 /// poisons the VM, and the caller reports it).
 pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {

@@ -41,9 +41,12 @@ const HELPER_COUNT: usize = 9;
 
 thread_local! {
     static HELPERS: Cell<[RawRef; HELPER_COUNT]> = const { Cell::new([std::ptr::null_mut(); HELPER_COUNT]) };
-    /// Host/guest calls nested now, and the native stack address of the
-    /// outermost (one thread-local: DepthGuard looks it up once).
-    static DEPTH: Cell<(u32, usize)> = const { Cell::new((0, 0)) };
+    /// Host/guest calls nested now, the native stack address of the
+    /// outermost, and the open crossing scopes (one thread-local: DepthGuard
+    /// and a crossing look it up once).
+    static NESTING: Nesting = const {
+        Nesting { depth: Cell::new((0, 0)), crossing_scopes: std::cell::RefCell::new(Vec::new()) }
+    };
     static THREAD_TOKEN: u8 = const { 0 };
     /// Weak reference to an object nothing else holds: any V8 collection
     /// (a minor one included) clears it. See collections_seen.
@@ -132,7 +135,14 @@ pub fn settle_promise(env: Env, promise: JsValue, ok: bool, value: JsValue, core
 pub const MAX_DEPTH: u32 = 64;
 const MAX_NATIVE_STACK: usize = 512 * 1024;
 
-pub struct DepthGuard(*const Cell<(u32, usize)>);
+struct Nesting {
+    depth: Cell<(u32, usize)>,
+    /// Open crossing scopes, innermost engine call last (see
+    /// crossing_scope).
+    crossing_scopes: std::cell::RefCell<Vec<CrossingScope>>,
+}
+
+pub struct DepthGuard(*const Nesting);
 
 impl DepthGuard {
     /// None when entering would exceed the limits.
@@ -141,9 +151,9 @@ impl DepthGuard {
         let here = &marker as *const u8 as usize;
         // One thread-local lookup for the entry and the exit: the cell lives
         // as long as the thread, which outlives the guard (never sent).
-        let cell: *const Cell<(u32, usize)> = DEPTH.with(|d| d as *const _);
+        let nesting: *const Nesting = NESTING.with(|n| n as *const _);
         // SAFETY: see above.
-        let d = unsafe { &*cell };
+        let d = unsafe { &(*nesting).depth };
         let (depth, base) = d.get();
         if depth == 0 {
             d.set((1, here));
@@ -152,7 +162,7 @@ impl DepthGuard {
         } else {
             d.set((depth + 1, base));
         }
-        Some(DepthGuard(cell))
+        Some(DepthGuard(nesting))
     }
 }
 
@@ -160,9 +170,69 @@ impl Drop for DepthGuard {
     fn drop(&mut self) {
         // SAFETY: the thread's cell (see enter); the guard is !Send (a raw
         // pointer field), so this runs on the thread that made it.
-        let d = unsafe { &*self.0 };
-        let (depth, base) = d.get();
-        d.set((depth - 1, base));
+        let nesting = unsafe { &*self.0 };
+        let (depth, base) = nesting.depth.get();
+        close_crossing_scope(nesting, depth);
+        nesting.depth.set((depth - 1, base));
+    }
+}
+
+// Handle scopes of guest→host crossings. Each crossing (a host function the
+// guest calls) makes a few handles (the function, its arguments, its
+// result) that must not pile up over a guest loop of a million crossings,
+// but a Node-API handle scope per crossing costs a heap allocation and two
+// calls into V8. So one scope serves the crossings of one engine call, up to
+// CROSSINGS_PER_SCOPE of them; it is closed and another opened after that,
+// and closed when the engine call ends (DepthGuard). This keeps the scopes
+// in order: between two crossings of an engine call only engine code runs,
+// and any scope a crossing opens inside (the host function's, a nested
+// call's) is closed before the crossing returns.
+const CROSSINGS_PER_SCOPE: u32 = 64;
+
+struct CrossingScope {
+    /// The depth of the engine call whose crossings it serves.
+    depth: u32,
+    scope: js::Scope,
+    uses: u32,
+}
+
+/// Makes sure the crossing that begins has an open handle scope (see
+/// above). Returns a scope the crossing must close itself, when it does not
+/// run inside an engine call (DepthGuard).
+pub fn crossing_scope(env: Env) -> Option<js::Scope> {
+    NESTING.with(|n| {
+        let depth = n.depth.get().0;
+        if depth == 0 {
+            return Some(env.open_scope());
+        }
+        let mut c = n.crossing_scopes.borrow_mut();
+        if let Some(top) = c.last_mut() {
+            if top.depth == depth {
+                if top.uses < CROSSINGS_PER_SCOPE {
+                    top.uses += 1;
+                    return None;
+                }
+                // The innermost open scope: those opened since are closed.
+                let full = c.pop().expect("the top scope");
+                env.close_scope(full.scope);
+            }
+        }
+        c.push(CrossingScope { depth, scope: env.open_scope(), uses: 1 });
+        None
+    })
+}
+
+/// Closes the crossing scope of the engine call at `depth`, which ends.
+fn close_crossing_scope(nesting: &Nesting, depth: u32) {
+    let open = {
+        let mut c = nesting.crossing_scopes.borrow_mut();
+        match c.last() {
+            Some(top) if top.depth == depth => c.pop(),
+            _ => None,
+        }
+    };
+    if let (Some(open), Some(env)) = (open, current_env()) {
+        env.close_scope(open.scope);
     }
 }
 

@@ -222,6 +222,12 @@ impl VmState {
         }
     }
 
+    /// The env of the thread that made this VM (the only thread that runs
+    /// its engine), None if it was made without one.
+    pub fn home_env(&self) -> Option<Env> {
+        self.home
+    }
+
     pub fn is_foreign_thread(&self) -> bool {
         runtime::thread_token() != self.thread
     }
