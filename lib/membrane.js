@@ -25,7 +25,9 @@ const CACHE = Symbol('microvium.cache');
 // error...), and only then; calls whose arguments are all numbers leave the
 // callee and the arguments there instead of passing them through Node-API.
 const SHARED = new Float64Array(native.shared);
-const { epoch: EPOCH_AT, slot: SLOT_AT, args: ARGS_AT } = native.sharedLayout;
+const {
+  epoch: EPOCH_AT, slot: SLOT_AT, tags: TAGS_AT, args: ARGS_AT, number: ARG_NUMBER, string: ARG_STRING,
+} = native.sharedLayout;
 
 function hidden(target, key, value) {
   // Configurable, so proxy invariants do not force ownKeys to report it.
@@ -449,55 +451,56 @@ class MicroviumUint8Array {
 
 // A guest function is a plain closure (V8 memory only; a native function per
 // guest function would hold native memory until the event loop turns).
-// `core.call`, `core.callThis` and `core.callNumbers` are the VM's own
-// callers (see makeCaller in src/api.rs), made when the VM's first function reaches the host (an idle
+// `core.call` and `core.callThis` are the VM's own callers (see makeCaller in src/api.rs), made when the VM's first function reaches the host (an idle
 // VM does without them); passing `core` keeps the VM alive as long as the
 // function. A plain call (`this` undefined) takes the shorter path.
 function makeFunction(core, slot) {
   if (core.call === undefined) {
     core.call = native.makeCaller(core, CALLER_PLAIN);
     core.callThis = native.makeCaller(core, CALLER_WITH_THIS);
-    core.callNumbers = native.makeCaller(core, CALLER_NUMBERS);
   }
-  const { call, callThis, callNumbers } = core;
+  const { call, callThis } = core;
   // `arguments`, not a rest parameter: the usual calls (up to three
   // arguments, no `this`) then allocate no array, and `length` stays 0.
-  // Numbers go through the shared buffer (read first thing by the native
-  // side, before anything else can write it), passed again only for their
-  // count.
+  // The callee and what each argument is go through the shared buffer
+  // (read first thing by the native side, before anything else can write
+  // it); numbers go there too.
   return function () {
     const n = arguments.length;
     if (this === undefined) {
+      SHARED[SLOT_AT] = slot;
       switch (n) {
         case 0:
-          SHARED[SLOT_AT] = slot;
-          return callNumbers(core);
+          SHARED[TAGS_AT] = 0;
+          return call(core);
         case 1: {
           const a = arguments[0];
-          if (typeof a !== 'number') return call(core, slot, a);
-          SHARED[SLOT_AT] = slot;
-          SHARED[ARGS_AT] = a;
-          return callNumbers(core, a);
+          if (typeof a === 'number') {
+            SHARED[ARGS_AT] = a;
+            SHARED[TAGS_AT] = NUMBERS_1;
+          } else {
+            SHARED[TAGS_AT] = tag(a, 0);
+          }
+          return call(core, a);
         }
         case 2: {
           const a = arguments[0];
           const b = arguments[1];
-          if (typeof a !== 'number' || typeof b !== 'number') return call(core, slot, a, b);
-          SHARED[SLOT_AT] = slot;
-          SHARED[ARGS_AT] = a;
-          SHARED[ARGS_AT + 1] = b;
-          return callNumbers(core, a, b);
+          if (typeof a === 'number' && typeof b === 'number') {
+            SHARED[ARGS_AT] = a;
+            SHARED[ARGS_AT + 1] = b;
+            SHARED[TAGS_AT] = NUMBERS_2;
+          } else {
+            SHARED[TAGS_AT] = tag(a, 0) | (tag(b, 1) << 2);
+          }
+          return call(core, a, b);
         }
         case 3: {
           const a = arguments[0];
           const b = arguments[1];
           const c = arguments[2];
-          if (typeof a !== 'number' || typeof b !== 'number' || typeof c !== 'number') return call(core, slot, a, b, c);
-          SHARED[SLOT_AT] = slot;
-          SHARED[ARGS_AT] = a;
-          SHARED[ARGS_AT + 1] = b;
-          SHARED[ARGS_AT + 2] = c;
-          return callNumbers(core, a, b, c);
+          SHARED[TAGS_AT] = tag(a, 0) | (tag(b, 1) << 2) | (tag(c, 2) << 4);
+          return call(core, a, b, c);
         }
       }
     }
@@ -505,14 +508,29 @@ function makeFunction(core, slot) {
     // A long spread would overflow the stack before the native side could
     // report MVM_E_TOO_MANY_ARGUMENTS.
     if (n > 126) return native.callArgs(core, slot, this, args);
-    return this === undefined ? call(core, slot, ...args) : callThis(core, slot, this, ...args);
+    if (this !== undefined) return callThis(core, slot, this, ...args);
+    SHARED[SLOT_AT] = slot;
+    SHARED[TAGS_AT] = 0;
+    return call(core, ...args);
   };
+}
+
+const NUMBERS_1 = ARG_NUMBER;
+const NUMBERS_2 = ARG_NUMBER | (ARG_NUMBER << 2);
+
+// What argument `i` of a call is, for the shared buffer; a number is left
+// there too.
+function tag(value, i) {
+  if (typeof value === 'number') {
+    SHARED[ARGS_AT + i] = value;
+    return ARG_NUMBER;
+  }
+  return typeof value === 'string' ? ARG_STRING : 0;
 }
 
 // The kinds of makeCaller (src/api.rs).
 const CALLER_PLAIN = 0;
 const CALLER_WITH_THIS = 1;
-const CALLER_NUMBERS = 2;
 
 function makeValue(kind, core, slot) {
   switch (kind) {

@@ -722,18 +722,15 @@ fn make_caller_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     match env.get_f64(arg(env, ci, 1))? {
         CALLER_PLAIN => env.function_with_data("call", caller, data),
         CALLER_WITH_THIS => env.function_with_data("callThis", caller_with_this, data),
-        CALLER_NUMBERS => env.function_with_data("callNumbers", caller_numbers, data),
         _ => Err(env.throw_type_error("Microvium: unknown caller kind")),
     }
 }
 
-/// makeCaller's kinds: `(core, slot, ...args)`, `(core, slot, this,
-/// ...args)`, and `(core, ...args)` with the slot and the arguments (all
-/// numbers) in the shared buffer (see js.rs), the arguments passed again
-/// only for their count.
+/// makeCaller's kinds: `(core, ...args)`, with the callee's id and what
+/// the JS layer knows of the arguments in the shared buffer (see js.rs);
+/// and `(core, slot, this, ...args)`.
 const CALLER_PLAIN: f64 = 0.0;
 const CALLER_WITH_THIS: f64 = 1.0;
-const CALLER_NUMBERS: f64 = 2.0;
 
 /// What a function of makeCaller carries. The VM is held weakly: the core
 /// owns the VM, and the JS layer keeps the callers on the core, so a strong
@@ -754,10 +751,12 @@ impl Caller {
 }
 
 fn caller(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
+    // First thing: nothing has run since the JS layer wrote the buffer.
+    let shared = ci.shared_call().ok_or_else(|| env.throw_error("Microvium: no shared call"))?;
     let vm = data.vm(env)?;
-    let slot = slot_arg(env, ci, &vm, 1)?;
+    let slot = checked_slot(env, &vm, shared.callee)?;
     let all = ci.args();
-    calls::call_guest(env, &vm, slot, None, &all[2.min(all.len())..])
+    calls::call_guest(env, &vm, slot, None, &all[1.min(all.len())..], Some(&shared))
 }
 
 fn caller_with_this(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
@@ -766,16 +765,7 @@ fn caller_with_this(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue>
     let _scope = TempScope::new(&vm);
     let this = guest_this(env, &vm, arg(env, ci, 2))?;
     let all = ci.args();
-    calls::call_guest(env, &vm, slot, this, &all[3.min(all.len())..])
-}
-
-fn caller_numbers(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
-    // First thing: nothing has run since the JS layer wrote the buffer.
-    let n = ci.args().len().saturating_sub(1);
-    let (id, numbers) = ci.shared_call(n).ok_or_else(|| env.throw_error("Microvium: no shared call"))?;
-    let vm = data.vm(env)?;
-    let slot = checked_slot(env, &vm, id)?;
-    calls::call_guest_numbers(env, &vm, slot, &numbers[..n])
+    calls::call_guest(env, &vm, slot, this, &all[3.min(all.len())..], None)
 }
 
 /// makeReader(core) -> getk for this VM, `(core, slot, keyId, name)`,
@@ -814,7 +804,7 @@ fn call_args_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     }
     let _scope = TempScope::new(&vm);
     let this = guest_this(env, &vm, arg(env, ci, 2))?;
-    calls::call_guest(env, &vm, slot, this, &args)
+    calls::call_guest(env, &vm, slot, this, &args, None)
 }
 
 /// Checks that `v` may be released through this VM; the slot, or None when

@@ -5,7 +5,7 @@
 use crate::engine::{self, Value};
 use crate::errors::{self, throw_failure, Failure};
 use crate::handles::Slot;
-use crate::js::{Env, JsResult, JsValue, Pending};
+use crate::js::{self, Env, JsResult, JsValue, Pending, SharedCall, Type};
 use crate::runtime::{self, Helper};
 use crate::vm::{CallFailure, Status, VmState};
 use std::ffi::c_void;
@@ -48,7 +48,6 @@ pub fn call_failure(env: Env, vm: &Rc<VmState>, failure: CallFailure, result: Va
 
 /// Calls with at most this many arguments keep them on the native stack.
 const INLINE_ARGS: usize = 8;
-const _: () = assert!(crate::js::SHARED_MAX_ARGS <= INLINE_ARGS);
 
 /// An argument of a call into the guest: rooted in a handle slot, or a value
 /// that is not a pointer (a small integer, a boolean, undefined...), which
@@ -65,12 +64,30 @@ impl From<Slot> for Arg {
     }
 }
 
-/// Calls the guest function rooted in `func_slot` with host arguments.
-pub fn call_guest(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<JsValue>, args: &[JsValue]) -> JsResult<JsValue> {
+/// Calls the guest function rooted in `func_slot` with host arguments;
+/// `shared` is what the JS layer found them to be, if it looked (see
+/// js::SharedCall).
+pub fn call_guest(
+    env: Env,
+    vm: &Rc<VmState>,
+    func_slot: Slot,
+    this: Option<JsValue>,
+    args: &[JsValue],
+    shared: Option<&SharedCall>,
+) -> JsResult<JsValue> {
     if args.len() > MAX_GUEST_ARGS {
         return Err(too_many_args(env, args.len()));
     }
     let _scope = TempScope::new(vm);
+    // The usual call: numbers only, already read.
+    if let (None, Some(numbers)) = (this, shared.and_then(|s| s.all_numbers(args.len()))) {
+        let mut converted = [Arg::Immediate(engine::UNDEFINED); js::SHARED_MAX_ARGS];
+        let converted = &mut converted[..numbers.len()];
+        for (c, d) in converted.iter_mut().zip(numbers) {
+            *c = number_arg(env, vm, *d)?;
+        }
+        return invoke(env, vm, func_slot, None, converted);
+    }
     // Converting anything but a number may run host code (a getter, say)
     // that releases the function's slot: from then on the function is
     // rooted in a temporary of its own.
@@ -101,29 +118,25 @@ pub fn call_guest(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<JsVa
         &mut spilled
     };
     for (i, a) in args.iter().enumerate() {
-        converted[i] = match env.try_f64(*a) {
-            // Runs no host code: the function's slot stays.
+        let tag = shared.map_or(js::ARG_UNKNOWN, |s| s.tag(i));
+        // A number runs no host code: the function's slot stays.
+        let number = match tag {
+            js::ARG_NUMBER => shared.map(|s| s.number(i)),
+            js::ARG_STRING => None,
+            _ => env.try_f64(*a),
+        };
+        converted[i] = match number {
             Some(d) => number_arg(env, vm, d)?,
             None => {
-                protect(&mut func_slot);
-                Arg::Rooted(membrane::non_number_to_guest(env, vm, *a)?.slot)
+                let ty = if tag == js::ARG_STRING { Type::String } else { env.type_of(*a)? };
+                if membrane::conversion_runs_host_code(ty) {
+                    protect(&mut func_slot);
+                }
+                Arg::Rooted(membrane::non_number_to_guest(env, vm, *a, ty)?.slot)
             }
         };
     }
     invoke(env, vm, func_slot, this_rooted.as_ref(), converted)
-}
-
-/// Calls the guest function rooted in `func_slot` with numbers (the JS
-/// layer's call through the shared buffer, see js.rs): nothing on the way
-/// runs host code.
-pub fn call_guest_numbers(env: Env, vm: &Rc<VmState>, func_slot: Slot, numbers: &[f64]) -> JsResult<JsValue> {
-    let _scope = TempScope::new(vm);
-    let mut converted = [Arg::Immediate(engine::UNDEFINED); INLINE_ARGS];
-    let converted = &mut converted[..numbers.len()];
-    for (c, d) in converted.iter_mut().zip(numbers) {
-        *c = number_arg(env, vm, *d)?;
-    }
-    invoke(env, vm, func_slot, None, converted)
 }
 
 /// A number as an argument: a small integer needs no root; any other

@@ -84,11 +84,13 @@ fn set_current(env: sys::napi_env) {
 // Float64Array over `Env::shared_buffer`), one buffer per thread:
 //
 //   [SHARED_EPOCH]  the epoch, written by native code only (below);
-//   [SHARED_SLOT], [SHARED_ARGS..]  the callee's id and the arguments of a
-//       call into the guest whose arguments are all numbers, written by the
-//       JS layer just before it calls the native function that reads them
-//       first thing (`shared_call`), before anything can run JavaScript: a
-//       number read from memory costs far less than one through Node-API.
+//   [SHARED_SLOT], [SHARED_TAGS], [SHARED_ARGS..]  a call into the guest:
+//       the callee's id, what the JS layer found each argument to be (two
+//       bits each, ARG_*), and the arguments that are numbers, written by
+//       the JS layer just before it calls the native function that reads
+//       them first thing (`shared_call`), before anything can run
+//       JavaScript: a number read from memory costs far less than one
+//       through Node-API, and a type known is a type not asked.
 //
 // The epoch changes whenever native code may have changed anything the JS
 // layer could have read from a VM: at the entry and the exit of every native
@@ -102,10 +104,43 @@ fn set_current(env: sys::napi_env) {
 
 pub const SHARED_EPOCH: usize = 0;
 pub const SHARED_SLOT: usize = 1;
-pub const SHARED_ARGS: usize = 2;
-/// Most arguments a call through the shared buffer carries.
+pub const SHARED_TAGS: usize = 2;
+pub const SHARED_ARGS: usize = 3;
+/// Most arguments whose type a call through the shared buffer carries (the
+/// others are looked at through Node-API).
 pub const SHARED_MAX_ARGS: usize = 6;
 const SHARED_LEN: usize = SHARED_ARGS + SHARED_MAX_ARGS;
+
+/// The argument tags of SHARED_TAGS (argument i in bits 2i and 2i+1).
+pub const ARG_UNKNOWN: u32 = 0;
+pub const ARG_NUMBER: u32 = 1;
+pub const ARG_STRING: u32 = 2;
+
+/// A call the JS layer described in the shared buffer.
+pub struct SharedCall {
+    pub callee: f64,
+    tags: u32,
+    numbers: [f64; SHARED_MAX_ARGS],
+}
+
+impl SharedCall {
+    /// What the JS layer found argument `i` to be (ARG_*).
+    pub fn tag(&self, i: usize) -> u32 {
+        if i < SHARED_MAX_ARGS { (self.tags >> (2 * i)) & 3 } else { ARG_UNKNOWN }
+    }
+
+    /// Argument `i`, tagged ARG_NUMBER.
+    pub fn number(&self, i: usize) -> f64 {
+        self.numbers[i]
+    }
+
+    /// The `n` arguments if every one is a number.
+    pub fn all_numbers(&self, n: usize) -> Option<&[f64]> {
+        const ALL: u32 = 0x555; // ARG_NUMBER in every 2-bit field
+        let mask = (1u32 << (2 * n.min(SHARED_MAX_ARGS))) - 1;
+        (n <= SHARED_MAX_ARGS && self.tags & mask == ALL & mask).then(|| &self.numbers[..n])
+    }
+}
 
 fn bump(t: &ThreadState) {
     let p = t.shared.get();
@@ -123,20 +158,24 @@ pub fn bump_epoch() {
 }
 
 impl CallInfo {
-    /// The callee id and the `n` number arguments the JS layer left in the
-    /// shared buffer (see above), or None if there is no buffer or too many.
-    pub fn shared_call(&self, n: usize) -> Option<(f64, [f64; SHARED_MAX_ARGS])> {
-        shared_call(self.shared, n)
+    /// The call the JS layer left in the shared buffer (see above), or None
+    /// if there is no buffer.
+    pub fn shared_call(&self) -> Option<SharedCall> {
+        let p = self.shared;
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: as in bump; SHARED_LEN floats at p, aligned (a fixed-size
+        // copy of the numbers, used only where tagged).
+        unsafe {
+            let tags = *p.add(SHARED_TAGS);
+            Some(SharedCall {
+                callee: *p.add(SHARED_SLOT),
+                tags: if tags >= 0.0 && tags < 4096.0 { tags as u32 } else { 0 },
+                numbers: std::ptr::read(p.add(SHARED_ARGS) as *const [f64; SHARED_MAX_ARGS]),
+            })
+        }
     }
-}
-
-fn shared_call(p: *mut f64, n: usize) -> Option<(f64, [f64; SHARED_MAX_ARGS])> {
-    if n > SHARED_MAX_ARGS || p.is_null() {
-        return None;
-    }
-    // SAFETY: as in bump; SHARED_LEN floats at p, aligned. All of them are
-    // copied (a fixed-size copy, no call); those past n are not used.
-    unsafe { Some((*p.add(SHARED_SLOT), std::ptr::read(p.add(SHARED_ARGS) as *const [f64; SHARED_MAX_ARGS]))) }
 }
 
 /// A native function's body: its arguments in, its result (or a pending

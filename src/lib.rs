@@ -86,8 +86,11 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
     for (name, value) in [
         ("epoch", js::SHARED_EPOCH),
         ("slot", js::SHARED_SLOT),
+        ("tags", js::SHARED_TAGS),
         ("args", js::SHARED_ARGS),
         ("maxArgs", js::SHARED_MAX_ARGS),
+        ("number", js::ARG_NUMBER as usize),
+        ("string", js::ARG_STRING as usize),
     ] {
         e.set_named(layout, name, e.int32(value as i32))
             .map_err(|_| Error::from_reason("cannot export the shared layout"))?;

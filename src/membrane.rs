@@ -301,8 +301,15 @@ pub fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Ro
 }
 
 /// A host value known not to be a number (see to_guest), into the guest.
-pub fn non_number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<Rooted<'a>> {
-    other_to_guest(env, vm, v, &mut Vec::new())
+/// `ty` is the value's type (see js::Type), which the caller already knows.
+pub fn non_number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, ty: Type) -> JsResult<Rooted<'a>> {
+    typed_to_guest(env, vm, v, ty, &mut Vec::new())
+}
+
+/// Whether converting a value of this type into the guest may run host
+/// code (a getter, a proxy trap): only objects and functions.
+pub fn conversion_runs_host_code(ty: Type) -> bool {
+    matches!(ty, Type::Object | Type::Function)
 }
 
 fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
@@ -313,7 +320,11 @@ fn to_guest_value<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<
 }
 
 fn other_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
-    match env.type_of(v)? {
+    typed_to_guest(env, vm, v, env.type_of(v)?, path)
+}
+
+fn typed_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, ty: Type, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
+    match ty {
         Type::Undefined => Ok(Rooted::new(vm, engine::UNDEFINED)),
         Type::Null => Ok(Rooted::new(vm, engine::NULL)),
         Type::Boolean => Ok(Rooted::new(vm, if env.get_bool(v)? { engine::TRUE } else { engine::FALSE })),
