@@ -1184,3 +1184,17 @@ describe('GC safety', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(o)), { a: 30, list: [1, 2, 3, ...Array.from({ length: 30 }, (_, i) => i)], inner: { s: 'x' } });
   });
 });
+
+test('strings of every shape cross in as UTF-8 does in Node (lone surrogates become U+FFFD)', () => {
+  const vm = Microvium.restore(compile(`vmExport(1, (s) => s); vmExport(2, (a, b) => a + b);`), {});
+  const shapes = [
+    '', 'a', 'héllo', '日本語', '😀x', 'a\uD800b', '\uDC00', 'end\uD83D', 'abc\u0000def',
+    'x'.repeat(62), 'y'.repeat(63), 'z'.repeat(64), 'é'.repeat(64), '😀'.repeat(40), 'ÿ'.repeat(300),
+    'ascii then ' + 'é'.repeat(70) + ' then \uD800 then 😀',
+  ];
+  for (const s of shapes) {
+    const node = Buffer.from(s, 'utf8').toString('utf8');
+    assert.equal(vm.exports[1](s), node, JSON.stringify(s).slice(0, 30));
+    assert.equal(vm.exports[2](s, s), node + node);
+  }
+});

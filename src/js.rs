@@ -178,6 +178,32 @@ impl CallInfo {
     }
 }
 
+/// UTF-16 code units as UTF-8, lone surrogates as U+FFFD.
+fn utf16_to_utf8(units: &[u16], buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.resize(units.len(), 0);
+    // ASCII (the usual case) narrows unit by unit; the first other unit
+    // sends the rest through the general encoder.
+    let mut ascii = 0;
+    for (b, &u) in buf.iter_mut().zip(units) {
+        if u >= 0x80 {
+            break;
+        }
+        *b = u as u8;
+        ascii += 1;
+    }
+    if ascii == units.len() {
+        return;
+    }
+    buf.truncate(ascii);
+    let units = &units[ascii..];
+    buf.reserve(units.len() * 3);
+    let mut utf8 = [0u8; 4];
+    for c in char::decode_utf16(units.iter().copied()) {
+        buf.extend_from_slice(c.unwrap_or(char::REPLACEMENT_CHARACTER).encode_utf8(&mut utf8).as_bytes());
+    }
+}
+
 /// A native function's body: its arguments in, its result (or a pending
 /// exception) out.
 pub type Body = fn(Env, &CallInfo) -> JsResult<JsValue>;
@@ -480,32 +506,31 @@ impl Env {
 
     /// UTF-8 contents of a JS string, into `buf` (reused by the caller).
     /// Lone surrogates become U+FFFD, as in any UTF-8 conversion.
+    /// The string `v` as UTF-8 into `buf` (lone surrogates become U+FFFD,
+    /// as Node-API's UTF-8 read makes them). Read as UTF-16, which V8
+    /// copies out of its strings with less work than it takes to encode
+    /// UTF-8; most strings are ASCII, which narrows in one pass.
     pub fn get_string_into(self, v: JsValue, buf: &mut Vec<u8>) -> JsResult<()> {
-        // One call for short strings: Node never splits a character, so a
-        // result with room for another 4-byte character to spare is whole.
-        const FIRST_TRY: usize = 256;
-        buf.clear();
-        buf.reserve(FIRST_TRY);
+        // One call for short strings: a result shorter than the buffer less
+        // its terminator is whole.
+        const FIRST_TRY: usize = 64;
+        let mut units = std::mem::MaybeUninit::<[u16; FIRST_TRY]>::uninit();
         let mut written = 0usize;
-        // SAFETY: buf has capacity for FIRST_TRY bytes (terminator included).
-        self.ok(unsafe {
-            sys::napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr() as *mut c_char, FIRST_TRY, &mut written)
-        })?;
-        if written + 4 < FIRST_TRY - 1 {
-            // SAFETY: Node-API wrote `written` initialised bytes.
-            unsafe { buf.set_len(written) };
+        // SAFETY: units has room for FIRST_TRY units (terminator included).
+        self.ok(unsafe { sys::napi_get_value_string_utf16(self.0, v, units.as_mut_ptr() as *mut u16, FIRST_TRY, &mut written) })?;
+        if written < FIRST_TRY - 1 {
+            // SAFETY: Node-API wrote `written` units (and a terminator).
+            let units = unsafe { std::slice::from_raw_parts(units.as_ptr() as *const u16, written) };
+            utf16_to_utf8(units, buf);
             return Ok(());
         }
         let mut len = 0usize;
         // SAFETY: a null buffer asks for the length only.
-        self.ok(unsafe { sys::napi_get_value_string_utf8(self.0, v, ptr::null_mut(), 0, &mut len) })?;
-        buf.reserve(len + 1);
-        // SAFETY: buf has capacity for len + 1 bytes (terminator included).
-        self.ok(unsafe {
-            sys::napi_get_value_string_utf8(self.0, v, buf.as_mut_ptr() as *mut c_char, len + 1, &mut written)
-        })?;
-        // SAFETY: Node-API wrote `written` initialised bytes.
-        unsafe { buf.set_len(written) };
+        self.ok(unsafe { sys::napi_get_value_string_utf16(self.0, v, ptr::null_mut(), 0, &mut len) })?;
+        let mut long = vec![0u16; len + 1];
+        // SAFETY: long has room for len + 1 units (terminator included).
+        self.ok(unsafe { sys::napi_get_value_string_utf16(self.0, v, long.as_mut_ptr(), len + 1, &mut written) })?;
+        utf16_to_utf8(&long[..written.min(len)], buf);
         Ok(())
     }
 
