@@ -252,7 +252,11 @@ int glue_new_string(GlueContext* ctx, const char* utf8, size_t size, mvm_Value* 
   REQUIRE_VM(ctx, MVM_E_INVALID_HANDLE);
   mvm_TeError err = MVM_E_SUCCESS;
   if (size > MAX_ALLOCATION_SIZE - 1) return MVM_E_ALLOCATION_TOO_LARGE;
-  GUARD(WITH_STACK(ctx->vm, err, *out = mvm_newString(ctx->vm, utf8, size)));
+  /* No WITH_STACK: making a string pushes nothing on the VM's stack (it
+   * allocates, and a collection the allocation runs is the one mvm_runGC
+   * runs between calls), so it needs none, and a string into the guest
+   * does not pay for allocating and freeing one. */
+  GUARD(*out = mvm_newString(ctx->vm, utf8, size));
   return err;
 }
 
