@@ -557,6 +557,25 @@ int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra) {
   return kind;
 }
 
+/* glue_kind and, for a string, glue_string_utf8 (its status in
+ * *out_status; untouched otherwise): one boundary for the usual value out
+ * of the guest. */
+int glue_kind_string(GlueContext* ctx, mvm_Value value, uint16_t* out_extra, const char** out_ptr,
+                     size_t* out_size, int* out_status) {
+  *out_extra = 0;
+  REQUIRE_VM(ctx, GLUE_KIND_UNDEFINED);
+  int kind = GLUE_KIND_OTHER;
+  GUARD_OR(ctx, GLUE_KIND_OTHER, {
+    kind = kind_unguarded(ctx->vm, value, out_extra);
+    if (kind == GLUE_KIND_STRING) *out_ptr = mvm_toStringUtf8(ctx->vm, value, out_size);
+  });
+  if (kind == GLUE_KIND_STRING) {
+    *out_status = glue_payload_in_bounds(ctx->vm, value, *out_ptr, *out_size) ? MVM_E_SUCCESS
+                                                                              : MVM_E_INVALID_BYTECODE;
+  }
+  return kind;
+}
+
 /* The prototype of a plain object (for class instances), or null. */
 static mvm_Value object_proto_unguarded(mvm_VM* vm, mvm_Value value) {
   if (deepTypeOf(vm, value) != TC_REF_PROPERTY_LIST) return VM_VALUE_NULL;

@@ -148,6 +148,8 @@ void glue_set_breakpoint_callback(GlueContext* ctx, glue_BreakpointCallback cb);
 void glue_handle_init(GlueContext* ctx, mvm_Handle* handle);
 void* glue_get_context(mvm_VM* vm);
 int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra);
+int glue_kind_string(GlueContext* ctx, mvm_Value value, uint16_t* out_extra, const char** out_ptr,
+                     size_t* out_size, int* out_status);
 mvm_Value glue_object_proto(GlueContext* ctx, mvm_Value value);
 int glue_array_length(GlueContext* ctx, mvm_Value value);
 int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callback);

@@ -140,6 +140,14 @@ extern "C" {
     fn glue_handle_init(ctx: *mut GlueContext, handle: *mut RawHandle);
     fn glue_get_context(vm: *mut c_void) -> *mut GlueContext;
     fn glue_kind(ctx: *mut GlueContext, value: Value, out_extra: *mut u16) -> c_int;
+    fn glue_kind_string(
+        ctx: *mut GlueContext,
+        value: Value,
+        out_extra: *mut u16,
+        out_ptr: *mut *const c_char,
+        out_size: *mut usize,
+        out_status: *mut c_int,
+    ) -> c_int;
     fn glue_object_proto(ctx: *mut GlueContext, value: Value) -> Value;
     fn glue_array_length(ctx: *mut GlueContext, value: Value) -> c_int;
     fn glue_async_start(ctx: *mut GlueContext, result: *mut Value, out_callback: *mut Value) -> c_int;
@@ -688,6 +696,23 @@ impl Engine {
         // SAFETY: out-pointer to a local.
         let k = unsafe { glue_kind(self.ctx, value, &mut extra) };
         (k, extra)
+    }
+
+    /// `kind`, and for a string its UTF-8 bytes appended to `buf` (Err:
+    /// the status of a string that could not be read).
+    pub fn kind_string_into(&self, value: Value, buf: &mut Vec<u8>) -> (i32, u16, Result<(), i32>) {
+        let mut extra = 0u16;
+        let mut p = std::ptr::null();
+        let mut n = 0usize;
+        let mut status = E_SUCCESS;
+        // SAFETY: out-pointers to locals.
+        let k = unsafe { glue_kind_string(self.ctx, value, &mut extra, &mut p, &mut n, &mut status) };
+        if k == kind::STRING && status == E_SUCCESS && n > 0 {
+            // SAFETY: as in string_into: the glue checked that the n bytes at
+            // p lie in the engine's memory, and they are copied at once.
+            buf.extend_from_slice(unsafe { std::slice::from_raw_parts(p as *const u8, n) });
+        }
+        (k, extra, if status == E_SUCCESS { Ok(()) } else { Err(status) })
     }
 
     /// The prototype of a class instance, or null.

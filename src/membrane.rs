@@ -52,7 +52,23 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
     if let Some(i) = engine::int14_decode(value) {
         return Ok(env.int32(i));
     }
-    let (k, extra) = vm.engine().kind(value);
+    // The kind, and a string's bytes with it (one call into the engine).
+    let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
+    buf.clear();
+    let (k, extra, read) = vm.engine().kind_string_into(value, &mut buf);
+    let string = (k == kind::STRING).then(|| match read {
+        Ok(()) => env.string(&buf),
+        Err(code) => Err(throw_failure(env, vm.engine_failure(code))),
+    });
+    *vm.string_buf.borrow_mut() = buf;
+    match string {
+        Some(made) => made,
+        None => to_host_kind(env, vm, value, k, extra),
+    }
+}
+
+/// to_host for a value of kind `k` that is not a string.
+fn to_host_kind(env: Env, vm: &Rc<VmState>, value: Value, k: i32, extra: u16) -> JsResult<JsValue> {
     match k {
         kind::UNDEFINED => Ok(env.undefined()),
         kind::NULL => Ok(env.null()),
@@ -63,17 +79,6 @@ pub fn to_host(env: Env, vm: &Rc<VmState>, value: Value) -> JsResult<JsValue> {
                 Some(code) => Err(throw_failure(env, vm.fatal_failure(code))),
                 None => Ok(env.double(n)),
             }
-        }
-        kind::STRING => {
-            let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
-            buf.clear();
-            let read = vm.engine().string_into(value, &mut buf);
-            let made = match read {
-                Ok(()) => env.string(&buf),
-                Err(code) => Err(throw_failure(env, vm.engine_failure(code))),
-            };
-            *vm.string_buf.borrow_mut() = buf;
-            made
         }
         kind::HOST_FUNCTION => match vm.import_function(env, extra) {
             Some(f) => Ok(f),
