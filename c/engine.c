@@ -82,7 +82,11 @@ double glue_pow(double x, double y);
 /* ------------------------------------------------------------------------ */
 
 /* Every import resolves to the host's one host-function callback, which the
- * engine reaches through this wrapper (see glue_restore). */
+ * engine reaches through this wrapper (see glue_restore). The callback the
+ * host's resolver returns has the engine's type, but is called as this one. */
+typedef mvm_TeError (*glue_HostFunction)(void* host, mvm_HostFunctionID id, mvm_Value* result,
+                                         mvm_Value* args, uint8_t arg_count);
+
 static mvm_TeError glue_host_function(mvm_VM* vm, mvm_HostFunctionID id, mvm_Value* result,
                                       mvm_Value* args, uint8_t arg_count) {
   GlueContext* ctx = (GlueContext*)mvm_getContext(vm);
@@ -97,7 +101,10 @@ static mvm_TeError glue_host_function(mvm_VM* vm, mvm_HostFunctionID id, mvm_Val
     glue_fatal_error(vm, MVM_E_INVALID_BYTECODE);
   }
   LEAVE_ENGINE();
-  mvm_TeError err = ((mvm_TfHostFunction)ctx->host_function)(vm, id, result, args, arg_count);
+  /* The host's function gets its own data (ctx->host) where the engine's
+   * callback type has the VM: it needs nothing else of the VM, and finding
+   * its data from the VM would take two calls back into C. */
+  mvm_TeError err = ((glue_HostFunction)ctx->host_function)(ctx->host, id, result, args, arg_count);
   REENTER_ENGINE();
   glue_limits_after_host_call(ctx); /* time in the host counts (c/boundary.c) */
   /* A fatal error of this VM during the host function (in a nested call the

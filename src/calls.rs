@@ -210,17 +210,18 @@ fn after_call(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     relieve_pressure(env, vm)
 }
 
-/// The engine's host-function callback for every import.
+/// The engine's host-function callback for every import. The glue calls it
+/// with the engine's host data (c/engine.c, glue_host_function).
 pub unsafe extern "C" fn host_function_trampoline(
-    raw_vm: *mut c_void,
+    host: *const c_void,
     id: u16,
     result: *mut Value,
     args: *mut Value,
     argc: u8,
 ) -> i32 {
-    // SAFETY: raw_vm is the instance calling; its host data is the VmState
+    // SAFETY: host is the host data of the instance calling, its VmState
     // (see restore), which the active call keeps alive.
-    let vm_ptr = unsafe { engine::host_of(raw_vm) } as *const VmState;
+    let vm_ptr = host as *const VmState;
     // SAFETY: as above. The engine runs on the VM's own thread only, so the
     // VM's home env is this thread's (no thread-local lookup).
     let Some(env) = (unsafe { &*vm_ptr }).home_env() else { return errors::E_HOST_ERROR };

@@ -84,8 +84,10 @@ pub struct MemoryStats {
     pub virtual_heap_allocated_capacity: usize,
 }
 
+/// The host-function callback, called by the glue with the engine's host
+/// data (set_host) as `host` (c/engine.c, glue_host_function).
 pub type HostFunction = unsafe extern "C" fn(
-    vm: *mut c_void,
+    host: *const c_void,
     id: u16,
     result: *mut Value,
     args: *mut Value,
