@@ -187,3 +187,36 @@ test('terminating a worker whose guest is in an endless loop does not hang the p
   assert.equal(r.stdout.trim(), 'terminated', r.stderr);
   assert.equal(r.status, 0, r.stderr);
 });
+
+test('two copies of the package load and run in one process (each with its own VMs)', () => {
+  // Two versions of a dependency often end up side by side in one app. The
+  // addon's thread-locals come out of a small per-process reserve; the
+  // second copy must still fit (and each copy keeps its own VMs apart).
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const root = path.join(__dirname, '..');
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'microvium-copy-'));
+  try {
+    for (const f of ['index.js', 'binding.js', 'package.json', ...fs.readdirSync(root).filter((n) => n.endsWith('.node'))]) {
+      fs.copyFileSync(path.join(root, f), path.join(copy, f));
+    }
+    fs.cpSync(path.join(root, 'lib'), path.join(copy, 'lib'), { recursive: true });
+    const r = runIsolated(`
+      const other = require(${JSON.stringify(copy)});
+      assert.notEqual(other, Microvium);
+      const src = compile('let n = 0; vmExport(1, (k) => { n = n + k; return n; });');
+      const a = Microvium.restore(src, {});
+      const b = other.restore(src, {});
+      assert.equal(a.exports[1](2), 2);
+      assert.equal(b.exports[1](5), 5);
+      assert.equal(a.exports[1](2), 4);
+      assert.throws(() => other.restore(new Uint8Array(3), {}), /Microvium/);
+      console.log('both ran');
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /both ran/);
+  } finally {
+    fs.rmSync(copy, { recursive: true, force: true });
+  }
+});

@@ -147,6 +147,9 @@ static mvm_TeError glue_resolve_import(mvm_HostFunctionID id, void* context, mvm
 /* The detail of the last restore the verifier rejected on this thread. */
 const char* glue_verify_detail(void) { return verifier_last_detail(); }
 
+/* What the glue keeps for the calling thread, freed when its env goes. */
+void glue_thread_cleanup(void) { verifier_thread_cleanup(); }
+
 int glue_check_header(const uint8_t* bytes, size_t size, const char** detail) {
   return verifier_check_header(bytes, size, true, detail);
 }

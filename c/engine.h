@@ -147,6 +147,7 @@ typedef int (*glue_BreakpointCallback)(mvm_VM* vm, uint16_t address);
 void glue_set_breakpoint_callback(GlueContext* ctx, glue_BreakpointCallback cb);
 void glue_handle_init(GlueContext* ctx, mvm_Handle* handle);
 void* glue_get_context(mvm_VM* vm);
+void glue_thread_cleanup(void);
 int glue_kind(GlueContext* ctx, mvm_Value value, uint16_t* out_extra);
 int glue_kind_string(GlueContext* ctx, mvm_Value value, uint16_t* out_extra, const char** out_ptr,
                      size_t* out_size, int* out_status);

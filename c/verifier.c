@@ -61,13 +61,31 @@
 
 /* ---- Failure reporting --------------------------------------------------- */
 
-#if defined(__GNUC__) || defined(__clang__)
-#define VERIFIER_TLS _Thread_local __attribute__((tls_model("initial-exec")))
-#else
-#define VERIFIER_TLS _Thread_local
-#endif
+/* The descriptions of the last failure on this thread. In a block made on
+ * the thread's first failure (verifier_thread_cleanup frees it), not in
+ * thread-local arrays: the glue's initial-exec thread-locals put this
+ * module's whole thread-local block in the process's small static TLS
+ * reserve, where every byte counts (two copies of the addon, two versions
+ * of the package, must both load in one process). */
+#define DETAIL_SIZE 200
+#define HEADER_DETAIL_SIZE 160
+typedef struct { char detail[DETAIL_SIZE]; char header[HEADER_DETAIL_SIZE]; } VerifierMessages;
+static _Thread_local VerifierMessages* verifier_messages;
+/* Where a failure is described when no block could be made. */
+static _Thread_local char verifier_fallback[2];
 
-static VERIFIER_TLS char verifier_detail[200];
+static VerifierMessages* messages(void) {
+  if (!verifier_messages) verifier_messages = calloc(1, sizeof *verifier_messages);
+  return verifier_messages;
+}
+
+void verifier_thread_cleanup(void) {
+  free(verifier_messages);
+  verifier_messages = NULL;
+}
+
+#define verifier_detail (messages() ? messages()->detail : verifier_fallback)
+#define verifier_detail_size (messages() ? (size_t)DETAIL_SIZE : sizeof verifier_fallback)
 
 const char* verifier_last_detail(void) { return verifier_detail; }
 
@@ -77,7 +95,7 @@ __attribute__((format(printf, 1, 2)))
 static bool vfail(const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(verifier_detail, sizeof verifier_detail, fmt, ap);
+  vsnprintf(verifier_detail, verifier_detail_size, fmt, ap);
   va_end(ap);
   return false;
 }
@@ -91,10 +109,11 @@ static bool vfail(const char* fmt, ...) {
 static uint16_t rd16(const uint8_t* b, uint32_t at) { return (uint16_t)(b[at] | (b[at + 1] << 8)); }
 
 int verifier_check_header(const uint8_t* b, size_t n, bool check_crc, const char** detail) {
-  static VERIFIER_TLS char msg[160];
+  char* msg = messages() ? messages()->header : verifier_fallback;
+  size_t msg_size = messages() ? (size_t)HEADER_DETAIL_SIZE : sizeof verifier_fallback;
   *detail = msg;
   msg[0] = 0;
-#define HFAIL(code, ...) do { snprintf(msg, sizeof msg, __VA_ARGS__); return code; } while (0)
+#define HFAIL(code, ...) do { snprintf(msg, msg_size, __VA_ARGS__); return code; } while (0)
   if (n == 0) HFAIL(MVM_E_INVALID_BYTECODE, "the snapshot is empty");
   if (n < V_HEADER_SIZE) {
     HFAIL(MVM_E_INVALID_BYTECODE, "the snapshot is %zu bytes, shorter than its %d-byte header", n, V_HEADER_SIZE);
@@ -310,7 +329,7 @@ static bool check_value(V* v, uint16_t value, Where at, bool in_rom) {
   }
   if (offset >= v->sec[BCS_ROM] && offset < sec_end(v, BCS_ROM)) {
     if (!rom_alloc(v, offset, true)) {
-      char why[sizeof verifier_detail];
+      char why[DETAIL_SIZE];
       snprintf(why, sizeof why, "%s", verifier_detail);
       WHERE_TEXT();
       return vfail("%s: 0x%04x: %s", where, value, why);
@@ -1230,7 +1249,7 @@ int verifier_verify(const uint8_t* bytes, size_t size, void* (*alloc)(void* ctx,
   /* The engine checks the CRC itself, next. */
   int err = verifier_check_header(bytes, size, false, detail);
   if (err) {
-    snprintf(verifier_detail, sizeof verifier_detail, "%s", *detail);
+    snprintf(verifier_detail, verifier_detail_size, "%s", *detail);
     *detail = verifier_detail;
     return err;
   }

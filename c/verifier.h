@@ -30,3 +30,7 @@ int verifier_verify(const uint8_t* bytes, size_t size, void* (*alloc)(void* ctx,
 
 /* The detail of the last failure on this thread (for the host). */
 const char* verifier_last_detail(void);
+
+/* Frees what the verifier keeps for the calling thread (its failure
+ * descriptions); call when the thread is done with the verifier. */
+void verifier_thread_cleanup(void);

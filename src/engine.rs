@@ -109,6 +109,7 @@ extern "C" {
     /// The `detail` of the last restore on this thread that the verifier
     /// rejected (a NUL-terminated string owned by C).
     fn glue_verify_detail() -> *const c_char;
+    fn glue_thread_cleanup();
     /// The snapshot header checks (c/verifier.c): 0 or an error number, with
     /// a NUL-terminated description in `detail`.
     fn glue_check_header(bytes: *const u8, size: usize, detail: *mut *const c_char) -> c_int;
@@ -208,6 +209,12 @@ pub fn check(code: c_int) -> Result<(), Failure> {
     } else {
         Err(Failure::Error(code))
     }
+}
+
+/// Frees what the C side keeps for this thread (at its env's teardown).
+pub fn thread_cleanup() {
+    // SAFETY: no engine call of this thread is in progress at teardown.
+    unsafe { glue_thread_cleanup() }
 }
 
 /// Why the verifier rejected the last restore on this thread.

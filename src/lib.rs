@@ -59,6 +59,8 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
         .map_err(|e| Error::from_reason(format!("this build of @microvium/runtime is inconsistent: {e}")))?;
     let e = js::Env::from_napi(&env);
     engine::install_fault_net();
+    // What the C side keeps for this thread goes with its env.
+    e.on_cleanup(engine::thread_cleanup);
     let target = exports.raw();
     for (name, f) in api::FUNCTIONS {
         let func = e
