@@ -285,8 +285,16 @@ fn as_int32(d: f64) -> Option<i32> {
 }
 
 /// A number the engine encodes in the value itself (an int14), or None.
+#[inline]
 pub fn small_int_to_guest(d: f64) -> Option<Value> {
-    as_int32(d).and_then(engine::int14_encode)
+    // The range first (NaN fails it), so the conversion needs no
+    // saturation: this is on every call and crossing.
+    if !(-8192.0..8192.0).contains(&d) {
+        return None;
+    }
+    // SAFETY: d is finite and within i32's range (checked above).
+    let i = unsafe { d.to_int_unchecked::<i32>() };
+    (i as f64 == d && !(i == 0 && d.is_sign_negative())).then(|| engine::int14_encode(i)).flatten()
 }
 
 pub fn number_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, d: f64) -> JsResult<Rooted<'a>> {

@@ -45,7 +45,7 @@ thread_local! {
     /// outermost, and the open crossing scopes (one thread-local: DepthGuard
     /// and a crossing look it up once).
     static NESTING: Nesting = const {
-        Nesting { depth: Cell::new((0, 0)), crossing_scopes: std::cell::RefCell::new(Vec::new()) }
+        Nesting { depth: Cell::new((0, 0)), crossing: Cell::new(None) }
     };
     static THREAD_TOKEN: u8 = const { 0 };
     /// Weak reference to an object nothing else holds: any V8 collection
@@ -137,12 +137,16 @@ const MAX_NATIVE_STACK: usize = 512 * 1024;
 
 struct Nesting {
     depth: Cell<(u32, usize)>,
-    /// Open crossing scopes, innermost engine call last (see
-    /// crossing_scope).
-    crossing_scopes: std::cell::RefCell<Vec<CrossingScope>>,
+    /// The crossing scope of the innermost engine call, if it has one (see
+    /// crossing_scope); the guards of outer calls keep theirs.
+    crossing: Cell<Option<CrossingScope>>,
 }
 
-pub struct DepthGuard(*const Nesting);
+pub struct DepthGuard {
+    nesting: *const Nesting,
+    /// The crossing scope of the engine call this one is nested in.
+    outer_crossing: Option<CrossingScope>,
+}
 
 impl DepthGuard {
     /// None when entering would exceed the limits.
@@ -153,16 +157,16 @@ impl DepthGuard {
         // as long as the thread, which outlives the guard (never sent).
         let nesting: *const Nesting = NESTING.with(|n| n as *const _);
         // SAFETY: see above.
-        let d = unsafe { &(*nesting).depth };
-        let (depth, base) = d.get();
+        let n = unsafe { &*nesting };
+        let (depth, base) = n.depth.get();
         if depth == 0 {
-            d.set((1, here));
+            n.depth.set((1, here));
         } else if depth >= MAX_DEPTH || base.abs_diff(here) > MAX_NATIVE_STACK {
             return None;
         } else {
-            d.set((depth + 1, base));
+            n.depth.set((depth + 1, base));
         }
-        Some(DepthGuard(nesting))
+        Some(DepthGuard { nesting, outer_crossing: n.crossing.take() })
     }
 }
 
@@ -170,10 +174,14 @@ impl Drop for DepthGuard {
     fn drop(&mut self) {
         // SAFETY: the thread's cell (see enter); the guard is !Send (a raw
         // pointer field), so this runs on the thread that made it.
-        let nesting = unsafe { &*self.0 };
-        let (depth, base) = nesting.depth.get();
-        close_crossing_scope(nesting, depth);
-        nesting.depth.set((depth - 1, base));
+        let n = unsafe { &*self.nesting };
+        // This call's crossing scope, if it opened one, is the innermost
+        // open scope: the ones its crossings opened inside are closed.
+        if let (Some(open), Some(env)) = (n.crossing.replace(self.outer_crossing.take()), current_env()) {
+            env.close_scope(open.scope);
+        }
+        let (depth, base) = n.depth.get();
+        n.depth.set((depth - 1, base));
     }
 }
 
@@ -190,8 +198,6 @@ impl Drop for DepthGuard {
 const CROSSINGS_PER_SCOPE: u32 = 64;
 
 struct CrossingScope {
-    /// The depth of the engine call whose crossings it serves.
-    depth: u32,
     scope: js::Scope,
     uses: u32,
 }
@@ -201,39 +207,24 @@ struct CrossingScope {
 /// run inside an engine call (DepthGuard).
 pub fn crossing_scope(env: Env) -> Option<js::Scope> {
     NESTING.with(|n| {
-        let depth = n.depth.get().0;
-        if depth == 0 {
+        if n.depth.get().0 == 0 {
             return Some(env.open_scope());
         }
-        let mut c = n.crossing_scopes.borrow_mut();
-        if let Some(top) = c.last_mut() {
-            if top.depth == depth {
-                if top.uses < CROSSINGS_PER_SCOPE {
-                    top.uses += 1;
-                    return None;
-                }
+        match n.crossing.take() {
+            Some(mut open) if open.uses < CROSSINGS_PER_SCOPE => {
+                open.uses += 1;
+                n.crossing.set(Some(open));
+            }
+            full => {
                 // The innermost open scope: those opened since are closed.
-                let full = c.pop().expect("the top scope");
-                env.close_scope(full.scope);
+                if let Some(full) = full {
+                    env.close_scope(full.scope);
+                }
+                n.crossing.set(Some(CrossingScope { scope: env.open_scope(), uses: 1 }));
             }
         }
-        c.push(CrossingScope { depth, scope: env.open_scope(), uses: 1 });
         None
     })
-}
-
-/// Closes the crossing scope of the engine call at `depth`, which ends.
-fn close_crossing_scope(nesting: &Nesting, depth: u32) {
-    let open = {
-        let mut c = nesting.crossing_scopes.borrow_mut();
-        match c.last() {
-            Some(top) if top.depth == depth => c.pop(),
-            _ => None,
-        }
-    };
-    if let (Some(open), Some(env)) = (open, current_env()) {
-        env.close_scope(open.scope);
-    }
 }
 
 /// `Math.pow(x, y)` as V8 computes it, if this thread has a JS environment.
