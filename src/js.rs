@@ -927,6 +927,8 @@ impl Env {
 }
 
 const INLINE_ARGS: usize = 8;
+/// Arguments asked for first (see call_info).
+const FIRST_ARGS: usize = 4;
 
 /// Arguments of a native callback; up to 8 without a heap allocation.
 pub struct CallInfo {
@@ -955,13 +957,22 @@ impl Env {
             shared: ptr::null_mut(),
             inline: [ptr::null_mut(); INLINE_ARGS],
             heap: Vec::new(),
-            argc: INLINE_ARGS,
+            argc: FIRST_ARGS,
         };
-        // SAFETY: inline has room for argc (= INLINE_ARGS) values.
+        // SAFETY: inline has room for argc (= FIRST_ARGS) values.
         self.ok(unsafe {
             sys::napi_get_cb_info(self.0, info, &mut ci.argc, ci.inline.as_mut_ptr(), ptr::null_mut(), &mut ci.data)
         })?;
-        if ci.argc > INLINE_ARGS {
+        if ci.argc > FIRST_ARGS && ci.argc <= INLINE_ARGS {
+            // Node-API fills every slot it is given (with undefined past the
+            // arguments): the usual few are asked for first, the rest only
+            // when there are more.
+            let mut argc = ci.argc;
+            // SAFETY: inline has room for INLINE_ARGS >= argc values.
+            self.ok(unsafe {
+                sys::napi_get_cb_info(self.0, info, &mut argc, ci.inline.as_mut_ptr(), ptr::null_mut(), ptr::null_mut())
+            })?;
+        } else if ci.argc > INLINE_ARGS {
             ci.heap = vec![ptr::null_mut(); ci.argc];
             let mut argc = ci.argc;
             // SAFETY: heap has room for argc values.
