@@ -508,10 +508,9 @@ function makeFunction(core, slot) {
     // A long spread would overflow the stack before the native side could
     // report MVM_E_TOO_MANY_ARGUMENTS.
     if (n > 126) return native.callArgs(core, slot, this, args);
-    if (this !== undefined) return callThis(core, slot, this, ...args);
-    SHARED[SLOT_AT] = slot;
-    SHARED[TAGS_AT] = 0;
-    return call(core, ...args);
+    // Not through the shared buffer: a spread runs the array iterator,
+    // which a program may have replaced with code that calls the VM.
+    return callThis(core, slot, this, ...args);
   };
 }
 

@@ -1,10 +1,13 @@
 'use strict';
-// The read cache of object proxies (lib/membrane.js, "The epoch" in
-// src/js.rs): a property read through a held proxy is remembered until
-// anything could have changed it. Each scenario drives a guest program from
-// the host, reading held objects before and after every kind of change, and
-// runs the same host code against plain Node.js running the same source:
-// the reads must agree. A stale read shows up as a difference.
+// The thread's shared buffer ("The shared buffer" in src/js.rs): the
+// epoch behind the read cache of object proxies (lib/membrane.js), and the
+// calls the JS layer describes there. A property read through a held proxy
+// is remembered until anything could have changed it: each scenario drives
+// a guest program from the host, reading held objects before and after
+// every kind of change, and runs the same host code against plain Node.js
+// running the same source; the reads must agree (a stale read shows up as
+// a difference). Calls must reach the right callee with the right
+// arguments even when host code runs in between.
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -216,5 +219,32 @@ test('the cache holds across reads only: a read between two calls of another exp
       assert.fail(`stale read at ${i}: ${cfg.limit} ${cfg.label}`);
     }
   }
+  vm.dispose();
+});
+
+test('calls stay right when host code runs between the JS layer and the native side', () => {
+  // A spread runs Array.prototype[Symbol.iterator]; here it calls into the
+  // VM itself (the shared buffer must not carry a call across that).
+  const src = `
+    vmExport(1, (a, b, c, d) => 'four:' + a + b + c + d);
+    vmExport(2, (x) => x * 2);`;
+  const vm = Microvium.restore(compile(src), {});
+  const four = vm.exports[1];
+  const double = vm.exports[2];
+  const original = Array.prototype[Symbol.iterator];
+  let calls = 0;
+  Array.prototype[Symbol.iterator] = function () {
+    calls++;
+    double(21);
+    return original.call(this);
+  };
+  try {
+    assert.equal(four(1, 2, 3, 4), 'four:1234');
+    assert.equal(four('a', 'b', 'c', 'd', 'e'), 'four:abcd');
+  } finally {
+    Array.prototype[Symbol.iterator] = original;
+  }
+  assert.ok(calls > 0, 'the patched iterator ran');
+  assert.equal(double(4), 8);
   vm.dispose();
 });
