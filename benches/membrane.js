@@ -2,7 +2,10 @@
 // Membrane workloads of this addon (issue 3), run by run.js after the main
 // table, or alone: `node --expose-gc benches/membrane.js [--json FILE]`.
 //
-//   propread  one property read through a held object proxy
+//   propread  one property read through a held object proxy, read again
+//             (the read cache answers: nothing ran in the VM since)
+//   propfresh one read right after a call into the VM (the cache cannot
+//             answer): a call and a read, less the call alone
 //   objin     a plain 3-property object passed into the guest (deep copy)
 //   churn     5,000 live proxies taken, then released in random order
 //             (cost per proxy: creation, and release through the host GC)
@@ -20,6 +23,7 @@ const held = { x: 1, y: 2, z: 3 };
 vmExport(1, () => held);
 vmExport(2, (o) => o.a);
 vmExport(3, (i) => ({ i: i }));
+vmExport(4, (i) => i);
 `;
 
 function compile(src) {
@@ -83,9 +87,14 @@ async function main() {
 
   const results = {
     propread: { addon: timePerOp(7, 200000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += held.x; return s; }) },
+    propfresh: { addon: null },
     objin: { addon: timePerOp(7, 50000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += takeObj(arg); return s; }) },
     churn: { addon: null },
   };
+  const ident = vm.exports[4];
+  const callAndRead = timePerOp(7, 200000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += ident(i & 1023) + held.x; return s; });
+  const callOnly = timePerOp(7, 200000, (n) => { let s = 0; for (let i = 0; i < n; i++) s += ident(i & 1023); return s; });
+  results.propfresh.addon = Math.max(0, callAndRead - callOnly);
   const c = await churn(vm, 7);
   results.churn.addon = c;
 
@@ -102,7 +111,8 @@ async function main() {
   const fmt = (ns) => (ns == null ? 'n/a' : ns >= 1000 ? `${(ns / 1000).toFixed(2)} µs` : `${ns.toFixed(0)} ns`);
   const lines = [
     'membrane workloads (addon; C++ host where it can run them)',
-    `  propread  one read through a held proxy        addon ${fmt(results.propread.addon)}`,
+    `  propread  one read through a held proxy        addon ${fmt(results.propread.addon)} (read again: the read cache)`,
+    `  propfresh one read after a call into the VM    addon ${fmt(results.propfresh.addon)} (the cache cannot answer)`,
     `  objin     3-property object passed in (copy)  addon ${fmt(results.objin.addon)}   cpp ${fmt(results.objin.cpp)}`,
     `  churn     5,000 live proxies, random release   addon ${fmt(c.create)} to take, ${fmt(c.release)} to release (incl. a full GC) per proxy; live handles after: ${c.liveHandlesAfter}`,
   ];

@@ -165,16 +165,28 @@ function checkPlainDescriptor(descriptor, key) {
 // are kept (a guest object's host value has a lifetime of its own), and only
 // a few names per object.
 const CACHE_NAMES = 8;
+// A proxy's cache: [epoch, count, name, value, name, value...], made once
+// at its full size and reset in place (shortening an array is slow in V8).
+const CACHE_EPOCH = 0;
+const CACHE_COUNT = 1;
+const CACHE_FIRST = 2;
 
 function remember(target, epoch, key, value) {
   let cache = target[CACHE];
   if (cache === undefined) {
-    target[CACHE] = cache = [epoch];
-  } else if (cache[0] !== epoch) {
-    cache.length = 1;
-    cache[0] = epoch;
+    target[CACHE] = cache = new Array(CACHE_FIRST + 2 * CACHE_NAMES).fill(undefined);
+    cache[CACHE_EPOCH] = epoch;
+    cache[CACHE_COUNT] = 0;
+  } else if (cache[CACHE_EPOCH] !== epoch) {
+    cache[CACHE_EPOCH] = epoch;
+    cache[CACHE_COUNT] = 0;
   }
-  if (cache.length < 1 + 2 * CACHE_NAMES) cache.push(key, value);
+  const n = cache[CACHE_COUNT];
+  if (n < CACHE_NAMES) {
+    cache[CACHE_FIRST + 2 * n] = key;
+    cache[CACHE_FIRST + 2 * n + 1] = value;
+    cache[CACHE_COUNT] = n + 1;
+  }
 }
 
 // Names the get trap never reads straight from the guest.
@@ -208,8 +220,9 @@ function otherGet(target, key) {
 const objectHandler = {
   get(target, key) {
     const cache = target[CACHE];
-    if (cache !== undefined && cache[0] === SHARED[EPOCH_AT]) {
-      for (let i = 1; i < cache.length; i += 2) {
+    if (cache !== undefined && cache[CACHE_EPOCH] === SHARED[EPOCH_AT]) {
+      const end = CACHE_FIRST + 2 * cache[CACHE_COUNT];
+      for (let i = CACHE_FIRST; i < end; i += 2) {
         if (cache[i] === key) return cache[i + 1];
       }
     }
