@@ -6,14 +6,14 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const Microvium = require('..');
-const { compile, tick } = require('./helpers');
+const { compile, tick, gc } = require('./helpers');
 
 const liveHandles = (vm) => Microvium.__internals.liveHandles(vm);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function settleAndCollect() {
   for (let i = 0; i < 4; i++) {
     await sleep(2);
-    global.gc();
+    gc();
     await tick();
   }
 }

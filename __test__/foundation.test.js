@@ -16,7 +16,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { compile, runIsolated, isolated, root, ERRNO, engineMessage, crc16 } = require('./helpers.js');
+const { compile, runIsolated, isolated, root, ERRNO, engineMessage, crc16, gc } = require('./helpers.js');
 
 const Microvium = require('..');
 const { VM, MicroviumError } = Microvium;
@@ -131,7 +131,7 @@ describe('restore and call', () => {
     const arr = Array.from(snapshot);
     const vmArr = Microvium.restore(arr, imports);
     arr.fill(0);
-    if (global.gc) global.gc();
+    if (gc) gc();
     for (const vm of [vmU8, vmBuf, vmAb, vmArr]) {
       assert.equal(vm.exports[2](100), 111);
       assert.equal(vm.exports[2](100), 112);
@@ -152,7 +152,7 @@ describe('restore and call', () => {
     assert.equal(f1, f2);
     assert.equal(f1, f3);
     vm.exports[2](1); // run guest code (allocations) in between
-    if (global.gc) global.gc();
+    if (gc) gc();
     vm.runGC(true);
     assert.equal(vm.exports[1], f1);
     assert.equal(vm.exports[2], vm.exports[2]);
@@ -1008,7 +1008,7 @@ describe('re-entrancy', () => {
   });
 
   test('guest locals survive a nested call that allocates (and collects) a lot', () => {
-    const vm = Microvium.restore(snapshot, { 1: (x) => { vm.exports[7](2000); if (global.gc) global.gc(); return x; } });
+    const vm = Microvium.restore(snapshot, { 1: (x) => { vm.exports[7](2000); if (gc) gc(); return x; } });
     assert.equal(vm.exports[6](5), '5:k5:6');
     assert.equal(vm.exports[6](-1.5), '-1.5:k-1.5:-0.5');
   });

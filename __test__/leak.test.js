@@ -10,13 +10,13 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const Microvium = require('..');
-const { compile, tick } = require('./helpers');
+const { compile, tick, gc } = require('./helpers');
 
 const liveHandles = (vm) => Microvium.__internals.liveHandles(vm);
 
 async function settle(vm) {
   for (let i = 0; i < 4; i++) {
-    global.gc();
+    gc();
     await tick();
   }
   vm.runGC();
@@ -35,7 +35,7 @@ const MB = 1024 * 1024;
 // These tests run with --expose-gc and hand the VMs their gc (opts.gc), as
 // such a program may: RSS then measures the addon, not how far the default
 // collector (memory.test.js) lets V8's young generation grow.
-const GC = { gc: global.gc };
+const GC = { gc: gc };
 
 function assertBounded(early, late, label) {
   // RSS: allocator noise only (a leak of even 100 bytes per call would be 18 MB).
@@ -48,7 +48,7 @@ function assertBounded(early, late, label) {
 }
 
 test('200,000 calls returning fresh guest objects: RSS, guest heap and handles stay flat', { timeout: 60000 }, async () => {
-  assert.equal(typeof global.gc, 'function', 'run with node --expose-gc');
+  assert.equal(typeof gc, 'function');
   const vm = Microvium.restore(compile(`
     vmExport(1, (i) => ({ i: i, list: [i], s: 'fresh' }));
   `), {}, GC);
@@ -60,7 +60,7 @@ test('200,000 calls returning fresh guest objects: RSS, guest heap and handles s
       // Touch the value so the proxy is really used, not optimised away.
       assert.equal(o.i, i);
       assert.equal(o.list[0], i);
-      global.gc();
+      gc();
       await tick();
     }
     if (i === 20000) {
@@ -90,7 +90,7 @@ test('100,000 round trips of mixed values (objects in and out, closures, Uint8Ar
       assert.equal(o.nested[1].k, 'v');
       assert.equal(u.slice()[0], i & 255);
       assert.equal(f(), i);
-      global.gc();
+      gc();
       await tick();
     }
     if (i === 10000) {

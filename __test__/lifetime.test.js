@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const Microvium = require('..');
-const { compile, runIsolated } = require('./helpers');
+const { compile, runIsolated, gc } = require('./helpers');
 
 const status = (vm) => Microvium.__internals.status(vm);
 const DISPOSED = /dispos/i;
@@ -120,7 +120,7 @@ test('dispose inside a host function called by the guest is safe', () => {
   assert.equal(status(vm), 'disposed');
   assert.throws(() => o.a, isDisposedError);
   assert.throws(() => f(1), isDisposedError);
-  global.gc();
+  gc();
 });
 
 test('dispose inside a host function: the guest does not go on (even with a try/catch)', () => {
@@ -188,7 +188,7 @@ test('an undisposed VM stays alive while something that came out of it is held',
     o = vm.exports[1]();
   })();
   for (let i = 0; i < 5; i++) {
-    global.gc();
+    gc();
     await new Promise((r) => setImmediate(r));
   }
   assert.equal(f(), 1);
@@ -236,7 +236,7 @@ test('10,000 VMs created and dropped (with periodic gc) leave memory bounded', (
 
 // Node-API finalizers wait for the event loop to turn; the engine of a VM
 // whose core V8 has collected is freed at the next restore instead.
-test('10,000 VMs dropped in a synchronous loop with periodic global.gc() leave memory bounded',
+test('10,000 VMs dropped in a synchronous loop with periodic forced collections leave memory bounded',
   () => {
     const r = runIsolated(`const YIELD = false;\n${CHURN}`, { args: ['--expose-gc'], timeout: 120000 });
     assert.equal(r.status, 0, r.stderr);
@@ -271,7 +271,7 @@ test('a VM reachable only through its values keeps working across collections an
     return { f: vm.exports[1], o: vm.exports[2]() };
   })();
   for (let round = 0; round < 3; round++) {
-    global.gc();
+    gc();
     await new Promise((resolve) => setImmediate(resolve));
     // A restore frees the engines of VMs whose core was collected: not this one.
     Microvium.restore(bytes, {});
@@ -295,7 +295,7 @@ test('a guest promise nobody holds, only a promise derived from it, settles afte
   guestPromise = null;
   // The guest awaits the host promise, which holds the VM; the VM holds its
   // pending promise, which holds the derived one.
-  global.gc();
+  gc();
   Microvium.restore(bytes, { 1: async () => {} });
   resolveHost();
   assert.equal(await outcome, 'fulfilled');
@@ -308,8 +308,8 @@ test('`await` on a guest async call resumes when a collection runs while the gue
   `);
   const vm = Microvium.restore(bytes, { 1: async () => { await new Promise((r) => setTimeout(r, 20)); } });
   const results = Promise.all([1, 2, 3].map(async (x) => await vm.exports[1](x)));
-  global.gc();
+  gc();
   await new Promise((r) => setTimeout(r, 5));
-  global.gc();
+  gc();
   assert.deepEqual(await results, [2, 4, 6]);
 });

@@ -15,7 +15,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const nodeVm = require('node:vm');
 const Microvium = require('..');
-const { compile } = require('./helpers');
+const { compile, gc } = require('./helpers');
 
 const MB = 1024 * 1024;
 const MESSAGES = Number(process.env.SOAK_MESSAGES) ||
@@ -137,7 +137,7 @@ test(`a rules engine serves ${MESSAGES.toLocaleString('en')} messages with new k
     if (i % (MESSAGES / SAMPLES) === 0) {
       // Let V8 collect the dropped results (a test may force it; the
       // library itself never does) and their finalizers run.
-      if (typeof global.gc === 'function') global.gc();
+      if (typeof gc === 'function') gc();
       await new Promise(setImmediate);
       await new Promise(setImmediate);
       sample(i);

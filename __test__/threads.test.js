@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const { Worker, MessageChannel } = require('node:worker_threads');
 const Microvium = require('..');
-const { compile, runIsolated, root } = require('./helpers');
+const { compile, runIsolated, root, gc } = require('./helpers');
 
 const SRC = `
   const host = vmImport(1);
@@ -96,13 +96,13 @@ test('a worker exiting with live VMs is fine, and frees them', async () => {
     assert.equal(r.code, 0);
     assert.deepEqual(r.messages, [2000]);
   }
-  global.gc();
+  gc();
   const before = process.memoryUsage().rss;
   for (let i = 0; i < 12; i++) {
     const r = await runWorker(code, { bytes, n: 2000 });
     assert.equal(r.code, 0);
   }
-  global.gc();
+  gc();
   const grown = (process.memoryUsage().rss - before) / 1048576;
   // 24,000 VMs with calls and proxies: leaked, they would take well over 100 MB.
   assert.ok(grown < 40, `RSS grew ${grown.toFixed(1)} MB over 12 workers of 2000 live VMs`);

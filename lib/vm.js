@@ -52,9 +52,9 @@ function normaliseImports(imports) {
 // The collector a VM uses when values the host dropped fill its guest heap
 // (see relieve_pressure in src/pressure.rs). By default a minor collection
 // had the way V8 itself decides on one, by allocation (see minorCollection
-// in lib/native.js): the library turns no V8 flag on and does not call a
-// program's `gc` (from --expose-gc) unless the program passes it as
-// `opts.gc`, which makes forced collections its own choice.
+// in lib/native.js). The library turns no V8 flag on and forces no
+// collection of its own: a program that wants forced collections passes its
+// collector function as `opts.gc`, which makes that its own choice.
 function collectorOption(opts) {
   const gc = opts ? opts.gc : undefined;
   if (gc === undefined) return native.minorCollection;
