@@ -488,24 +488,13 @@ function makeFunction(core, slot) {
           return call(core);
         case 1: {
           const a = arguments[0];
-          if (typeof a === 'number') {
-            SHARED[ARGS_AT] = a;
-            SHARED[TAGS_AT] = NUMBERS_1;
-          } else {
-            SHARED[TAGS_AT] = tag(a, 0);
-          }
+          SHARED[TAGS_AT] = tag(a, 0);
           return call(core, a);
         }
         case 2: {
           const a = arguments[0];
           const b = arguments[1];
-          if (typeof a === 'number' && typeof b === 'number') {
-            SHARED[ARGS_AT] = a;
-            SHARED[ARGS_AT + 1] = b;
-            SHARED[TAGS_AT] = NUMBERS_2;
-          } else {
-            SHARED[TAGS_AT] = tag(a, 0) | (tag(b, 1) << 2);
-          }
+          SHARED[TAGS_AT] = tag(a, 0) | (tag(b, 1) << 2);
           return call(core, a, b);
         }
         case 3: {
@@ -526,9 +515,6 @@ function makeFunction(core, slot) {
     return callThis(core, slot, this, ...args);
   };
 }
-
-const NUMBERS_1 = ARG_NUMBER;
-const NUMBERS_2 = ARG_NUMBER | (ARG_NUMBER << 2);
 
 // What argument `i` of a call is, for the shared buffer; a number is left
 // there too.

@@ -79,15 +79,6 @@ pub fn call_guest(
         return Err(too_many_args(env, args.len()));
     }
     let _scope = TempScope::new(vm);
-    // The usual call: numbers only, already read.
-    if let (None, Some(numbers)) = (this, shared.and_then(|s| s.all_numbers(args.len()))) {
-        let mut converted = [Arg::Immediate(engine::UNDEFINED); js::SHARED_MAX_ARGS];
-        let converted = &mut converted[..numbers.len()];
-        for (c, d) in converted.iter_mut().zip(numbers) {
-            *c = number_arg(env, vm, *d)?;
-        }
-        return invoke(env, vm, func_slot, None, converted);
-    }
     // Converting anything but a number may run host code (a getter, say)
     // that releases the function's slot: from then on the function is
     // rooted in a temporary of its own.

@@ -134,12 +134,6 @@ impl SharedCall {
         self.numbers[i]
     }
 
-    /// The `n` arguments if every one is a number.
-    pub fn all_numbers(&self, n: usize) -> Option<&[f64]> {
-        const ALL: u32 = 0x555; // ARG_NUMBER in every 2-bit field
-        let mask = (1u32 << (2 * n.min(SHARED_MAX_ARGS))) - 1;
-        (n <= SHARED_MAX_ARGS && self.tags & mask == ALL & mask).then(|| &self.numbers[..n])
-    }
 }
 
 fn bump(t: &ThreadState) {
