@@ -248,3 +248,35 @@ test('calls stay right when host code runs between the JS layer and the native s
   assert.equal(double(4), 8);
   vm.dispose();
 });
+
+test('a result handed back through the buffer belongs to its own call, even with calls nested inside', async () => {
+  // Small integers come back through the shared buffer; a call that
+  // returns anything else (undefined too) must not pick up what a nested
+  // call left there.
+  const src = `
+    const nested = vmImport(1);
+    vmExport(1, (n) => n + 1);
+    vmExport(2, () => { nested(); });
+    vmExport(3, () => { nested(); return 'x'; });
+    vmExport(4, () => { nested(); return 2.5; });
+    vmExport(5, () => { nested(); return null; });
+    vmExport(6, (k) => { nested(); return k; });
+    vmExport(7, () => { nested(); return 100000; });
+    vmExport(8, (a, b, c) => { nested(); return a - b - c; });
+    vmExport(9, () => ({ m: function (n) { nested(); return n * 3; } }));`;
+  const imports = (log, exportsOf) => ({
+    // Called as plain functions (a method call takes another path).
+    1: () => { const plus1 = exportsOf()[1]; log.push(plus1(41), plus1(-8193)); },
+  });
+  await both(src, imports, (e, log) => {
+    // Plain calls (`e[2]()` would be a method call, which takes another path).
+    const [, f1, f2, f3, f4, f5, f6, f7, f8, f9] = Array.from({ length: 10 }, (_, i) => e[i]);
+    for (let round = 0; round < 3; round++) {
+      log.push(f2(), f3(), f4(), f5(), f6(7), f6(undefined), f6(true), f7());
+      log.push(f1(-8192), f1(8190), f1(8191), f1(-8193), f1(0), f1(-1));
+      log.push(f8(1, 2, 3), f8(8000, -191, 0), f6('s'), f1(0.5));
+      const o = f9();
+      log.push(o.m(5), o.m(2731), o.m(-3000));
+    }
+  });
+});

@@ -27,6 +27,7 @@ const CACHE = Symbol('microvium.cache');
 const SHARED = new Float64Array(native.shared);
 const {
   epoch: EPOCH_AT, slot: SLOT_AT, tags: TAGS_AT, args: ARGS_AT, number: ARG_NUMBER, string: ARG_STRING,
+  result: RESULT_AT, resultInBuffer: RESULT_IN_BUFFER,
 } = native.sharedLayout;
 
 function hidden(target, key, value) {
@@ -485,24 +486,24 @@ function makeFunction(core, slot) {
       switch (n) {
         case 0:
           SHARED[TAGS_AT] = 0;
-          return call(core);
+          return result(call(core));
         case 1: {
           const a = arguments[0];
           SHARED[TAGS_AT] = tag(a, 0);
-          return call(core, a);
+          return result(call(core, a));
         }
         case 2: {
           const a = arguments[0];
           const b = arguments[1];
           SHARED[TAGS_AT] = tag(a, 0) | (tag(b, 1) << 2);
-          return call(core, a, b);
+          return result(call(core, a, b));
         }
         case 3: {
           const a = arguments[0];
           const b = arguments[1];
           const c = arguments[2];
           SHARED[TAGS_AT] = tag(a, 0) | (tag(b, 1) << 2) | (tag(c, 2) << 4);
-          return call(core, a, b, c);
+          return result(call(core, a, b, c));
         }
       }
     }
@@ -514,6 +515,12 @@ function makeFunction(core, slot) {
     // which a program may have replaced with code that calls the VM.
     return callThis(core, slot, this, ...args);
   };
+}
+
+// A plain call's result: a small integer comes back in the shared buffer
+// (the native call then returns undefined).
+function result(r) {
+  return r !== undefined || SHARED[TAGS_AT] !== RESULT_IN_BUFFER ? r : SHARED[RESULT_AT];
 }
 
 // What argument `i` of a call is, for the shared buffer; a number is left

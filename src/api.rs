@@ -756,7 +756,19 @@ fn caller(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
     let vm = data.vm(env)?;
     let slot = checked_slot(env, &vm, shared.callee)?;
     let all = ci.args();
-    calls::call_guest(env, &vm, slot, None, &all[1.min(all.len())..], Some(&shared))
+    let returned = calls::call_guest(env, &vm, slot, None, &all[1.min(all.len())..], Some(&shared))?;
+    // Last thing (anything run before could have made a call of its own):
+    // a small integer goes back through the shared buffer, not as a JS number.
+    Ok(match returned {
+        calls::Returned::Int(i) => {
+            ci.return_number(i as f64);
+            env.undefined()
+        }
+        calls::Returned::Js(v) => {
+            ci.return_value();
+            v
+        }
+    })
 }
 
 fn caller_with_this(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue> {
@@ -765,7 +777,7 @@ fn caller_with_this(env: Env, ci: &CallInfo, data: &Caller) -> JsResult<JsValue>
     let _scope = TempScope::new(&vm);
     let this = guest_this(env, &vm, arg(env, ci, 2))?;
     let all = ci.args();
-    calls::call_guest(env, &vm, slot, this, &all[3.min(all.len())..], None)
+    calls::call_guest(env, &vm, slot, this, &all[3.min(all.len())..], None).map(|r| r.into_js(env))
 }
 
 /// makeReader(core) -> getk for this VM, `(core, slot, keyId, name)`,
@@ -804,7 +816,7 @@ fn call_args_impl(env: Env, ci: &CallInfo) -> JsResult<JsValue> {
     }
     let _scope = TempScope::new(&vm);
     let this = guest_this(env, &vm, arg(env, ci, 2))?;
-    calls::call_guest(env, &vm, slot, this, &args, None)
+    calls::call_guest(env, &vm, slot, this, &args, None).map(|r| r.into_js(env))
 }
 
 /// Checks that `v` may be released through this VM; the slot, or None when

@@ -64,6 +64,23 @@ impl From<Slot> for Arg {
     }
 }
 
+/// What a call into the guest returned. A small integer is left
+/// unconverted until the call has ended, for a caller that hands it over
+/// without making a JS number (api.rs `caller`, through the shared buffer).
+pub enum Returned {
+    Int(i32),
+    Js(JsValue),
+}
+
+impl Returned {
+    pub fn into_js(self, env: Env) -> JsValue {
+        match self {
+            Returned::Int(i) => env.int32(i),
+            Returned::Js(v) => v,
+        }
+    }
+}
+
 /// Calls the guest function rooted in `func_slot` with host arguments;
 /// `shared` is what the JS layer found them to be, if it looked (see
 /// js::SharedCall).
@@ -74,9 +91,18 @@ pub fn call_guest(
     this: Option<JsValue>,
     args: &[JsValue],
     shared: Option<&SharedCall>,
-) -> JsResult<JsValue> {
+) -> JsResult<Returned> {
     if args.len() > MAX_GUEST_ARGS {
         return Err(too_many_args(env, args.len()));
+    }
+    // The usual call: no `this`, and only small integers, which the JS
+    // layer left in the shared buffer. Nothing to convert, root or run:
+    // the values go straight to the engine.
+    if this.is_none() {
+        if let Some(mut argv) = shared.and_then(|s| small_int_args(s, args.len())) {
+            let func = vm.handles.borrow().get(func_slot);
+            return call_values(env, vm, func, None, &mut argv[..args.len()]);
+        }
     }
     let _scope = TempScope::new(vm);
     // Converting anything but a number may run host code (a getter, say)
@@ -127,7 +153,23 @@ pub fn call_guest(
             }
         };
     }
-    invoke(env, vm, func_slot, this_rooted.as_ref(), converted)
+    invoke_returned(env, vm, func_slot, this_rooted.as_ref(), converted)
+}
+
+/// The first `n` arguments as guest values, if every one is a small
+/// integer tagged as a number in the shared buffer.
+fn small_int_args(shared: &SharedCall, n: usize) -> Option<[Value; js::SHARED_MAX_ARGS]> {
+    if n > js::SHARED_MAX_ARGS {
+        return None;
+    }
+    let mut argv = [engine::UNDEFINED; js::SHARED_MAX_ARGS];
+    for (i, v) in argv.iter_mut().enumerate().take(n) {
+        if shared.tag(i) != js::ARG_NUMBER {
+            return None;
+        }
+        *v = membrane::small_int_to_guest(shared.number(i))?;
+    }
+    Some(argv)
 }
 
 /// A number as an argument: a small integer needs no root; any other
@@ -142,6 +184,10 @@ fn number_arg(env: Env, vm: &Rc<VmState>, d: f64) -> JsResult<Arg> {
 /// Calls the guest function rooted in `func_slot` with arguments `args`
 /// and converts the result.
 pub fn invoke(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Rooted>, args: &[Arg]) -> JsResult<JsValue> {
+    invoke_returned(env, vm, func_slot, this, args).map(|r| r.into_js(env))
+}
+
+fn invoke_returned(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Rooted>, args: &[Arg]) -> JsResult<Returned> {
     // Copy the argument values only now: nothing allocates between here and
     // the engine pushing them on its stack.
     let mut inline = [engine::UNDEFINED; INLINE_ARGS];
@@ -162,10 +208,19 @@ pub fn invoke(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Rooted>
     let func = h.get(func_slot);
     let this_value = this.map(|t| h.get(t.slot));
     drop(h);
+    call_values(env, vm, func, this_value, argv)
+}
+
+/// Calls `func` with `this` and `argv`, values read from their roots (or
+/// needing none) just before: nothing may allocate between that and here.
+fn call_values(env: Env, vm: &Rc<VmState>, func: Value, this_value: Option<Value>, argv: &mut [Value]) -> JsResult<Returned> {
     let mut result = engine::UNDEFINED;
     let outcome = vm.engine_call(env, |e| e.call(func, this_value, argv, &mut result));
     let converted = match outcome {
-        Ok(()) if vm.status() == Status::Live => to_host(env, vm, result),
+        Ok(()) if vm.status() == Status::Live => match engine::int14_decode(result) {
+            Some(i) => Ok(Returned::Int(i)),
+            None => to_host(env, vm, result).map(Returned::Js),
+        },
         outcome => {
             // A call that returned normally from a VM that failed or was
             // disposed meanwhile has no result to give.

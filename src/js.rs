@@ -111,6 +111,14 @@ pub const SHARED_ARGS: usize = 3;
 pub const SHARED_MAX_ARGS: usize = 6;
 const SHARED_LEN: usize = SHARED_ARGS + SHARED_MAX_ARGS;
 
+/// Results: a plain call (makeCaller's CALLER_PLAIN) that returns a small
+/// integer leaves it at SHARED_RESULT, sets SHARED_TAGS to
+/// RESULT_IN_BUFFER and returns undefined (making a JS number costs the
+/// call a V8 handle); any other result sets SHARED_TAGS to 0. The JS layer
+/// looks at the buffer only when the call returned undefined.
+pub const SHARED_RESULT: usize = SHARED_SLOT;
+pub const RESULT_IN_BUFFER: i32 = -1;
+
 /// The argument tags of SHARED_TAGS (argument i in bits 2i and 2i+1).
 pub const ARG_UNKNOWN: u32 = 0;
 pub const ARG_NUMBER: u32 = 1;
@@ -152,6 +160,28 @@ pub fn bump_epoch() {
 }
 
 impl CallInfo {
+    /// Hands a plain call's result back through the shared buffer (see
+    /// above); the native function then returns undefined.
+    pub fn return_number(&self, n: f64) {
+        self.write_result(n, RESULT_IN_BUFFER as f64);
+    }
+
+    /// Marks a plain call's result as the native function's return value.
+    pub fn return_value(&self) {
+        self.write_result(0.0, 0.0);
+    }
+
+    fn write_result(&self, n: f64, tag: f64) {
+        let p = self.shared;
+        if !p.is_null() {
+            // SAFETY: as in bump.
+            unsafe {
+                *p.add(SHARED_RESULT) = n;
+                *p.add(SHARED_TAGS) = tag;
+            }
+        }
+    }
+
     /// The call the JS layer left in the shared buffer (see above), or None
     /// if there is no buffer.
     pub fn shared_call(&self) -> Option<SharedCall> {

@@ -93,6 +93,8 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
         ("maxArgs", js::SHARED_MAX_ARGS),
         ("number", js::ARG_NUMBER as usize),
         ("string", js::ARG_STRING as usize),
+        ("result", js::SHARED_RESULT),
+        ("resultInBuffer", js::RESULT_IN_BUFFER as usize),
     ] {
         e.set_named(layout, name, e.int32(value as i32))
             .map_err(|_| Error::from_reason("cannot export the shared layout"))?;
