@@ -12,6 +12,7 @@
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const util = require('node:util');
+const vmModule = require('node:vm');
 const Microvium = require('..');
 const { compile, runIsolated, tick, settle } = require('./helpers');
 
@@ -1197,4 +1198,43 @@ test('strings of every shape cross in as UTF-8 does in Node (lone surrogates bec
     assert.equal(vm.exports[1](s), node, JSON.stringify(s).slice(0, 30));
     assert.equal(vm.exports[2](s, s), node + node);
   }
+});
+
+test('a call that returns one of its string arguments gives that string; collections in between change nothing', () => {
+  // The host hands back its own string when the result is the very guest
+  // string an argument became (src/calls.rs StringArgs); any other result,
+  // equal or not, is read from the guest. The guest heap is churned so
+  // that its collector moves strings during the calls.
+  const source = `
+    let junk = [];
+    function churn(n) {
+      for (let i = 0; i < n; i++) { junk = [i, 'j' + i, { k: i }]; }
+    }
+    vmExport(1, (a, b, c) => a);
+    vmExport(2, (a, b, c) => b);
+    vmExport(3, (a, b, c) => c);
+    vmExport(4, (a, b, c) => { churn(3000); return a; });
+    vmExport(5, (a, b, c) => { churn(3000); return b + ''; });
+    vmExport(6, (a, b, c) => { churn(1500); const s = a + b; churn(1500); return s; });
+    vmExport(7, (a, b, c) => (a === b ? b : c));
+    vmExport(8, (a, b, c) => { churn(3000); return [a, b, c].length > 2 ? c : a; });`;
+  const nodeExports = {};
+  vmModule.runInContext(source, vmModule.createContext({ vmImport: () => undefined, vmExport: (id, v) => { nodeExports[id] = v; } }));
+  const vm = Microvium.restore(compile(source), {});
+  // Lone surrogates reach the guest as U+FFFD, so such a string comes back
+  // changed: in Node, the change is made here.
+  const inputs = [['x', 'y', 'z'], ['same', 'same', 'other'], ['', 'é', '日本'], ['a'.repeat(100), 'b', 5], [1, 'two', null],
+    ['a\uD800b', 'ok', '\uDC00'], ['😀', 'end\uD83D', 'x']];
+  const asGuestSees = (v) => (typeof v === 'string' ? Buffer.from(v, 'utf8').toString('utf8') : v);
+  for (let round = 0; round < 3; round++) {
+    for (let id = 1; id <= 8; id++) {
+      // Plain calls (a method call takes another path).
+      const guest = vm.exports[id];
+      const node = nodeExports[id];
+      for (const [a, b, c] of inputs) {
+        assert.deepEqual(guest(a, b, c), node(...[a, b, c].map(asGuestSees)), `export ${id} of ${JSON.stringify([a, b, c])}`);
+      }
+    }
+  }
+  vm.dispose();
 });

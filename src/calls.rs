@@ -101,7 +101,7 @@ pub fn call_guest(
     if this.is_none() {
         if let Some(mut argv) = shared.and_then(|s| small_int_args(s, args.len())) {
             let func = vm.handles.borrow().get(func_slot);
-            return call_values(env, vm, func, None, &mut argv[..args.len()]);
+            return call_values(env, vm, func, None, &mut argv[..args.len()], &StringArgs::default());
         }
     }
     let _scope = TempScope::new(vm);
@@ -134,6 +134,7 @@ pub fn call_guest(
         spilled = vec![Arg::Immediate(engine::UNDEFINED); args.len()];
         &mut spilled
     };
+    let mut strings = StringArgs::default();
     for (i, a) in args.iter().enumerate() {
         let tag = shared.map_or(js::ARG_UNKNOWN, |s| s.tag(i));
         // A number runs no host code: the function's slot stays.
@@ -149,11 +150,54 @@ pub fn call_guest(
                 if membrane::conversion_runs_host_code(ty) {
                     protect(&mut func_slot);
                 }
-                Arg::Rooted(membrane::non_number_to_guest(env, vm, *a, ty)?.slot)
+                if ty == Type::String {
+                    let (r, whole) = membrane::string_to_guest(env, vm, *a)?;
+                    if whole {
+                        strings.add(r.slot, *a);
+                    }
+                    Arg::Rooted(r.slot)
+                } else {
+                    Arg::Rooted(membrane::non_number_to_guest(env, vm, *a, ty)?.slot)
+                }
             }
         };
     }
-    invoke_returned(env, vm, func_slot, this_rooted.as_ref(), converted)
+    invoke_returned(env, vm, func_slot, this_rooted.as_ref(), converted, &strings)
+}
+
+/// The string arguments of a call, rooted (temporaries of the call) with
+/// the host strings they were made from: a call that returns one of them
+/// (the very guest string, not merely an equal one) gives back the host's
+/// own string instead of reading the guest's bytes into a new one. Only
+/// strings the guest got whole: one with a lone surrogate comes back with
+/// U+FFFD in its place, as any string the guest returns.
+#[derive(Default)]
+struct StringArgs {
+    n: usize,
+    args: [(Slot, JsValue); STRING_ARGS],
+}
+
+/// String arguments a call remembers (the first few).
+const STRING_ARGS: usize = 3;
+
+impl StringArgs {
+    fn add(&mut self, slot: Slot, host: JsValue) {
+        if self.n < STRING_ARGS {
+            self.args[self.n] = (slot, host);
+            self.n += 1;
+        }
+    }
+
+    /// The host string `result` was made from, if it is one of these. The
+    /// slots hold each string where the collector has moved it, so equal
+    /// values are the same guest string.
+    fn host_string(&self, vm: &VmState, result: Value) -> Option<JsValue> {
+        if self.n == 0 {
+            return None;
+        }
+        let h = vm.handles.borrow();
+        self.args[..self.n].iter().find(|(slot, _)| h.get(*slot) == result).map(|&(_, host)| host)
+    }
 }
 
 /// The first `n` arguments as guest values, if every one is a small
@@ -184,10 +228,17 @@ fn number_arg(env: Env, vm: &Rc<VmState>, d: f64) -> JsResult<Arg> {
 /// Calls the guest function rooted in `func_slot` with arguments `args`
 /// and converts the result.
 pub fn invoke(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Rooted>, args: &[Arg]) -> JsResult<JsValue> {
-    invoke_returned(env, vm, func_slot, this, args).map(|r| r.into_js(env))
+    invoke_returned(env, vm, func_slot, this, args, &StringArgs::default()).map(|r| r.into_js(env))
 }
 
-fn invoke_returned(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Rooted>, args: &[Arg]) -> JsResult<Returned> {
+fn invoke_returned(
+    env: Env,
+    vm: &Rc<VmState>,
+    func_slot: Slot,
+    this: Option<&Rooted>,
+    args: &[Arg],
+    strings: &StringArgs,
+) -> JsResult<Returned> {
     // Copy the argument values only now: nothing allocates between here and
     // the engine pushing them on its stack.
     let mut inline = [engine::UNDEFINED; INLINE_ARGS];
@@ -208,18 +259,28 @@ fn invoke_returned(env: Env, vm: &Rc<VmState>, func_slot: Slot, this: Option<&Ro
     let func = h.get(func_slot);
     let this_value = this.map(|t| h.get(t.slot));
     drop(h);
-    call_values(env, vm, func, this_value, argv)
+    call_values(env, vm, func, this_value, argv, strings)
 }
 
 /// Calls `func` with `this` and `argv`, values read from their roots (or
 /// needing none) just before: nothing may allocate between that and here.
-fn call_values(env: Env, vm: &Rc<VmState>, func: Value, this_value: Option<Value>, argv: &mut [Value]) -> JsResult<Returned> {
+fn call_values(
+    env: Env,
+    vm: &Rc<VmState>,
+    func: Value,
+    this_value: Option<Value>,
+    argv: &mut [Value],
+    strings: &StringArgs,
+) -> JsResult<Returned> {
     let mut result = engine::UNDEFINED;
     let outcome = vm.engine_call(env, |e| e.call(func, this_value, argv, &mut result));
     let converted = match outcome {
         Ok(()) if vm.status() == Status::Live => match engine::int14_decode(result) {
             Some(i) => Ok(Returned::Int(i)),
-            None => to_host(env, vm, result).map(Returned::Js),
+            None => match strings.host_string(vm, result) {
+                Some(host) => Ok(Returned::Js(host)),
+                None => to_host(env, vm, result).map(Returned::Js),
+            },
         },
         outcome => {
             // A call that returned normally from a VM that failed or was

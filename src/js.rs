@@ -202,8 +202,9 @@ impl CallInfo {
     }
 }
 
-/// UTF-16 code units as UTF-8, lone surrogates as U+FFFD.
-fn utf16_to_utf8(units: &[u16], buf: &mut Vec<u8>) {
+/// UTF-16 code units as UTF-8, lone surrogates as U+FFFD. Returns whether
+/// the bytes are the whole string (no lone surrogate was replaced).
+fn utf16_to_utf8(units: &[u16], buf: &mut Vec<u8>) -> bool {
     buf.clear();
     buf.resize(units.len(), 0);
     // ASCII (the usual case) narrows unit by unit; the first other unit
@@ -217,15 +218,21 @@ fn utf16_to_utf8(units: &[u16], buf: &mut Vec<u8>) {
         ascii += 1;
     }
     if ascii == units.len() {
-        return;
+        return true;
     }
     buf.truncate(ascii);
     let units = &units[ascii..];
     buf.reserve(units.len() * 3);
     let mut utf8 = [0u8; 4];
+    let mut whole = true;
     for c in char::decode_utf16(units.iter().copied()) {
-        buf.extend_from_slice(c.unwrap_or(char::REPLACEMENT_CHARACTER).encode_utf8(&mut utf8).as_bytes());
+        let c = c.unwrap_or_else(|_| {
+            whole = false;
+            char::REPLACEMENT_CHARACTER
+        });
+        buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
     }
+    whole
 }
 
 /// A native function's body: its arguments in, its result (or a pending
@@ -534,7 +541,9 @@ impl Env {
     /// as Node-API's UTF-8 read makes them). Read as UTF-16, which V8
     /// copies out of its strings with less work than it takes to encode
     /// UTF-8; most strings are ASCII, which narrows in one pass.
-    pub fn get_string_into(self, v: JsValue, buf: &mut Vec<u8>) -> JsResult<()> {
+    /// The string `v` as UTF-8 in `buf`; whether that is the whole string
+    /// (false when a lone surrogate became U+FFFD).
+    pub fn get_string_into(self, v: JsValue, buf: &mut Vec<u8>) -> JsResult<bool> {
         // One call for short strings: a result shorter than the buffer less
         // its terminator is whole.
         const FIRST_TRY: usize = 64;
@@ -545,8 +554,7 @@ impl Env {
         if written < FIRST_TRY - 1 {
             // SAFETY: Node-API wrote `written` units (and a terminator).
             let units = unsafe { std::slice::from_raw_parts(units.as_ptr() as *const u16, written) };
-            utf16_to_utf8(units, buf);
-            return Ok(());
+            return Ok(utf16_to_utf8(units, buf));
         }
         let mut len = 0usize;
         // SAFETY: a null buffer asks for the length only.
@@ -554,8 +562,7 @@ impl Env {
         let mut long = vec![0u16; len + 1];
         // SAFETY: long has room for len + 1 units (terminator included).
         self.ok(unsafe { sys::napi_get_value_string_utf16(self.0, v, long.as_mut_ptr(), len + 1, &mut written) })?;
-        utf16_to_utf8(&long[..written.min(len)], buf);
-        Ok(())
+        Ok(utf16_to_utf8(&long[..written.min(len)], buf))
     }
 
     pub fn get_string(self, v: JsValue) -> JsResult<String> {

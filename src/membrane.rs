@@ -336,21 +336,26 @@ fn other_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, path: &mut Vec<
     typed_to_guest(env, vm, v, env.type_of(v)?, path)
 }
 
+/// The host string `v` as a new guest string, and whether the guest string
+/// is the whole of it (false when a lone surrogate became U+FFFD).
+pub fn string_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue) -> JsResult<(Rooted<'a>, bool)> {
+    let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
+    let whole = env.get_string_into(v, &mut buf);
+    let r = Rooted::new(vm, engine::UNDEFINED);
+    let res = whole.is_ok().then(|| vm.engine_op(|e| e.new_string(&buf)));
+    *vm.string_buf.borrow_mut() = buf;
+    let whole = whole?;
+    r.set(res.expect("made when the string was read").map_err(|f| fail(env, f))?);
+    Ok((r, whole))
+}
+
 fn typed_to_guest<'a>(env: Env, vm: &'a Rc<VmState>, v: JsValue, ty: Type, path: &mut Vec<JsValue>) -> JsResult<Rooted<'a>> {
     match ty {
         Type::Undefined => Ok(Rooted::new(vm, engine::UNDEFINED)),
         Type::Null => Ok(Rooted::new(vm, engine::NULL)),
         Type::Boolean => Ok(Rooted::new(vm, if env.get_bool(v)? { engine::TRUE } else { engine::FALSE })),
         Type::Number => number_to_guest(env, vm, env.get_f64(v)?),
-        Type::String => {
-            let mut buf = std::mem::take(&mut *vm.string_buf.borrow_mut());
-            env.get_string_into(v, &mut buf)?;
-            let r = Rooted::new(vm, engine::UNDEFINED);
-            let res = vm.engine_op(|e| e.new_string(&buf));
-            *vm.string_buf.borrow_mut() = buf;
-            r.set(res.map_err(|f| fail(env, f))?);
-            Ok(r)
-        }
+        Type::String => string_to_guest(env, vm, v).map(|(r, _)| r),
         Type::Symbol => Err(env.throw_type_error("Cannot pass a symbol into a Microvium VM")),
         Type::BigInt => Err(env.throw_type_error("Cannot pass a bigint into a Microvium VM")),
         Type::External => Err(env.throw_type_error("Cannot pass an external value into a Microvium VM")),
