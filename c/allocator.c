@@ -134,6 +134,7 @@ static void block_free_all(GlueContext* ctx) {
 void* glue_malloc(size_t size, void* context) {
   GlueContext* ctx = (GlueContext*)context;
   if (!ctx) return block_alloc(NULL, size, 0);
+  ctx->mallocs++;
   /* The engine mallocs and frees its virtual stack around every outermost
    * call; keeping the last block saves two allocator round trips per call. */
   if (size == STACK_BLOCK_SIZE && ctx->spare_stack) {

@@ -692,6 +692,19 @@ uint16_t glue_heap_size(GlueContext* ctx) {
   return getHeapSize(ctx->vm);
 }
 
+/* The heap's size (low 16 bits) and the offset at which its last bucket's
+ * room ends (high 16 bits): the heap cannot grow past that without a new
+ * bucket, which takes a glue_malloc (ctx->mallocs). 0 before restore. */
+uint32_t glue_heap_extent(GlueContext* ctx) {
+  REQUIRE_VM(ctx, 0);
+  mvm_VM* vm = ctx->vm;
+  TsBucket* last = vm->pLastBucket;
+  if (!last) return 0;
+  uint16_t end = (uint16_t)(last->offsetStart
+    + ((uint8_t*)vm->pLastBucketEndCapacity - (uint8_t*)getBucketDataBegin(last)));
+  return ((uint32_t)end << 16) | getHeapSize(vm);
+}
+
 /* Converts *inout (a string) to the engine's property-key form (an interned
  * string, or an integer for index-like strings), as getProperty expects. */
 int glue_to_property_key(GlueContext* ctx, mvm_Value* inout) {
@@ -865,6 +878,7 @@ static const LayoutItem context_layout[] = {
   FIELD_OF(GlueContext, saved_gas),
   FIELD_OF(GlueContext, stop_reason),
   FIELD_OF(GlueContext, heap_limit),
+  FIELD_OF(GlueContext, mallocs),
 };
 
 static const LayoutItem memory_stats_layout[] = {

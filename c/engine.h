@@ -53,6 +53,8 @@ typedef struct GlueContext {
                             * call, else 0 */
   uint32_t heap_limit;     /* opts.maxHeapSize: this VM's guest heap cap in
                             * bytes (MVM_HEAP_LIMIT), 0 for the engine's */
+  uint32_t mallocs;        /* glue_malloc calls: the heap gains a bucket only
+                            * through one (see glue_heap_extent) */
 } GlueContext;
 
 /* Why a limit stopped a guest call (GlueContext.stop_reason): the errno the
@@ -156,6 +158,7 @@ int glue_array_length(GlueContext* ctx, mvm_Value value);
 int glue_async_start(GlueContext* ctx, mvm_Value* result, mvm_Value* out_callback);
 int glue_promise_state(GlueContext* ctx, mvm_Value promise, mvm_Value* out_value);
 uint16_t glue_heap_size(GlueContext* ctx);
+uint32_t glue_heap_extent(GlueContext* ctx);
 /* Sandbox limits (c/boundary.c). At every host entry into a VM's guest: at
  * the outermost, arms the deadline from time_limit_ms; at any, stops the
  * call before its first instruction if an interrupt is requested or the

@@ -348,13 +348,13 @@ pub unsafe extern "C" fn host_function_trampoline(
         if vm.status() != Status::Live || vm.has_breakpoint_error() {
             return errors::E_HOST_ERROR;
         }
-        let own_scope = runtime::crossing_scope(env);
+        let crossing = vm.home_thread.crossing_scope(env);
         let code = {
             let _temps = TempScope::new(&vm);
-            host_call(env, &vm, id, result, args, argc)
+            host_call(env, &vm, id, result, args, argc, &crossing)
         };
         let relieved = relieve_pressure_in_crossing(env, &vm);
-        if let Some(scope) = own_scope {
+        if let runtime::Crossing::Own(scope) = crossing {
             env.close_scope(scope);
         }
         // A fatal error of this VM while the host function ran (in a nested
@@ -373,7 +373,15 @@ pub unsafe extern "C" fn host_function_trampoline(
     outcome.unwrap_or(errors::E_HOST_ERROR)
 }
 
-fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut Value, argc: u8) -> i32 {
+fn host_call(
+    env: Env,
+    vm: &Rc<VmState>,
+    id: u16,
+    result: *mut Value,
+    args: *mut Value,
+    argc: u8,
+    crossing: &runtime::Crossing,
+) -> i32 {
     // The async protocol must start before anything else touches the engine.
     let mut async_callback = None;
     if vm.import(id).map(|i| i.is_async).unwrap_or(false) {
@@ -399,7 +407,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
             }
         }
     }
-    let Some(func) = vm.import_function(env, id) else {
+    let Some(func) = vm.import_function_in(env, id, crossing) else {
         let _ = env.throw_error(&format!("Microvium import {id} is no longer available"));
         return throw_into_guest(env, vm, result);
     };
@@ -421,7 +429,7 @@ fn host_call(env: Env, vm: &Rc<VmState>, id: u16, result: *mut Value, args: *mut
             Err(_) => return throw_into_guest(env, vm, result),
         }
     }
-    let call = env.call(func, undefined, host_args);
+    let call = vm.home_thread.call(env, func, undefined, host_args);
     if let Some(slot) = async_callback {
         if vm.status() != Status::Live {
             // The host function disposed the VM or hit a fatal error of it

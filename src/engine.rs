@@ -64,6 +64,8 @@ pub struct GlueContext {
     pub saved_gas: i32,
     pub stop_reason: i32,
     pub heap_limit: u32,
+    /// glue_malloc calls (see heap_extent).
+    pub mallocs: u32,
 }
 
 /// Mirror of `mvm_TsMemoryStats` (checked: see check_layouts).
@@ -159,6 +161,7 @@ extern "C" {
     fn glue_limits_enter(ctx: *mut GlueContext, outermost: bool);
     fn glue_limits_exit(ctx: *mut GlueContext) -> c_int;
     fn glue_engine_heap_limit() -> u32;
+    fn glue_heap_extent(ctx: *mut GlueContext) -> u32;
     fn glue_install_fault_net();
     fn glue_fault_net_installed() -> bool;
     fn glue_fault_net_self_test() -> i32;
@@ -347,6 +350,7 @@ impl Engine {
             saved_gas: -1,
             stop_reason: 0,
             heap_limit: 0,
+            mallocs: 0,
         }));
         Engine { ctx, snapshot, snapshot_len: len }
     }
@@ -765,6 +769,21 @@ impl Engine {
         unsafe { glue_heap_size(self.ctx) }
     }
 
+    /// What says whether the heap may have grown: the allocations made and
+    /// the collections that freed buckets, so far.
+    pub fn heap_changes(&self) -> (u32, u32) {
+        let c = self.ctx();
+        (c.mallocs, c.gc_epoch)
+    }
+
+    /// The heap's size, and the offset its last bucket's room ends at: the
+    /// heap cannot grow past that until heap_changes changes.
+    pub fn heap_extent(&self) -> (u16, u16) {
+        // SAFETY: ctx is valid.
+        let e = unsafe { glue_heap_extent(self.ctx) };
+        (e as u16, (e >> 16) as u16)
+    }
+
     // ---- Sandbox limits (src/limits.rs, c/boundary.c) ----
 
     /// Whether a time limit, an interrupt flag or a stop in progress needs
@@ -880,7 +899,7 @@ fn rust_layouts() -> [RustLayout; 3] {
         rust_layout!(LAYOUT_CONTEXT, GlueContext {
             vm, host, spare_stack, gc_epoch, blocks, poll_count, bytes, fatal_code, host_function,
             breakpoint_callback, checked_epoch, checked_bits, fatal_reason, verified,
-            time_limit_ms, deadline_ns, interrupt, saved_gas, stop_reason, heap_limit,
+            time_limit_ms, deadline_ns, interrupt, saved_gas, stop_reason, heap_limit, mallocs,
         }),
         rust_layout!(LAYOUT_MEMORY_STATS, MemoryStats {
             total_size, fragment_count, core_size, import_table_size, global_variables_size, registers_size,

@@ -159,6 +159,26 @@ pub fn bump_epoch() {
     THREAD.with(bump);
 }
 
+/// This thread's Node-API state, found once and kept (see
+/// runtime::HomeThread). Only for the thread that made it.
+#[derive(Clone, Copy)]
+pub struct ThreadRef(*const ThreadState);
+
+impl ThreadRef {
+    pub fn this_thread() -> ThreadRef {
+        ThreadRef(THREAD.with(|t| t as *const ThreadState))
+    }
+
+    /// `Env::call` on this thread, without looking the thread up.
+    pub fn call(self, env: Env, func: JsValue, this: JsValue, args: &[JsValue]) -> JsResult<JsValue> {
+        // SAFETY: ThreadState has no destructor, so the thread-local stays
+        // where it is for the whole life of its thread, and a ThreadRef is
+        // used only on the thread that made it (see runtime::HomeThread).
+        bump(unsafe { &*self.0 });
+        env.call_unbumped(func, this, args)
+    }
+}
+
 impl CallInfo {
     /// Hands a plain call's result back through the shared buffer (see
     /// above); the native function then returns undefined.
@@ -740,6 +760,11 @@ impl Env {
     pub fn call(self, func: JsValue, this: JsValue, args: &[JsValue]) -> JsResult<JsValue> {
         // Guest code may have run since this native function began.
         bump_epoch();
+        self.call_unbumped(func, this, args)
+    }
+
+    /// `call` for a caller that has moved the epoch on itself.
+    fn call_unbumped(self, func: JsValue, this: JsValue, args: &[JsValue]) -> JsResult<JsValue> {
         let mut v = ptr::null_mut();
         // SAFETY: args are live values of this env.
         self.ok(unsafe { sys::napi_call_function(self.0, this, func, args.len(), args.as_ptr(), &mut v) })?;

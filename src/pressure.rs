@@ -102,15 +102,36 @@ pub fn pressure_mark(vm: &VmState, size: u16) -> u16 {
     limits::scale_to_cap(e, PRESSURE_MARK).max(size.saturating_add(limits::scale_to_cap(e, PRESSURE_ROOM)))
 }
 
+/// The guest heap's size, or None when it is certainly below `mark` and
+/// has not changed since the last look: the heap grows past its last
+/// bucket's room only by a new bucket, which takes an allocation, and it
+/// shrinks only in a collection. Asking the engine is a few dependent
+/// loads on every call and crossing; this is two.
+fn heap_size_near(vm: &VmState, mark: u16) -> Option<u16> {
+    let e = vm.engine();
+    let (mallocs, collections) = e.heap_changes();
+    let (seen_mallocs, seen_collections, room_end) = vm.heap_look.get();
+    if mallocs == seen_mallocs && collections == seen_collections && room_end < mark {
+        return None;
+    }
+    let (size, room_end) = e.heap_extent();
+    vm.heap_look.set((mallocs, collections, room_end));
+    Some(size)
+}
+
 /// relieve_pressure for the end of a crossing (a host function the guest
 /// called, the guest running on): the memory reported to V8 and the mark
 /// wait for the call to end, the relief itself does not.
 pub fn relieve_pressure_in_crossing(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     sweep_after_collection(env, vm);
-    if vm.status() != Status::Live || vm.is_engine_freed() || vm.engine().heap_size() < vm.pressure_mark.get() {
+    if vm.status() != Status::Live || vm.is_engine_freed() {
         return Ok(());
     }
-    relieve_pressure(env, vm)
+    let mark = vm.pressure_mark.get();
+    match heap_size_near(vm, mark) {
+        Some(size) if size >= mark => relieve_pressure(env, vm),
+        _ => Ok(()),
+    }
 }
 
 /// Returns the failure of the guest collection it ran, if any (a fatal one
@@ -121,8 +142,11 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
     if vm.status() != Status::Live || vm.is_engine_freed() {
         return Ok(());
     }
-    let size = vm.engine().heap_size();
     let mark = vm.pressure_mark.get();
+    let Some(size) = heap_size_near(vm, mark) else {
+        // Unchanged since the last look, which lowered the mark already.
+        return Ok(());
+    };
     if size < mark {
         // The heap shrinks only when the guest collects: the mark follows
         // it back down. Else a phase of nearly full live data would leave

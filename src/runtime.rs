@@ -45,7 +45,7 @@ thread_local! {
     /// outermost, and the open crossing scopes (one thread-local: DepthGuard
     /// and a crossing look it up once).
     static NESTING: Nesting = const {
-        Nesting { depth: Cell::new((0, 0)), crossing: Cell::new(None) }
+        Nesting { depth: Cell::new((0, 0)), crossing: Cell::new(None), scopes_made: Cell::new(0) }
     };
     static THREAD_TOKEN: u8 = const { 0 };
     /// Weak reference to an object nothing else holds: any V8 collection
@@ -140,6 +140,8 @@ struct Nesting {
     /// The crossing scope of the innermost engine call, if it has one (see
     /// crossing_scope); the guards of outer calls keep theirs.
     crossing: Cell<Option<CrossingScope>>,
+    /// Crossing scopes opened so far on this thread (their serials).
+    scopes_made: Cell<u64>,
 }
 
 pub struct DepthGuard {
@@ -200,31 +202,76 @@ const CROSSINGS_PER_SCOPE: u32 = 64;
 struct CrossingScope {
     scope: js::Scope,
     uses: u32,
+    serial: u64,
 }
 
-/// Makes sure the crossing that begins has an open handle scope (see
-/// above). Returns a scope the crossing must close itself, when it does not
-/// run inside an engine call (DepthGuard).
-pub fn crossing_scope(env: Env) -> Option<js::Scope> {
-    NESTING.with(|n| {
-        if n.depth.get().0 == 0 {
-            return Some(env.open_scope());
+/// The handle scope a crossing runs in.
+pub enum Crossing {
+    /// Its own, which it must close (no engine call is running).
+    Own(js::Scope),
+    /// The shared scope with this serial (never 0, never reused), open
+    /// until the crossing ends at least: a JS value a crossing got in it
+    /// stays valid for any later crossing whose serial is the same.
+    Shared(u64),
+}
+
+/// This thread's state that crossings use, found once (when a VM is made)
+/// instead of at every crossing: each thread-local lookup is a call into
+/// the dynamic linker in a shared object. Only for the thread that made it,
+/// which is the only one that runs the VM's engine (VmState::check_usable).
+#[derive(Clone, Copy)]
+pub struct HomeThread {
+    nesting: *const Nesting,
+    js: js::ThreadRef,
+}
+
+impl HomeThread {
+    pub fn this_thread() -> HomeThread {
+        HomeThread { nesting: NESTING.with(|n| n as *const Nesting), js: js::ThreadRef::this_thread() }
+    }
+
+    fn nesting(&self) -> &Nesting {
+        // SAFETY: Nesting has no destructor, so the thread-local stays where
+        // it is for the whole life of its thread, and a HomeThread is used
+        // only on the thread that made it (see above).
+        unsafe { &*self.nesting }
+    }
+
+    /// Makes sure the crossing that begins has an open handle scope (see
+    /// above). Returns a scope the crossing must close itself, when it does
+    /// not run inside an engine call (DepthGuard).
+    pub fn crossing_scope(&self, env: Env) -> Crossing {
+        crossing_scope_in(self.nesting(), env)
+    }
+
+    /// `Env::call`, from a crossing.
+    pub fn call(&self, env: Env, func: JsValue, this: JsValue, args: &[JsValue]) -> JsResult<JsValue> {
+        self.js.call(env, func, this, args)
+    }
+}
+
+fn crossing_scope_in(n: &Nesting, env: Env) -> Crossing {
+    if n.depth.get().0 == 0 {
+        return Crossing::Own(env.open_scope());
+    }
+    let open = match n.crossing.take() {
+        Some(mut open) if open.uses < CROSSINGS_PER_SCOPE => {
+            open.uses += 1;
+            open
         }
-        match n.crossing.take() {
-            Some(mut open) if open.uses < CROSSINGS_PER_SCOPE => {
-                open.uses += 1;
-                n.crossing.set(Some(open));
+        full => {
+            // The innermost open scope: those opened since are closed.
+            if let Some(full) = full {
+                env.close_scope(full.scope);
             }
-            full => {
-                // The innermost open scope: those opened since are closed.
-                if let Some(full) = full {
-                    env.close_scope(full.scope);
-                }
-                n.crossing.set(Some(CrossingScope { scope: env.open_scope(), uses: 1 }));
-            }
+            let serial = n.scopes_made.get() + 1;
+            n.scopes_made.set(serial);
+            CrossingScope { scope: env.open_scope(), uses: 1, serial }
         }
-        None
-    })
+    };
+    let serial = open.serial;
+    n.crossing.set(Some(open));
+    Crossing::Shared(serial)
 }
 
 /// `Math.pow(x, y)` as V8 computes it, if this thread has a JS environment.

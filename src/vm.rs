@@ -43,6 +43,8 @@ pub struct VmState {
     /// are not to be trusted.
     fatal: Cell<i32>,
     thread: usize,
+    /// That thread's state for crossings (used on that thread only).
+    pub home_thread: runtime::HomeThread,
     /// The env of the thread that made this VM (see check_usable).
     home: Option<Env>,
     /// Engine calls in progress on this VM (re-entrant calls nest).
@@ -63,6 +65,11 @@ pub struct VmState {
     /// Guest heap size above which the host relieves pressure (see
     /// relieve_pressure in pressure.rs).
     pub pressure_mark: Cell<u16>,
+    /// What the last look at the heap's size saw (see pressure::heap_size_near).
+    pub heap_look: Cell<(u32, u32, u16)>,
+    /// The import function last got in a shared crossing scope: (the
+    /// scope's serial, 0 for none; the import id; its JS value).
+    import_seen: Cell<(u64, u16, JsValue)>,
     /// Host-held values needed before relieve_pressure forces another
     /// JavaScript collection (only with a collector, see `collector`).
     pub force_gc_floor: Cell<usize>,
@@ -131,6 +138,7 @@ impl VmState {
             status: Cell::new(Status::Live),
             fatal: Cell::new(0),
             thread: runtime::thread_token(),
+            home_thread: runtime::HomeThread::this_thread(),
             home: crate::js::current_env(),
             active: Cell::new(0),
             host_exception: RefCell::new(None),
@@ -138,6 +146,8 @@ impl VmState {
             pending_promises: RefCell::new(Vec::new()),
             async_rejections: RefCell::new(Vec::new()),
             pressure_mark: Cell::new(PRESSURE_MARK),
+            heap_look: Cell::new((u32::MAX, u32::MAX, u16::MAX)),
+            import_seen: Cell::new((0, 0, std::ptr::null_mut())),
             force_gc_floor: Cell::new(FORCE_GC_MIN_HOST_VALUES),
             collector: Cell::new(std::ptr::null_mut()),
             reported_memory: Cell::new(0),
@@ -281,6 +291,22 @@ impl VmState {
 
     pub fn import_function(&self, env: Env, id: u16) -> Option<JsValue> {
         env.ref_value(self.import(id)?.function)
+    }
+
+    /// import_function for a crossing: the function's JS value got in the
+    /// same shared crossing scope is still valid, and is used again (the
+    /// reference read makes a handle each time).
+    pub fn import_function_in(&self, env: Env, id: u16, crossing: &runtime::Crossing) -> Option<JsValue> {
+        let runtime::Crossing::Shared(serial) = *crossing else {
+            return self.import_function(env, id);
+        };
+        let (seen_serial, seen_id, f) = self.import_seen.get();
+        if seen_serial == serial && seen_id == id {
+            return Some(f);
+        }
+        let f = self.import_function(env, id)?;
+        self.import_seen.set((serial, id, f));
+        Some(f)
     }
 
     /// The import id of `f`, if it is one of this VM's imports.
