@@ -148,18 +148,17 @@ pub struct DepthGuard {
     nesting: *const Nesting,
     /// The crossing scope of the engine call this one is nested in.
     outer_crossing: Option<CrossingScope>,
+    env: Env,
 }
 
 impl DepthGuard {
-    /// None when entering would exceed the limits.
-    pub fn enter() -> Option<DepthGuard> {
+    /// An engine call of a VM whose home thread (this one) is `home`; None
+    /// when entering would exceed the limits.
+    pub fn enter(home: &HomeThread, env: Env) -> Option<DepthGuard> {
         let marker = 0u8;
         let here = &marker as *const u8 as usize;
-        // One thread-local lookup for the entry and the exit: the cell lives
-        // as long as the thread, which outlives the guard (never sent).
-        let nesting: *const Nesting = NESTING.with(|n| n as *const _);
-        // SAFETY: see above.
-        let n = unsafe { &*nesting };
+        let nesting = home.nesting;
+        let n = home.nesting();
         let (depth, base) = n.depth.get();
         if depth == 0 {
             n.depth.set((1, here));
@@ -168,19 +167,19 @@ impl DepthGuard {
         } else {
             n.depth.set((depth + 1, base));
         }
-        Some(DepthGuard { nesting, outer_crossing: n.crossing.take() })
+        Some(DepthGuard { nesting, outer_crossing: n.crossing.take(), env })
     }
 }
 
 impl Drop for DepthGuard {
     fn drop(&mut self) {
-        // SAFETY: the thread's cell (see enter); the guard is !Send (a raw
-        // pointer field), so this runs on the thread that made it.
+        // SAFETY: the thread's cell (see HomeThread::nesting); the guard is
+        // !Send (a raw pointer field), so this runs on the thread that made it.
         let n = unsafe { &*self.nesting };
         // This call's crossing scope, if it opened one, is the innermost
         // open scope: the ones its crossings opened inside are closed.
-        if let (Some(open), Some(env)) = (n.crossing.replace(self.outer_crossing.take()), current_env()) {
-            env.close_scope(open.scope);
+        if let Some(open) = n.crossing.replace(self.outer_crossing.take()) {
+            self.env.close_scope(open.scope);
         }
         let (depth, base) = n.depth.get();
         n.depth.set((depth - 1, base));

@@ -328,7 +328,11 @@ impl VmState {
     /// Runs one engine entry that may run guest code, with the nesting
     /// limits, activity count and fatal-error bookkeeping.
     pub fn engine_call<T>(&self, env: Env, f: impl FnOnce(&Engine) -> Result<T, Failure>) -> Result<T, CallFailure> {
-        let Some(_depth) = DepthGuard::enter() else {
+        // The depth guard works on the home thread's state: never another's.
+        if self.home != Some(env) {
+            return Err(CallFailure::Engine(Failure::Unusable(Unusable::ForeignThread)));
+        }
+        let Some(_depth) = DepthGuard::enter(&self.home_thread, env) else {
             return Err(CallFailure::Thrown(errors::throw(
                 env,
                 errors::E_STACK_OVERFLOW,
