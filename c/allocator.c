@@ -134,7 +134,6 @@ static void block_free_all(GlueContext* ctx) {
 void* glue_malloc(size_t size, void* context) {
   GlueContext* ctx = (GlueContext*)context;
   if (!ctx) return block_alloc(NULL, size, 0);
-  ctx->mallocs++;
   /* The engine mallocs and frees its virtual stack around every outermost
    * call; keeping the last block saves two allocator round trips per call. */
   if (size == STACK_BLOCK_SIZE && ctx->spare_stack) {
@@ -142,6 +141,11 @@ void* glue_malloc(size_t size, void* context) {
     ctx->spare_stack = NULL;
     return p;
   }
+  /* Counted here, not for the spare: the host looks at the count only in or
+   * after an engine call, which needs a stack. A heap bucket that happened
+   * to be the stack's size and took the spare (only between calls: during
+   * one the stack is out) makes that call allocate its stack here. */
+  ctx->mallocs++;
   return block_alloc(ctx, size, size == STACK_BLOCK_SIZE ? STACK_FRONT_SLACK : 0);
 }
 

@@ -53,8 +53,9 @@ typedef struct GlueContext {
                             * call, else 0 */
   uint32_t heap_limit;     /* opts.maxHeapSize: this VM's guest heap cap in
                             * bytes (MVM_HEAP_LIMIT), 0 for the engine's */
-  uint32_t mallocs;        /* glue_malloc calls: the heap gains a bucket only
-                            * through one (see glue_heap_extent) */
+  uint32_t mallocs;        /* new blocks allocated (glue_malloc): the heap
+                            * gains a bucket only through one, as seen from
+                            * an engine call (see glue_heap_extent) */
 } GlueContext;
 
 /* Why a limit stopped a guest call (GlueContext.stop_reason): the errno the

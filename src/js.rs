@@ -262,32 +262,37 @@ pub type Body = fn(Env, &CallInfo) -> JsResult<JsValue>;
 /// The common entry of every native function: records the env, catches
 /// panics (a panic must never unwind into Node), maps `Err(Pending)` to the
 /// pending exception.
+/// `thread_of` finds this thread's state from the function's data (see
+/// WithData::thread), or looks it up.
 fn entry(
     raw: sys::napi_env,
     info: sys::napi_callback_info,
     read_only: bool,
+    thread_of: impl FnOnce(*mut c_void) -> *const ThreadState,
     body: impl FnOnce(Env, &CallInfo) -> JsResult<JsValue>,
 ) -> JsValue {
-    // One thread-local lookup per call (each costs a call into the dynamic
-    // linker in a shared object): the state lives as long as the thread,
-    // which outlives this call.
-    let thread: *const ThreadState = THREAD.with(|t| t as *const ThreadState);
-    // SAFETY: see above; only this thread uses it, through shared references.
-    let thread = unsafe { &*thread };
-    thread.env.set(raw);
-    if !read_only {
-        bump(thread);
-    }
     let env = Env(raw);
+    let mut thread: Option<&ThreadState> = None;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> JsResult<JsValue> {
         let mut ci = env.call_info(info)?;
-        ci.shared = thread.shared.get();
+        // SAFETY: the state of the thread running this call: it has no
+        // destructor, so it stays where it is for the thread's whole life;
+        // only this thread uses it, through shared references.
+        let t = unsafe { &*thread_of(ci.data) };
+        thread = Some(t);
+        t.env.set(raw);
+        if !read_only {
+            bump(t);
+        }
+        ci.shared = t.shared.get();
         body(env, &ci)
     }));
     // A read-only function that failed may have found the VM unusable (a
     // fatal error): values read before must not be served after that.
-    if !read_only || !matches!(outcome, Ok(Ok(_))) {
-        bump(thread);
+    if let Some(t) = thread {
+        if !read_only || !matches!(outcome, Ok(Ok(_))) {
+            bump(t);
+        }
     }
     match outcome {
         Ok(Ok(v)) => v,
@@ -303,7 +308,9 @@ fn entry(
 
 /// Native functions made by `Env::function`: the callback data is the body.
 unsafe extern "C" fn body_entry(raw: sys::napi_env, info: sys::napi_callback_info) -> JsValue {
-    entry(raw, info, false, |env, ci| {
+    // One thread-local lookup per call (each costs a call into the dynamic
+    // linker in a shared object).
+    entry(raw, info, false, |_| THREAD.with(|t| t as *const ThreadState), |env, ci| {
         // SAFETY: Env::function made this function with a `Body` as its
         // data, and nothing else.
         let body: Body = unsafe { std::mem::transmute::<*mut c_void, Body>(ci.data) };
@@ -315,12 +322,20 @@ unsafe extern "C" fn body_entry(raw: sys::napi_env, info: sys::napi_callback_inf
 struct WithData<T> {
     body: fn(Env, &CallInfo, &T) -> JsResult<JsValue>,
     data: T,
+    /// The state of the thread that made the function, the only one that
+    /// can call it (a Node-API function belongs to its env): no
+    /// thread-local lookup per call.
+    thread: *const ThreadState,
 }
 
 /// READ_ONLY: the function leaves the epoch alone (see
 /// `Env::read_only_function_with_data`).
 unsafe extern "C" fn data_entry<T: 'static, const READ_ONLY: bool>(raw: sys::napi_env, info: sys::napi_callback_info) -> JsValue {
-    entry(raw, info, READ_ONLY, |env, ci| {
+    // SAFETY (both closures): function_with_data::<T> made this function
+    // with a Box<WithData<T>> as its data, which its finalizer frees only
+    // once the function is collected; the function is running, so it is not.
+    let thread_of = |data: *mut c_void| unsafe { (*(data as *const WithData<T>)).thread };
+    entry(raw, info, READ_ONLY, thread_of, |env, ci| {
         // SAFETY: function_with_data::<T> made this function with a
         // Box<WithData<T>> as its data, which its finalizer frees only once
         // the function is collected; the function is running, so it is not.
@@ -807,7 +822,8 @@ impl Env {
         body: fn(Env, &CallInfo, &T) -> JsResult<JsValue>,
         data: T,
     ) -> JsResult<JsValue> {
-        let boxed = Box::into_raw(Box::new(WithData { body, data }));
+        let thread = THREAD.with(|t| t as *const ThreadState);
+        let boxed = Box::into_raw(Box::new(WithData { body, data, thread }));
         let f = match self.raw_function(name, cb, boxed as *mut c_void) {
             Ok(f) => f,
             Err(p) => {
