@@ -88,11 +88,13 @@ pub fn split_id(id: f64) -> Option<(Slot, u32)> {
     if !(id >= 0.0 && id < 9007199254740992.0) {
         return None;
     }
-    let n = id as u64;
+    // Through i64, not u64: x86-64 converts i64 to f64 in one instruction,
+    // u64 in a chain of several (this is on every call and read).
+    let n = id as i64;
     if n as f64 != id {
         return None;
     }
-    let id = n;
+    let id = n as u64;
     let generation = id >> ID_SLOT_BITS;
     if generation > u32::MAX as u64 {
         return None;
