@@ -360,9 +360,9 @@ test('maxHeapSize: values a guest loop hands to a host function that drops them 
       for (let i = 0; i < n; i++) last = sink([i, [i, i]]);
       return last;
     });`;
-  // Not at 8 kB: there this loop still runs out of guest memory (the host
-  // values are not released in time within one guest call; a known gap).
-  for (const maxHeapSize of [12288, undefined]) {
+  // Small caps too: the host values it must hold before forcing another
+  // collection scale with the cap (unscaled, 8 kB ran out of memory).
+  for (const maxHeapSize of [4096, 8192, 12288, undefined]) {
     let seen = 0;
     const vm = Microvium.restore(compile(source), { 1: (a) => { seen++; return a[0]; } }, maxHeapSize ? { maxHeapSize } : {});
     const f = vm.exports[1];

@@ -24,7 +24,23 @@ use std::rc::Rc;
 // plus some room, so a heap that is legitimately full of live data is not
 // collected on every call.
 const PRESSURE_ROOM: u16 = 0x2000;
+/// Host values more to hold before the next forced collection, for the
+/// engine's full heap; scaled to a capped VM's heap like the marks (see
+/// force_gc_step).
 const FORCE_GC_STEP: usize = 256;
+/// The least step, however small the cap.
+const MIN_FORCE_GC_STEP: usize = 8;
+
+/// FORCE_GC_STEP for this VM. Unscaled, a few hundred more host values
+/// (a few dozen guest bytes each) would have to be held before the next
+/// forced collection, more than a small cap's room: a guest loop handing
+/// values to the host ran out of memory under an 8 kB cap.
+fn force_gc_step(vm: &VmState) -> usize {
+    match vm.engine().heap_limit() {
+        0 => FORCE_GC_STEP,
+        cap => (FORCE_GC_STEP * cap as usize / crate::engine::engine_heap_limit().max(1) as usize).max(MIN_FORCE_GC_STEP),
+    }
+}
 
 /// Native memory per host-held value beyond the engine's (the weak
 /// reference to the host value, the wrap's reference and V8's handles for
@@ -182,7 +198,7 @@ pub fn relieve_pressure(env: Env, vm: &Rc<VmState>) -> Result<(), Failure> {
                 }
             }
             let held = vm.handles.borrow().host_held();
-            vm.force_gc_floor.set(FORCE_GC_MIN_HOST_VALUES.max(held + FORCE_GC_STEP));
+            vm.force_gc_floor.set(FORCE_GC_MIN_HOST_VALUES.max(held + force_gc_step(vm)));
         }
     }
     if vm.status() != Status::Live || vm.is_engine_freed() {
