@@ -64,7 +64,7 @@ pub struct GlueContext {
     pub saved_gas: i32,
     pub stop_reason: i32,
     pub heap_limit: u32,
-    /// glue_malloc calls (see heap_extent).
+    /// New blocks glue_malloc has allocated (see heap_extent).
     pub mallocs: u32,
 }
 

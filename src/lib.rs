@@ -86,17 +86,17 @@ pub fn module_exports(exports: Object, env: Env) -> Result<()> {
     e.set_named(target, "shared", shared).map_err(|_| Error::from_reason("cannot export the shared buffer"))?;
     let layout = e.object().map_err(|_| Error::from_reason("cannot create the shared layout"))?;
     for (name, value) in [
-        ("epoch", js::SHARED_EPOCH),
-        ("slot", js::SHARED_SLOT),
-        ("tags", js::SHARED_TAGS),
-        ("args", js::SHARED_ARGS),
-        ("maxArgs", js::SHARED_MAX_ARGS),
-        ("number", js::ARG_NUMBER as usize),
-        ("string", js::ARG_STRING as usize),
-        ("result", js::SHARED_RESULT),
-        ("resultInBuffer", js::RESULT_IN_BUFFER as usize),
+        ("epoch", js::SHARED_EPOCH as i32),
+        ("slot", js::SHARED_SLOT as i32),
+        ("tags", js::SHARED_TAGS as i32),
+        ("args", js::SHARED_ARGS as i32),
+        ("maxArgs", js::SHARED_MAX_ARGS as i32),
+        ("number", js::ARG_NUMBER as i32),
+        ("string", js::ARG_STRING as i32),
+        ("result", js::SHARED_RESULT as i32),
+        ("resultInBuffer", js::RESULT_IN_BUFFER),
     ] {
-        e.set_named(layout, name, e.int32(value as i32))
+        e.set_named(layout, name, e.int32(value))
             .map_err(|_| Error::from_reason("cannot export the shared layout"))?;
     }
     e.set_named(target, "sharedLayout", layout).map_err(|_| Error::from_reason("cannot export the shared layout"))?;

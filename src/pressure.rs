@@ -27,7 +27,7 @@ const PRESSURE_ROOM: u16 = 0x2000;
 /// Host values more to hold before the next forced collection, for the
 /// engine's full heap; scaled to a capped VM's heap like the marks (see
 /// force_gc_step).
-const FORCE_GC_STEP: usize = 256;
+const FORCE_GC_STEP: u16 = 256;
 /// The least step, however small the cap.
 const MIN_FORCE_GC_STEP: usize = 8;
 
@@ -36,10 +36,7 @@ const MIN_FORCE_GC_STEP: usize = 8;
 /// forced collection, more than a small cap's room: a guest loop handing
 /// values to the host ran out of memory under an 8 kB cap.
 fn force_gc_step(vm: &VmState) -> usize {
-    match vm.engine().heap_limit() {
-        0 => FORCE_GC_STEP,
-        cap => (FORCE_GC_STEP * cap as usize / crate::engine::engine_heap_limit().max(1) as usize).max(MIN_FORCE_GC_STEP),
-    }
+    (limits::scale_to_cap(vm.engine(), FORCE_GC_STEP) as usize).max(MIN_FORCE_GC_STEP)
 }
 
 /// Native memory per host-held value beyond the engine's (the weak

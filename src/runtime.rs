@@ -47,7 +47,6 @@ thread_local! {
     static NESTING: Nesting = const {
         Nesting { depth: Cell::new((0, 0)), crossing: Cell::new(None), scopes_made: Cell::new(0) }
     };
-    static THREAD_TOKEN: u8 = const { 0 };
     /// Weak reference to an object nothing else holds: any V8 collection
     /// (a minor one included) clears it. See collections_seen.
     static CANARY: Cell<RawRef> = const { Cell::new(std::ptr::null_mut()) };
@@ -71,12 +70,6 @@ pub fn collections_seen(env: Env) -> u32 {
         c.set(c.get().wrapping_add(1));
         c.get()
     })
-}
-
-/// A cheap identity of the current thread (the address of a thread-local),
-/// for the check that a VM is used only by the thread that created it.
-pub fn thread_token() -> usize {
-    THREAD_TOKEN.with(|t| t as *const u8 as usize)
 }
 
 pub fn set_helpers(env: Env, values: [JsValue; HELPER_COUNT]) -> JsResult<()> {
@@ -145,7 +138,7 @@ struct Nesting {
 }
 
 pub struct DepthGuard {
-    nesting: *const Nesting,
+    home: HomeThread,
     /// The crossing scope of the engine call this one is nested in.
     outer_crossing: Option<CrossingScope>,
     env: Env,
@@ -157,7 +150,6 @@ impl DepthGuard {
     pub fn enter(home: &HomeThread, env: Env) -> Option<DepthGuard> {
         let marker = 0u8;
         let here = &marker as *const u8 as usize;
-        let nesting = home.nesting;
         let n = home.nesting();
         let (depth, base) = n.depth.get();
         if depth == 0 {
@@ -167,15 +159,15 @@ impl DepthGuard {
         } else {
             n.depth.set((depth + 1, base));
         }
-        Some(DepthGuard { nesting, outer_crossing: n.crossing.take(), env })
+        Some(DepthGuard { home: *home, outer_crossing: n.crossing.take(), env })
     }
 }
 
 impl Drop for DepthGuard {
     fn drop(&mut self) {
-        // SAFETY: the thread's cell (see HomeThread::nesting); the guard is
-        // !Send (a raw pointer field), so this runs on the thread that made it.
-        let n = unsafe { &*self.nesting };
+        // The guard is !Send (HomeThread holds raw pointers), so this runs
+        // on the thread that made it.
+        let n = self.home.nesting();
         // This call's crossing scope, if it opened one, is the innermost
         // open scope: the ones its crossings opened inside are closed.
         if let Some(open) = n.crossing.replace(self.outer_crossing.take()) {
@@ -229,6 +221,11 @@ impl HomeThread {
         HomeThread { nesting: NESTING.with(|n| n as *const Nesting), js: js::ThreadRef::this_thread() }
     }
 
+    /// Whether the running thread is this one (one thread-local lookup).
+    pub fn is_current(&self) -> bool {
+        NESTING.with(|n| std::ptr::eq(n, self.nesting))
+    }
+
     fn nesting(&self) -> &Nesting {
         // SAFETY: Nesting has no destructor, so the thread-local stays where
         // it is for the whole life of its thread, and a HomeThread is used
@@ -240,37 +237,34 @@ impl HomeThread {
     /// above). Returns a scope the crossing must close itself, when it does
     /// not run inside an engine call (DepthGuard).
     pub fn crossing_scope(&self, env: Env) -> Crossing {
-        crossing_scope_in(self.nesting(), env)
+        let n = self.nesting();
+        if n.depth.get().0 == 0 {
+        return Crossing::Own(env.open_scope());
+    }
+        let open = match n.crossing.take() {
+            Some(mut open) if open.uses < CROSSINGS_PER_SCOPE => {
+                open.uses += 1;
+                open
+            }
+            full => {
+                // The innermost open scope: those opened since are closed.
+                if let Some(full) = full {
+                    env.close_scope(full.scope);
+                }
+                let serial = n.scopes_made.get() + 1;
+                n.scopes_made.set(serial);
+                CrossingScope { scope: env.open_scope(), uses: 1, serial }
+            }
+        };
+        let serial = open.serial;
+        n.crossing.set(Some(open));
+        Crossing::Shared(serial)
     }
 
     /// `Env::call`, from a crossing.
     pub fn call(&self, env: Env, func: JsValue, this: JsValue, args: &[JsValue]) -> JsResult<JsValue> {
         self.js.call(env, func, this, args)
     }
-}
-
-fn crossing_scope_in(n: &Nesting, env: Env) -> Crossing {
-    if n.depth.get().0 == 0 {
-        return Crossing::Own(env.open_scope());
-    }
-    let open = match n.crossing.take() {
-        Some(mut open) if open.uses < CROSSINGS_PER_SCOPE => {
-            open.uses += 1;
-            open
-        }
-        full => {
-            // The innermost open scope: those opened since are closed.
-            if let Some(full) = full {
-                env.close_scope(full.scope);
-            }
-            let serial = n.scopes_made.get() + 1;
-            n.scopes_made.set(serial);
-            CrossingScope { scope: env.open_scope(), uses: 1, serial }
-        }
-    };
-    let serial = open.serial;
-    n.crossing.set(Some(open));
-    Crossing::Shared(serial)
 }
 
 /// `Math.pow(x, y)` as V8 computes it, if this thread has a JS environment.

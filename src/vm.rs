@@ -42,8 +42,8 @@ pub struct VmState {
     /// (the status may since have become Disposed): the engine's structures
     /// are not to be trusted.
     fatal: Cell<i32>,
-    thread: usize,
-    /// That thread's state for crossings (used on that thread only).
+    /// The thread that made this VM, the only one that may use it, and its
+    /// state for crossings (used on that thread only).
     pub home_thread: runtime::HomeThread,
     /// The env of the thread that made this VM (see check_usable).
     home: Option<Env>,
@@ -137,7 +137,6 @@ impl VmState {
             breakpoint: Cell::new(std::ptr::null_mut()),
             status: Cell::new(Status::Live),
             fatal: Cell::new(0),
-            thread: runtime::thread_token(),
             home_thread: runtime::HomeThread::this_thread(),
             home: crate::js::current_env(),
             active: Cell::new(0),
@@ -239,12 +238,12 @@ impl VmState {
     }
 
     pub fn is_foreign_thread(&self) -> bool {
-        runtime::thread_token() != self.thread
+        !self.home_thread.is_current()
     }
 
     /// Why the VM cannot be used now, from this thread; None if it can.
     pub fn unusable(&self) -> Option<Unusable> {
-        if runtime::thread_token() != self.thread {
+        if !self.home_thread.is_current() {
             return Some(Unusable::ForeignThread);
         }
         self.take_inspection_fatal();
@@ -660,7 +659,7 @@ impl Drop for VmState {
         // (every active call holds an Rc).
         unsafe { self.engine.free(self.fatal.get() != 0) };
         if let Some(env) = crate::js::current_env() {
-            if runtime::thread_token() == self.thread {
+            if self.home_thread.is_current() {
                 for i in &self.imports {
                     env.delete_ref(i.function);
                 }
